@@ -1,0 +1,11 @@
+"""Export/import of instance disks as sparse, checksummed streams (pure block I/O, no libguestfs).
+
+Modules, one concern each: ``extents`` (where the data is), ``format`` (the
+stream's bytes), ``blockio`` (disks and pipes), ``export`` and ``restore``
+(the two operations).
+"""
+
+from osdef.stream.export import export_disk
+from osdef.stream.restore import ImportResult, import_disk
+
+__all__ = ["export_disk", "import_disk", "ImportResult"]

@@ -1,0 +1,119 @@
+"""Finding the data of a disk: which byte ranges hold anything but zeros.
+
+Regular files: SEEK_DATA/SEEK_HOLE give the allocated extents (~1 ms).
+Block devices: ``lseek(SEEK_DATA)`` fails with EINVAL, so the whole device is
+read.  Either way the ranges are cut into *pieces* at 1 MiB-aligned chunk
+boundaries, and pieces that read as all zeros are skipped — that also drops
+allocated-but-zero blocks inside file extents.
+
+A ``Scan`` (the optional pre-pass that lets the exporter announce its exact
+size) remembers, one bit per chunk, which chunks hold non-zero data: memory is
+1 bit per MiB of disk (1.25 MiB for 10 TiB), and the streaming pass never
+re-reads chunks the scan found empty (a block device is read fully only once).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from osdef.stream.blockio import MiB, Disk, is_zero, read_at
+
+CHUNK = MiB
+
+
+def data_ranges(disk: Disk) -> Iterator[tuple[int, int]]:
+    """(offset, length) of the ranges that may hold data, in order."""
+    if disk.is_block:
+        if disk.size:
+            yield 0, disk.size
+        return
+    pos = 0
+    while pos < disk.size:
+        try:
+            start = os.lseek(disk.fd, pos, os.SEEK_DATA)
+        except OSError as e:
+            if e.errno == errno.ENXIO:  # only a hole is left
+                return
+            if e.errno in (errno.EINVAL, errno.EOPNOTSUPP):  # no SEEK_DATA here: read everything
+                yield pos, disk.size - pos
+                return
+            raise
+        if start >= disk.size:
+            return
+        end = min(os.lseek(disk.fd, start, os.SEEK_HOLE), disk.size)
+        yield start, end - start
+        pos = end
+
+
+def pieces(ranges: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """Cut ranges at CHUNK-aligned boundaries: every piece lies within one chunk."""
+    for offset, length in ranges:
+        end = offset + length
+        while offset < end:
+            stop = min(end, (offset // CHUNK + 1) * CHUNK)
+            yield offset, stop - offset
+            offset = stop
+
+
+@dataclass
+class Scan:
+    """Result of the pre-pass: which chunks hold data and how much would be sent."""
+
+    disk_size: int
+    chunks: bytearray = field(repr=False)
+    records: int = 0
+    data_bytes: int = 0
+    bytes_read: int = 0
+
+    def has_data(self, chunk: int) -> bool:
+        return bool(self.chunks[chunk >> 3] & (1 << (chunk & 7)))
+
+    def mark(self, chunk: int) -> None:
+        self.chunks[chunk >> 3] |= 1 << (chunk & 7)
+
+
+def new_scan(disk: Disk) -> Scan:
+    chunk_count = -(-disk.size // CHUNK)
+    return Scan(disk.size, bytearray(-(-chunk_count // 8)))
+
+
+def data_pieces(disk: Disk, buf: bytearray, scan: Scan | None = None,
+                on_read=None) -> Iterator[tuple[int, memoryview]]:
+    """Yield (offset, data) for every non-zero piece of the disk, in order.
+
+    ``buf`` (CHUNK bytes) is reused: each yielded view is valid until the next.
+    With a ``scan``, chunks it found empty are not read at all.
+    ``on_read(n)`` is called for every piece read (for statistics).
+    """
+    view = memoryview(buf)
+    for offset, length in pieces(data_ranges(disk)):
+        if scan is not None and not scan.has_data(offset // CHUNK):
+            continue
+        part = view[:length]
+        read_at(disk, part, offset)
+        if on_read is not None:
+            on_read(length)
+        if not is_zero(part):
+            yield offset, part
+
+
+def scan_disk(disk: Disk, buf: bytearray, sample=None) -> Scan:
+    """Pre-pass over the disk: count the records and data bytes a sparse stream will hold.
+
+    ``sample(data)`` is called on every non-zero piece (used to estimate compression).
+    """
+    scan = new_scan(disk)
+
+    def count(n: int) -> None:
+        scan.bytes_read += n
+
+    for offset, data in data_pieces(disk, buf, on_read=count):
+        scan.mark(offset // CHUNK)
+        scan.records += 1
+        scan.data_bytes += len(data)
+        if sample is not None:
+            sample(data)
+    return scan
