@@ -1,0 +1,172 @@
+"""The `osdef` command: argument handling only, errors become one stderr line.
+
+    osdef install [--os-dir DIR] [--config FILE]   write the Ganeti OS dir
+    osdef diagnose [--os-dir DIR]                   check an installed OS dir
+    osdef params [--markdown]                       the OS parameters
+    osdef variants                                  the variants
+    osdef image build|list|add …                    images (diskimage-builder, cache)
+    osdef try create|rename|export|import|verify …  run the installed scripts as Ganeti would
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from osdef import config as siteconfig
+from osdef.errors import OsdefError
+from osdef.ganeti import osdir, params as osparams, trial as trialmod
+
+
+def _cmd_install(args, cfg_loader) -> int:
+    from osdef.paths import source_root
+
+    report = osdir.install(Path(args.os_dir), source=source_root(),
+                           config_file=Path(args.config) if args.config else None)
+    print(f"installed the image OS definition into {report.os_dir}")
+    print(f"  variants: {', '.join(report.variants)}")
+    print(f"  parameters: {len(report.parameters)} (see `osdef params`)")
+    if report.config:
+        print(f"  site config: {report.os_dir / siteconfig.OS_DIR_CONFIG_NAME} (from {report.config})")
+    return 0
+
+
+def _cmd_diagnose(args, cfg_loader) -> int:
+    problems = osdir.diagnose(Path(args.os_dir))
+    for p in problems:
+        print(p, file=sys.stderr)
+    if not problems:
+        print(f"{args.os_dir}: OK")
+    return 1 if problems else 0
+
+
+def _cmd_params(args, cfg_loader) -> int:
+    if args.markdown:
+        sys.stdout.write(osparams.markdown_table())
+        return 0
+    width = max(len(p.name) for p in osparams.PARAMETERS)
+    for p in osparams.PARAMETERS:
+        print(f"{p.name:<{width}}  [{p.type.allowed()}] default={p.default or '(empty)'}")
+        print(f"{'':<{width}}  {p.description}")
+    return 0
+
+
+def _cmd_variants(args, cfg_loader) -> int:
+    from osdef import variants
+    from osdef.paths import source_root
+
+    catalog = variants.load_dir(Path(args.dir) if args.dir else source_root() / "variants")
+    default = catalog.default().name
+    for v in catalog.variants:
+        mark = " (default)" if v.name == default else ""
+        print(f"{v.name:<12} image={v.image} fs={v.filesystem} table={v.partition_table} "
+              f"boot={v.boot}{mark}  {v.description}")
+    return 0
+
+
+def _trial_from(args) -> trialmod.Trial:
+    hv = {}
+    if getattr(args, "serial_console", False):
+        hv["serial_console"] = "True"
+    return trialmod.Trial(
+        os_dir=Path(args.os_dir).absolute(),
+        variant=args.variant,
+        name=args.name,
+        disks=[trialmod.DiskSpec.parse(d) for d in (args.disk or [])],
+        nics=[trialmod.parse_nic(n) for n in (getattr(args, "nic", None) or [])],
+        os_params=trialmod.parse_osp(args.os_param or []),
+        hv_params=hv,
+        reinstall=getattr(args, "reinstall", False),
+        old_name=getattr(args, "old_name", None),
+        debug=1 if args.debug else 0,
+        config=Path(args.config).absolute() if args.config else None,
+        index=getattr(args, "index", 0),
+    )
+
+
+def _cmd_try(args, cfg_loader) -> int:
+    t = _trial_from(args)
+    if not t.disks and args.action != "verify":
+        raise trialmod.TrialError("give at least one --disk PATH[:SIZE]")
+    if args.action == "create":
+        return trialmod.try_create(t)
+    if args.action == "rename":
+        return trialmod.try_rename(t)
+    if args.action == "verify":
+        return trialmod.run_script(t, "verify", args=("parameters",)).returncode
+    if args.action == "export":
+        return trialmod.try_export(t, Path(args.output) if args.output else None)
+    if args.action == "import":
+        return trialmod.try_import(t, Path(args.input) if args.input else None)
+    raise AssertionError(args.action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="osdef", description="The `image` guest OS definition for Ganeti.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("install", help="write the Ganeti OS directory")
+    p.add_argument("--os-dir", default=str(osdir.DEFAULT_OS_DIR),
+                   help=f"OS dir to write (default {osdir.DEFAULT_OS_DIR})")
+    p.add_argument("--config", help="site config (YAML) to validate and install as <os-dir>/osdef.yaml")
+    p.set_defaults(func=_cmd_install)
+
+    p = sub.add_parser("diagnose", help="check an installed OS directory")
+    p.add_argument("--os-dir", default=str(osdir.DEFAULT_OS_DIR))
+    p.set_defaults(func=_cmd_diagnose)
+
+    p = sub.add_parser("params", help="list the OS parameters")
+    p.add_argument("--markdown", action="store_true", help="as the README's markdown table")
+    p.set_defaults(func=_cmd_params)
+
+    p = sub.add_parser("variants", help="list the variants")
+    p.add_argument("--dir", help="variants directory (default: the source tree's)")
+    p.set_defaults(func=_cmd_variants)
+
+    try:
+        from osdef.images import command as image_command
+    except ImportError:
+        image_command = None
+    if image_command is not None:
+        image_command.register(sub)
+
+    p = sub.add_parser("try", help="run an installed OS script with a Ganeti-built environment",
+                       description="Run an installed OS script exactly as Ganeti would (clean environment, "
+                                   "cwd = OS dir, EXP_SIZE_FD=11), on plain files: no cluster needed.")
+    p.add_argument("action", choices=("create", "rename", "export", "import", "verify"))
+    p.add_argument("--os-dir", default=str(osdir.DEFAULT_OS_DIR))
+    p.add_argument("--variant", "-o", help="OS_VARIANT (default: the OS dir's default variant)")
+    p.add_argument("--name", "-n", default="try.example.org", help="INSTANCE_NAME (FQDN)")
+    p.add_argument("--disk", action="append", metavar="PATH[:SIZE]",
+                   help="an instance disk; a missing file is created sparse with SIZE (10G); repeat for more")
+    p.add_argument("--nic", action="append", metavar="mac=..,ip=..,mode=..,link=..,subnet=..,gateway=..",
+                   help="a NIC (NIC_N_*); repeat for more")
+    p.add_argument("-O", "--os-param", action="append", metavar="NAME=VALUE", help="an OS parameter (OSP_NAME)")
+    p.add_argument("--serial-console", action="store_true", help="INSTANCE_HV_serial_console=True")
+    p.add_argument("--reinstall", action="store_true", help="INSTANCE_REINSTALL=1")
+    p.add_argument("--old-name", help="OLD_INSTANCE_NAME (rename)")
+    p.add_argument("--index", type=int, default=0, help="EXPORT_INDEX/IMPORT_INDEX: which --disk (default 0)")
+    p.add_argument("--output", help="export: write the stream here instead of stdout")
+    p.add_argument("--input", help="import: read the stream from here instead of stdin")
+    p.add_argument("--config", help="site config for the run (passed as OSDEF_CONFIG)")
+    p.add_argument("--debug", action="store_true", help="DEBUG_LEVEL=1 (tracebacks on internal errors)")
+    p.set_defaults(func=_cmd_try)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args, siteconfig.load)
+    except OsdefError as exc:
+        print(f"osdef {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"osdef {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

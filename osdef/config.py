@@ -1,0 +1,229 @@
+"""Site configuration: /etc/osdef/osdef.yaml, typed and schema-checked.
+
+Ganeti runs create/rename/verify with a clean environment, so settings that
+differ per node (image cache, libguestfs backend, mirrors) cannot come from
+environment variables.  They come from the first file that exists of:
+
+1. ``$OSDEF_CONFIG`` (tests and ``osdef try`` set it),
+2. ``<OS dir>/osdef.yaml`` (written by ``osdef install --config FILE``),
+3. ``/etc/osdef/osdef.yaml``.
+
+No file at all is fine: every key has a production default.  A present file
+with an unknown key or a value of the wrong type is an error that names the
+file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from osdef.errors import ConfigError
+
+SYSTEM_CONFIG = Path("/etc/osdef/osdef.yaml")
+OS_DIR_CONFIG_NAME = "osdef.yaml"
+DEFAULT_IMAGE_DIR = Path("/var/cache/osdef/images")
+DEFAULT_HOOKS_DIR = Path("/etc/osdef/hooks.d")
+
+
+@dataclass(frozen=True)
+class LibguestfsSettings:
+    """How to launch the appliance.  Empty settings = libguestfs defaults (KVM)."""
+
+    backend: str | None = None
+    backend_settings: tuple[str, ...] = ()
+    memsize_mib: int | None = None
+    smp: int | None = None
+
+    def environment(self) -> dict[str, str]:
+        """The LIBGUESTFS_* variables equivalent to these settings."""
+        env: dict[str, str] = {}
+        if self.backend:
+            env["LIBGUESTFS_BACKEND"] = self.backend
+        if self.backend_settings:
+            env["LIBGUESTFS_BACKEND_SETTINGS"] = ":".join(self.backend_settings)
+        if self.memsize_mib:
+            env["LIBGUESTFS_MEMSIZE"] = str(self.memsize_mib)
+        return env
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """Where images live and how missing ones may be produced."""
+
+    cache_dir: Path = DEFAULT_IMAGE_DIR
+    build_on_demand: bool = False  # create may run a DIB build when the image is missing
+    fetch_on_demand: bool = True  # create may download a url+sha256 image when missing
+    debian_mirror: str = "http://deb.debian.org/debian"
+    debian_security_mirror: str = "http://deb.debian.org/debian-security"
+    build_tmp_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """Everything a node's admin may set for osdef."""
+
+    source: Path | None = None  # the file it came from, None = built-in defaults
+    images: ImageSettings = field(default_factory=ImageSettings)
+    libguestfs: LibguestfsSettings = field(default_factory=LibguestfsSettings)
+    hooks_dir: Path = DEFAULT_HOOKS_DIR
+    os_param_defaults: dict[str, str] = field(default_factory=dict)
+
+
+def config_path(os_dir: Path | None = None, environ: dict[str, str] | None = None) -> Path | None:
+    """The config file in force, or None when there is none."""
+    environ = os.environ if environ is None else environ
+    explicit = environ.get("OSDEF_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"OSDEF_CONFIG={explicit}: no such file")
+        return path
+    candidates = []
+    if os_dir is not None:
+        candidates.append(Path(os_dir) / OS_DIR_CONFIG_NAME)
+    candidates.append(SYSTEM_CONFIG)
+    for path in candidates:
+        if path.is_file():
+            return path
+    return None
+
+
+def load(os_dir: Path | None = None, environ: dict[str, str] | None = None) -> SiteConfig:
+    """Load the site config in force (see the module docstring for the order)."""
+    path = config_path(os_dir, environ)
+    if path is None:
+        return SiteConfig()
+    return load_file(path)
+
+
+def load_file(path: Path) -> SiteConfig:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    return parse(data, Path(path))
+
+
+# -- schema -----------------------------------------------------------------
+
+def _mapping(value: Any, where: str, path: Path) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: {where} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _reject_unknown(data: dict[str, Any], allowed: set[str], prefix: str, path: Path) -> None:
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(
+                f"{path}: unknown key {prefix}{key} (allowed: {', '.join(sorted(allowed))})"
+            )
+
+
+def _str(value: Any, key: str, path: Path) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{path}: {key} must be a non-empty string")
+    return value
+
+
+def _bool(value: Any, key: str, path: Path) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}: {key} must be true or false, got {value!r}")
+    return value
+
+
+def _int(value: Any, key: str, path: Path, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{path}: {key} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _abspath(value: Any, key: str, path: Path) -> Path:
+    text = _str(value, key, path)
+    if not text.startswith("/"):
+        raise ConfigError(f"{path}: {key} must be an absolute path, got {text!r}")
+    return Path(text)
+
+
+def parse(data: Any, path: Path) -> SiteConfig:
+    """Turn the YAML document into a SiteConfig, naming file and key on error."""
+    top = _mapping(data, "the document", path)
+    _reject_unknown(top, {"images", "libguestfs", "hooks_dir", "os_parameters"}, "", path)
+
+    img = _mapping(top.get("images"), "images", path)
+    _reject_unknown(
+        img,
+        {"cache_dir", "build_on_demand", "fetch_on_demand", "debian_mirror",
+         "debian_security_mirror", "build_tmp_dir"},
+        "images.", path,
+    )
+    defaults = ImageSettings()
+    images = ImageSettings(
+        cache_dir=_abspath(img["cache_dir"], "images.cache_dir", path)
+        if "cache_dir" in img else defaults.cache_dir,
+        build_on_demand=_bool(img["build_on_demand"], "images.build_on_demand", path)
+        if "build_on_demand" in img else defaults.build_on_demand,
+        fetch_on_demand=_bool(img["fetch_on_demand"], "images.fetch_on_demand", path)
+        if "fetch_on_demand" in img else defaults.fetch_on_demand,
+        debian_mirror=_str(img["debian_mirror"], "images.debian_mirror", path)
+        if "debian_mirror" in img else defaults.debian_mirror,
+        debian_security_mirror=_str(
+            img["debian_security_mirror"], "images.debian_security_mirror", path)
+        if "debian_security_mirror" in img else defaults.debian_security_mirror,
+        build_tmp_dir=_abspath(img["build_tmp_dir"], "images.build_tmp_dir", path)
+        if "build_tmp_dir" in img else None,
+    )
+
+    lg = _mapping(top.get("libguestfs"), "libguestfs", path)
+    _reject_unknown(lg, {"backend", "backend_settings", "memsize_mib", "smp"}, "libguestfs.", path)
+    settings = lg.get("backend_settings", [])
+    if isinstance(settings, str):
+        settings = [s for s in settings.split(":") if s]
+    if not isinstance(settings, list) or not all(isinstance(s, str) and s for s in settings):
+        raise ConfigError(
+            f"{path}: libguestfs.backend_settings must be a list of strings such as [force_tcg]"
+        )
+    libguestfs = LibguestfsSettings(
+        backend=_str(lg["backend"], "libguestfs.backend", path) if "backend" in lg else None,
+        backend_settings=tuple(settings),
+        memsize_mib=_int(lg["memsize_mib"], "libguestfs.memsize_mib", path, 256)
+        if "memsize_mib" in lg else None,
+        smp=_int(lg["smp"], "libguestfs.smp", path) if "smp" in lg else None,
+    )
+
+    hooks_dir = (_abspath(top["hooks_dir"], "hooks_dir", path)
+                 if "hooks_dir" in top else DEFAULT_HOOKS_DIR)
+
+    osp = _mapping(top.get("os_parameters"), "os_parameters", path)
+    os_param_defaults: dict[str, str] = {}
+    for name, value in osp.items():
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        if isinstance(value, (int, float)):
+            value = str(value)
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: os_parameters.{name} must be a string")
+        os_param_defaults[str(name)] = value
+
+    return SiteConfig(
+        source=Path(path),
+        images=images,
+        libguestfs=libguestfs,
+        hooks_dir=hooks_dir,
+        os_param_defaults=os_param_defaults,
+    )

@@ -1,0 +1,1 @@
+"""The Ganeti side of osdef: environment model, OS parameters, scripts, OS-dir installer."""
