@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 FORMATS = ("sparse", "raw")
 COMPRESSIONS = ("none", "zstd")
 ZSTD_LEVEL = 3
-SAMPLE_EVERY = 16  # zstd size estimate: compress every 16th data piece during the scan
+SAMPLE_BYTES = 64 * 1024  # zstd size estimate: compress the first 64 KiB of every data piece during the scan
 ZERO_MIB_COMPRESSED = 64  # what zstd makes of 1 MiB of zeros (a few dozen bytes)
 
 
@@ -55,16 +55,14 @@ class _Estimate:
     level: int
     raw: int = 0
     packed: int = 0
-    seen: int = 0
 
     def __post_init__(self):
         self._cctx = zstandard.ZstdCompressor(level=self.level)
 
     def sample(self, data) -> None:
-        if self.seen % SAMPLE_EVERY == 0:
-            self.raw += len(data)
-            self.packed += len(self._cctx.compress(data))
-        self.seen += 1
+        part = data[:SAMPLE_BYTES]
+        self.raw += len(part)
+        self.packed += len(self._cctx.compress(part))
 
     def size(self, data_bytes: int, zero_bytes: int, overhead: int) -> int:
         ratio = self.packed / self.raw if self.raw else 1.0

@@ -1,0 +1,185 @@
+"""Shared helpers for the stream tests: sparse disk layouts, loop devices, export/import plumbing."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import strategies as st
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A disk to create: its size and what to write where (b"\\0" runs are allocated zeros)."""
+
+    size: int
+    writes: tuple[tuple[int, int, str], ...]  # (offset, length, "random" | "zeros" | "pattern")
+    seed: int
+
+    def create(self, path: Path) -> Path:
+        rng = random.Random(self.seed)
+        with open(path, "wb") as f:
+            f.truncate(self.size)
+            for offset, length, kind in self.writes:
+                length = min(length, self.size - offset)
+                if kind == "random":
+                    data = rng.randbytes(length)
+                elif kind == "zeros":
+                    data = bytes(length)
+                else:
+                    data = (b"osdef" * (length // 5 + 1))[:length]
+                f.seek(offset)
+                f.write(data)
+        return path
+
+
+@st.composite
+def layouts(draw, max_size: int = 12 * MiB, align: int = 1) -> Layout:
+    """Disks with holes at start/end, tiny and huge extents, allocated zeros and unaligned sizes."""
+    size = draw(st.integers(1, max_size // align)) * align
+    n = draw(st.integers(0, 6))
+    writes = []
+    for _ in range(n):
+        where = draw(st.sampled_from(["start", "end", "any"]))
+        length = draw(st.one_of(st.integers(1, 16), st.integers(1, 300_000), st.integers(MiB, 4 * MiB)))
+        length = min(length, size)
+        if where == "start":
+            offset = 0
+        elif where == "end":
+            offset = size - length
+        else:
+            offset = draw(st.integers(0, size - 1))
+        kind = draw(st.sampled_from(["random", "random", "zeros", "pattern"]))
+        writes.append((offset, length, kind))
+    return Layout(size, tuple(writes), draw(st.integers(0, 2**32)))
+
+
+def fill_random(path: Path, size: int, seed: int = 1) -> Path:
+    """A dirty target: every byte random."""
+    rng = random.Random(seed)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 4 * MiB)
+            f.write(rng.randbytes(n))
+            left -= n
+    return path
+
+
+def export_to_file(src, out: Path, **kwargs) -> tuple[int, int | None]:
+    """Export into a regular file; return (bytes returned by export_disk, size announced on size_fd)."""
+    from osdef.stream import export_disk
+
+    r, w = os.pipe()
+    try:
+        with open(out, "wb") as f:
+            n = export_disk(src, f.fileno(), size_fd=w, **kwargs)
+        os.close(w)
+        w = -1
+        announced = os.read(r, 100)
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    assert announced.endswith(b"\n")
+    return n, int(announced)
+
+
+def import_from_file(stream: Path, target, with_size_fd: bool = True):
+    """Import from a regular file; return (ImportResult, text announced on size_fd)."""
+    from osdef.stream import import_disk
+
+    r, w = os.pipe()
+    try:
+        with open(stream, "rb") as f:
+            result = import_disk(f.fileno(), target, size_fd=w if with_size_fd else None)
+        os.close(w)
+        w = -1
+        announced = os.read(r, 100)
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    return result, announced
+
+
+def import_bytes(data: bytes, target):
+    """Import ``data`` fed through a real pipe by a writer thread."""
+    from osdef.stream import import_disk
+
+    r, w = os.pipe()
+
+    def feed():
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(w, view):]
+        except BrokenPipeError:
+            pass
+        finally:
+            os.close(w)
+
+    t = threading.Thread(target=feed)
+    t.start()
+    try:
+        return import_disk(r, target, size_fd=None)
+    finally:
+        os.close(r)
+        t.join()
+
+
+def read_all(path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def assert_restored(source: Path, target) -> None:
+    """target = source's bytes, then zeros up to its end."""
+    src = read_all(source)
+    tgt = read_all(target)
+    assert len(tgt) >= len(src)
+    assert tgt[:len(src)] == src
+    assert tgt.count(0, len(src)) == len(tgt) - len(src)
+
+
+def assert_wiped(target) -> None:
+    """First and last MiB of the target are zero."""
+    data = read_all(target)
+    head, tail = data[:MiB], data[-MiB:]
+    assert head == bytes(len(head))
+    assert tail == bytes(len(tail))
+
+
+class LoopDevices:
+    """Attaches files as loop devices and always detaches them."""
+
+    def __init__(self):
+        self.devices: list[str] = []
+
+    def attach(self, path: Path) -> str:
+        dev = subprocess.run(["losetup", "-f", "--show", str(path)], check=True, capture_output=True,
+                             text=True).stdout.strip()
+        self.devices.append(dev)
+        return dev
+
+    def detach_all(self) -> None:
+        while self.devices:
+            subprocess.run(["losetup", "-d", self.devices.pop()], check=False)
+
+
+@pytest.fixture
+def loops():
+    if os.geteuid() != 0:
+        pytest.skip("loop devices need root")
+    manager = LoopDevices()
+    try:
+        yield manager
+    finally:
+        manager.detach_all()
