@@ -1,0 +1,23 @@
+"""Serial console (INSTANCE_HV_serial_console): kernel console on ttyS0 and a login there.
+
+systemd starts serial-getty@ttyS0 by itself when console=ttyS0 is on the
+kernel command line; the unit is also enabled explicitly for kernels booted
+another way.  The grub command line takes effect when the bootloader step
+regenerates grub.cfg.
+"""
+
+from osdef.guest.bootloader import set_serial_console
+
+NAME = "serial-console"
+
+
+def run(ctx):
+    if not ctx.serial_console:
+        return
+    set_serial_console(ctx.guest, ctx.log)
+    g = ctx.guest
+    for unit_dir in ("/lib/systemd/system", "/usr/lib/systemd/system"):
+        if g.exists(f"{unit_dir}/serial-getty@.service"):
+            g.symlink(f"{unit_dir}/serial-getty@.service",
+                      "/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service")
+            break

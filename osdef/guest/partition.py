@@ -1,0 +1,145 @@
+"""Partition tables osdef writes itself: the plan (pure), its sfdisk script, and writing it from the host.
+
+Layout, 1 MiB aligned:
+  gpt:   1 BIOS boot (EF02, 1 MiB, lets grub-pc embed core.img) [, 2 ESP when EFI], last = root
+  msdos: [1 ESP (type ef) when EFI,] last = root (bootable flag)
+The root partition always runs to the end of the disk.  Writing the table
+from the host with sfdisk is not a mount: no guest filesystem is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from osdef.errors import GuestError
+
+MiB = 1 << 20
+SECTOR = 512
+ALIGN = MiB
+BIOS_BOOT_SIZE = MiB
+ESP_SIZE = 256 * MiB
+GPT_TAIL = MiB  # backup GPT + alignment slack kept free at the end of a gpt disk
+
+GPT_TYPES = {
+    "bios": "21686148-6449-6E6F-744E-656564454649",
+    "esp": "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+    "root": "0FC63DAF-8483-4772-8E79-3D69D8477DE4",
+}
+MBR_TYPES = {"esp": "ef", "root": "83"}
+TABLES = ("gpt", "msdos")
+BOOT_MODES = ("bios", "efi", "none")
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One partition of the plan; size None means 'to the end of the disk'."""
+
+    number: int
+    role: str  # "bios" | "esp" | "root"
+    start: int  # bytes
+    size: int | None  # bytes
+
+
+@dataclass(frozen=True)
+class PartitionPlan:
+    """The table osdef writes onto DISK_0."""
+
+    table: str
+    partitions: tuple[Partition, ...]
+
+    def by_role(self, role: str) -> Partition | None:
+        return next((p for p in self.partitions if p.role == role), None)
+
+    @property
+    def root(self) -> Partition:
+        root = self.by_role("root")
+        assert root is not None
+        return root
+
+    def root_capacity(self, disk_size: int) -> int:
+        """Bytes available to the root partition on a disk of `disk_size` (conservative)."""
+        tail = GPT_TAIL if self.table == "gpt" else 0
+        return disk_size - self.root.start - tail
+
+
+def plan(table: str, boot: str) -> PartitionPlan:
+    """The partition plan for a table type and a boot mode."""
+    if table not in TABLES:
+        raise GuestError(f"unknown partition table {table!r} (use one of: {', '.join(TABLES)})")
+    if boot not in BOOT_MODES:
+        raise GuestError(f"unknown boot mode {boot!r} (use one of: {', '.join(BOOT_MODES)})")
+    parts: list[Partition] = []
+    offset = ALIGN
+    if table == "gpt":
+        parts.append(Partition(len(parts) + 1, "bios", offset, BIOS_BOOT_SIZE))
+        offset += BIOS_BOOT_SIZE
+    if boot == "efi":
+        parts.append(Partition(len(parts) + 1, "esp", offset, ESP_SIZE))
+        offset += ESP_SIZE
+    parts.append(Partition(len(parts) + 1, "root", offset, None))
+    return PartitionPlan(table, tuple(parts))
+
+
+def sfdisk_script(p: PartitionPlan) -> str:
+    """The sfdisk input that writes plan `p` (sizes in 512-byte sectors)."""
+    lines = [f"label: {'gpt' if p.table == 'gpt' else 'dos'}", "unit: sectors", ""]
+    for part in p.partitions:
+        fields = [f"start={part.start // SECTOR}"]
+        if part.size is not None:
+            fields.append(f"size={part.size // SECTOR}")
+        if p.table == "gpt":
+            fields.append(f"type={GPT_TYPES[part.role]}")
+            fields.append(f'name="{part.role}"')
+        else:
+            fields.append(f"type={MBR_TYPES[part.role]}")
+            if part.role == "root":
+                fields.append("bootable")
+        lines.append(", ".join(fields))
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Extent:
+    """Where a partition actually landed, in bytes."""
+
+    start: int
+    size: int
+
+
+def parse_sfdisk_json(text: str) -> dict[int, Extent]:
+    """Partition number → extent, from `sfdisk --json` output."""
+    table = json.loads(text)["partitiontable"]
+    sector = int(table.get("sectorsize", SECTOR))
+    result: dict[int, Extent] = {}
+    for entry in table.get("partitions", []):
+        node = entry["node"]
+        digits = ""
+        for ch in reversed(node):
+            if not ch.isdigit():
+                break
+            digits = ch + digits
+        result[int(digits)] = Extent(int(entry["start"]) * sector, int(entry["size"]) * sector)
+    return result
+
+
+def _sfdisk(args: list[str], stdin: str | None = None) -> str:
+    proc = subprocess.run(["sfdisk", *args], input=stdin, capture_output=True, text=True,
+                          env={"PATH": "/sbin:/bin:/usr/sbin:/usr/bin", "LC_ALL": "C"})
+    if proc.returncode != 0:
+        msg = " ".join((proc.stderr or proc.stdout).split())[-300:]
+        raise GuestError(f"sfdisk {' '.join(args)} failed: {msg}")
+    return proc.stdout
+
+
+def write_table(disk: Path, p: PartitionPlan) -> dict[int, Extent]:
+    """Write plan `p` onto `disk` (file or block device) and return where partitions landed."""
+    _sfdisk(["--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "always",
+             "--wipe-partitions", "never", str(disk)], sfdisk_script(p))
+    return read_table(disk)
+
+
+def read_table(disk: Path) -> dict[int, Extent]:
+    return parse_sfdisk_json(_sfdisk(["--json", str(disk)]))

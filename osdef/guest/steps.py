@@ -1,0 +1,50 @@
+"""Steps that know how to undo themselves, and the runner that rolls back on failure.
+
+Like diskimage-builder's block-device nodes: each step has a `run` and an
+optional `undo`; when a later step fails, the completed steps are undone in
+reverse order and the original error is re-raised.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Step:
+    """One named action; `undo` reverts it (or makes its partial result harmless)."""
+
+    name: str
+    run: Callable[[], None]
+    undo: Callable[[], None] | None = None
+
+
+@dataclass
+class StepRunner:
+    """Runs steps, remembers the completed ones, and undoes them on request."""
+
+    log: Callable[[str], None]
+    done: list[Step] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def run(self, steps: list[Step]) -> None:
+        for step in steps:
+            self.log(step.name)
+            started = time.monotonic()
+            # registered before running: a half-done step gets undone too
+            self.done.append(step)
+            step.run()
+            self.timings[step.name] = time.monotonic() - started
+
+    def rollback(self) -> None:
+        """Undo completed steps, newest first; undo failures are logged, not raised."""
+        while self.done:
+            step = self.done.pop()
+            if step.undo is None:
+                continue
+            try:
+                step.undo()
+            except Exception as exc:  # noqa: BLE001 - keep undoing, report the original error
+                self.log(f"warning: undoing '{step.name}' failed: {exc}")
