@@ -1,0 +1,68 @@
+# osdef — the `image` guest OS definition for Ganeti.
+#
+#   make test      install what is missing (apt, venv, pip), then run every test tier
+#   make demo      install what is missing, build the default image if absent, create a demo disk
+#   make install   write the OS dir (OS_DIR=/srv/ganeti/os/image by default)
+#   make bench     run the benchmarks (results in docs/benchmarks.md)
+#
+# Every target is idempotent: it installs only what is missing.
+
+SHELL      := /bin/bash
+PYTHON     := /usr/bin/python3
+VENV       := .venv
+VPY        := $(VENV)/bin/python
+OS_DIR     ?= /srv/ganeti/os/image
+PYTEST_ARGS ?=
+
+# Debian packages osdef needs on a node (runtime) and to build images and test.
+APT_RUNTIME := python3-guestfs libguestfs-tools linux-image-amd64 qemu-utils zstd \
+               python3-venv python3-yaml e2fsprogs xfsprogs btrfs-progs dosfstools \
+               gdisk fdisk util-linux
+APT_BUILD   := debootstrap sudo squashfs-tools kpartx git curl procps
+APT_TEST    := qemu-system-x86
+APT_PACKAGES := $(APT_RUNTIME) $(APT_BUILD) $(APT_TEST)
+
+TEST_DIRS := $(wildcard tests/unit) $(filter-out tests/unit tests/fixtures,$(wildcard tests/*/))
+
+.PHONY: all deps venv test test-unit install demo bench clean
+
+all: test
+
+deps: .stamps/apt
+.stamps/apt: Makefile
+	@mkdir -p .stamps
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "apt: installing $$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -q >/dev/null && \
+	    apt-get install -y -q --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+	@touch $@
+
+venv: .stamps/venv
+.stamps/venv: pyproject.toml .stamps/apt
+	@mkdir -p .stamps
+	@test -x $(VPY) || $(PYTHON) -m venv --system-site-packages $(VENV)
+	@$(VPY) -c 'import guestfs' || { echo "python3-guestfs is not importable from $(VENV)"; exit 1; }
+	@$(VPY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+test: venv
+	$(VPY) -m pytest $(PYTEST_ARGS) $(TEST_DIRS)
+
+test-unit: venv
+	$(VPY) -m pytest $(PYTEST_ARGS) tests/unit
+
+install: venv
+	$(VENV)/bin/osdef install --os-dir $(OS_DIR)
+
+demo: venv
+	$(VPY) -m osdef.demo
+
+bench: venv
+	@for b in bench/*_bench.py; do echo "== $$b"; $(VPY) $$b || exit 1; done
+
+clean:
+	rm -rf .stamps .pytest_cache .hypothesis build *.egg-info

@@ -1,0 +1,51 @@
+"""Fixtures shared by every test tier.
+
+`site_config_file` is the site config tests run with: libguestfs under TCG
+(this machine cannot run nested KVM) and a test image cache.  Production
+nodes get neither by default; see osdef/config.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_IMAGE_CACHE = Path(os.environ.get("OSDEF_TEST_IMAGE_CACHE", "/var/tmp/osdef-test-images"))
+
+
+def write_site_config(path: Path, *, cache_dir: Path = TEST_IMAGE_CACHE, extra: str = "") -> Path:
+    path.write_text(
+        "# site config used by the test suite\n"
+        "libguestfs:\n"
+        "  backend_settings: [force_tcg]\n"
+        "images:\n"
+        f"  cache_dir: {cache_dir}\n"
+        + extra
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def site_config_file(tmp_path_factory) -> Path:
+    return write_site_config(tmp_path_factory.mktemp("siteconfig") / "osdef.yaml")
+
+
+@pytest.fixture(scope="session")
+def installed_os_dir(tmp_path_factory, site_config_file) -> Path:
+    """`osdef install` into a temp OS dir, with the test site config installed next to it."""
+    os_dir = tmp_path_factory.mktemp("os") / "image"
+    subprocess.run([sys.executable, "-m", "osdef.cli", "install", "--os-dir", str(os_dir),
+                    "--config", str(site_config_file)], check=True, capture_output=True)
+    return os_dir
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """Ganeti's clean environment for create/rename/verify."""
+    env = {"PATH": "/sbin:/bin:/usr/sbin:/usr/bin"}
+    env.update(extra)
+    return env

@@ -1,0 +1,17 @@
+"""README.md stays true: its OS-parameter table is the declarations' table."""
+
+from osdef.ganeti import params
+from osdef.paths import source_root
+
+
+def test_readme_parameter_table_matches_declarations():
+    text = (source_root() / "README.md").read_text()
+    begin = text.index("<!-- BEGIN PARAMS")
+    begin = text.index("\n", begin) + 1
+    end = text.index("<!-- END PARAMS -->")
+    assert text[begin:end] == params.markdown_table(), "run: osdef params --markdown and paste it into README.md"
+
+
+def test_readme_names_the_two_commands():
+    text = (source_root() / "README.md").read_text()
+    assert "make test" in text and "make demo" in text
