@@ -1,0 +1,103 @@
+"""`osdef image build|list|add`: argparse adapter over ImageStore (no logic here).
+
+`register(subparsers)` adds the `image` command; each handler takes
+(args, config) and returns an exit code.  ImageError propagates to the CLI
+edge (osdef.cli), which prints its one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from osdef.config import SiteConfig
+from osdef.images.store import ImageInfo, ImageStore
+
+
+def default_recipes_dir() -> Path:
+    """images/ of the source tree osdef runs from."""
+    return Path(__file__).resolve().parents[2] / "images"
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add `image` with its build/list/add subcommands; handlers are set as `handler`."""
+    image = subparsers.add_parser("image", help="build, list and add guest images")
+    image.add_argument("--recipes", type=Path, default=None, metavar="DIR",
+                       help="directory of image recipes (default: the images/ dir of osdef)")
+    sub = image.add_subparsers(dest="image_command", metavar="COMMAND", required=True)
+
+    build = sub.add_parser("build", help="build (diskimage-builder) or download an image now")
+    build.add_argument("name", metavar="NAME")
+    build.add_argument("-v", "--verbose", action="store_true",
+                       help="show diskimage-builder's output (always in <cache>/NAME.build.log)")
+    build.set_defaults(handler=cmd_build)
+
+    lst = sub.add_parser("list", help="list recipes and cached images")
+    lst.set_defaults(handler=cmd_list)
+
+    add = sub.add_parser("add", help="register an existing raw/qcow2/tar image file "
+                                     "(optionally zstd-compressed)")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("file", metavar="FILE", type=Path)
+    add.set_defaults(handler=cmd_add)
+    return image
+
+
+def _store(args: argparse.Namespace, config: SiteConfig, echo: bool = False) -> ImageStore:
+    recipes = args.recipes if getattr(args, "recipes", None) else default_recipes_dir()
+    return ImageStore(config.images, recipes, progress=sys.stderr, echo_build=echo)
+
+
+def cmd_build(args: argparse.Namespace, config: SiteConfig) -> int:
+    art = _store(args, config, echo=args.verbose).build(args.name)
+    print(f"{art.name}: {art.path}")
+    return 0
+
+
+def cmd_add(args: argparse.Namespace, config: SiteConfig) -> int:
+    art = _store(args, config).add(args.name, args.file)
+    print(f"{art.name}: {art.path}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, config: SiteConfig) -> int:
+    print(format_table(_store(args, config).list()))
+    return 0
+
+
+def format_table(infos: list[ImageInfo], now: datetime | None = None) -> str:
+    """The `image list` table (pure)."""
+    now = now or datetime.now(timezone.utc)
+    rows = [("NAME", "SOURCE", "FORMAT", "SIZE", "USED", "STORED", "AGE", "RECIPE")]
+    for i in infos:
+        if not i.built:
+            rows.append((i.name, i.source, "-", "-", "-", "-", "-", "not built"))
+            continue
+        fmt = f"{i.format}/{i.fs_type}" if i.fs_type else (i.format or "-")
+        recipe = {None: "-", True: "changed", False: "current"}[i.recipe_changed]
+        rows.append((i.name, i.source, fmt, human_size(i.size), human_size(i.used_size),
+                     human_size(i.stored_size), human_age(i.age_seconds(now)), recipe))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    return f"{size:.1f}TiB"
+
+
+def human_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, span in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= span:
+            return f"{seconds / span:.0f}{unit}"
+    return f"{seconds:.0f}s"

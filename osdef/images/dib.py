@@ -1,0 +1,192 @@
+"""Run diskimage-builder for a DIB recipe and hand back its output file.
+
+`disk-image-create` runs from the project's venv (next to sys.executable),
+with the mirrors from the site config and images/elements on ELEMENTS_PATH.
+Its (long) output goes to a log file; a failure becomes one ImageError line
+that names the log.  Tar outputs lose the ./dev/* entries DIB copies from the
+build host.  Building the argv and the environment are pure functions.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from osdef.config import ImageSettings
+from osdef.errors import ImageError
+from osdef.images.formats import FS_IMAGE, TAR
+from osdef.images.recipe import DibRecipe, Recipe
+
+#: DIB output type per recipe output (raw without the `vm` element = bare filesystem).
+DIB_TYPES = {FS_IMAGE: "raw", TAR: "tar"}
+
+
+@dataclass(frozen=True)
+class BuildOutput:
+    """What a builder produced: an uncompressed file in the work dir."""
+
+    path: Path
+    format: str  # fs-image | tar
+    dib_version: str | None
+
+
+def venv_bin() -> Path:
+    """The bin dir of the running Python (the project venv)."""
+    return Path(sys.executable).parent
+
+
+def dib_version() -> str | None:
+    try:
+        return importlib.metadata.version("diskimage-builder")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def builtin_elements_dir() -> Path | None:
+    try:
+        import diskimage_builder  # noqa: PLC0415 (optional dependency)
+    except ImportError:
+        return None
+    return Path(diskimage_builder.__file__).parent / "elements"
+
+
+def missing_elements(elements: tuple[str, ...], search: list[Path]) -> list[str]:
+    """Elements of the recipe found in none of the element dirs."""
+    return [e for e in elements if not any((d / e).is_dir() for d in search)]
+
+
+def dib_environment(settings: ImageSettings, dib: DibRecipe, elements_dir: Path,
+                    base: dict[str, str]) -> dict[str, str]:
+    """The environment for disk-image-create (pure)."""
+    env = dict(base)
+    env["PATH"] = f"{venv_bin()}:{base.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
+    if not env.get("HOME"):
+        env["HOME"] = pwd.getpwuid(os.getuid()).pw_dir
+    paths = [str(elements_dir)]
+    if base.get("ELEMENTS_PATH"):
+        paths.append(base["ELEMENTS_PATH"])
+    env["ELEMENTS_PATH"] = ":".join(paths)
+    env["DIB_RELEASE"] = dib.release
+    env["DIB_DISTRIBUTION_MIRROR"] = settings.debian_mirror
+    env["DIB_DEBIAN_SECURITY_MIRROR"] = settings.debian_security_mirror
+    if settings.build_tmp_dir is not None:
+        env["TMP_DIR"] = str(settings.build_tmp_dir)
+    env.update(dib.environment)
+    return env
+
+
+def dib_command(executable: Path, dib: DibRecipe, output_base: Path) -> list[str]:
+    """The disk-image-create argv (pure)."""
+    argv = [str(executable), "-a", dib.architecture, "-t", DIB_TYPES[dib.output],
+            "-o", str(output_base)]
+    if dib.packages:
+        argv += ["-p", ",".join(dib.packages)]
+    return argv + list(dib.elements)
+
+
+class DibBuilder:
+    """Builds DIB recipes; call it with (recipe, work_dir)."""
+
+    def __init__(self, settings: ImageSettings, elements_dir: Path, log_path: Path,
+                 echo: TextIO | None = None) -> None:
+        self.settings = settings
+        self.elements_dir = elements_dir
+        self.log_path = log_path
+        self.echo = echo
+
+    def __call__(self, recipe: Recipe, work_dir: Path) -> BuildOutput:
+        dib = recipe.source
+        assert isinstance(dib, DibRecipe)
+        executable = venv_bin() / "disk-image-create"
+        if not executable.exists():
+            raise ImageError(f"diskimage-builder is not installed in {venv_bin().parent}: "
+                             "run `make` (or pip install diskimage-builder) there")
+        search = [self.elements_dir] + [p for p in [builtin_elements_dir()] if p]
+        missing = missing_elements(dib.elements, search)
+        if missing:
+            raise ImageError(f"{recipe.path}: DIB element {missing[0]!r} not found in "
+                             f"{' or '.join(str(p) for p in search)}")
+        for tool, package in (("sudo", "sudo"), ("debootstrap", "debootstrap")):
+            if shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is None:
+                raise ImageError(f"diskimage-builder needs {tool}: apt-get install {package}")
+        if self.settings.build_tmp_dir is not None:
+            self.settings.build_tmp_dir.mkdir(parents=True, exist_ok=True)
+        output_base = work_dir / recipe.name
+        env = dib_environment(self.settings, dib, self.elements_dir, dict(os.environ))
+        argv = dib_command(executable, dib, output_base)
+        rc, last = self._run(argv, env, work_dir)
+        if rc != 0:
+            raise ImageError(f"diskimage-builder failed for {recipe.name} (exit {rc}): {last}; "
+                             f"full log: {self.log_path}")
+        produced = output_base.with_name(f"{recipe.name}.{DIB_TYPES[dib.output]}")
+        if not produced.is_file():
+            raise ImageError(f"diskimage-builder reported success but wrote no {produced}; "
+                             f"full log: {self.log_path}")
+        if dib.output == TAR:
+            stripped = work_dir / f"{recipe.name}.nodev.tar"
+            strip_dev_entries(produced, stripped)
+            produced.unlink()
+            produced = stripped
+        return BuildOutput(path=produced, format=dib.output, dib_version=dib_version())
+
+    def _run(self, argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
+        last_error = tail = ""
+        with open(self.log_path, "w", encoding="utf-8") as log:
+            log.write("# " + " ".join(argv) + "\n")
+            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, errors="replace")
+            try:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    log.write(line)
+                    if self.echo is not None:
+                        self.echo.write(line)
+                    text = _strip_timestamp(line)
+                    if text:
+                        tail = text
+                        if _looks_like_error(text):
+                            last_error = text
+                rc = proc.wait()
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+        return rc, (last_error or tail or "no output")[:300]
+
+
+_TS = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \| ")
+
+
+def _strip_timestamp(line: str) -> str:
+    return _TS.sub("", line.rstrip("\n")).strip()
+
+
+def _looks_like_error(text: str) -> bool:
+    return bool(re.search(r"\b(ERROR|Error|E:|error:|failed|Failed|not found)\b", text))
+
+
+def strip_dev_entries(src: Path, dest: Path) -> int:
+    """Copy a tar without its ./dev/* entries (the build host's device nodes).
+
+    Keeps ./dev itself.  Returns how many entries were dropped.
+    """
+    dropped = 0
+    with tarfile.open(src, "r|") as tin, tarfile.open(dest, "x|", format=tarfile.PAX_FORMAT) as tout:
+        for member in tin:
+            path = member.name[2:] if member.name.startswith("./") else member.name.lstrip("/")
+            if path.startswith("dev/"):
+                dropped += 1
+                continue
+            fileobj = tin.extractfile(member) if member.isreg() else None
+            tout.addfile(member, fileobj)
+    return dropped
