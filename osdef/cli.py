@@ -87,8 +87,10 @@ def _trial_from(args) -> trialmod.Trial:
 
 def _cmd_try(args, cfg_loader) -> int:
     t = _trial_from(args)
-    if not t.disks and args.action != "verify":
-        raise trialmod.TrialError("give at least one --disk PATH[:SIZE]")
+    if args.action != "verify":
+        if not t.disks:
+            raise trialmod.TrialError("give at least one --disk PATH[:SIZE]")
+        trialmod.prepare_disks(t)
     if args.action == "create":
         return trialmod.try_create(t)
     if args.action == "rename":
@@ -166,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"osdef {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a file named on the command line: say which, no traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"osdef {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

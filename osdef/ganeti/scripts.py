@@ -145,8 +145,11 @@ def import_(os_dir: Path, environ: Mapping[str, str]) -> int:
     target = genv.load_import_target(environ)
     from osdef.stream import import_disk
 
-    result = import_disk(sys.stdin.fileno(), target.device, size_fd=target.size_fd)
-    say(f"imported disk {target.index}: {result}")
+    r = import_disk(sys.stdin.fileno(), target.device, size_fd=target.size_fd)
+    kind = "osdef stream" if r.kind == "stream" else "raw dump"
+    say(f"imported disk {target.index}: {kind}{' (zstd)' if r.compressed else ''}, "
+        f"{r.input_bytes} bytes read, {r.data_bytes >> 20} MiB of data written, "
+        f"{r.zeroed_bytes >> 20} MiB zeroed without writing")
     return 0
 
 

@@ -309,6 +309,8 @@ def try_export(trial: Trial, output: Path | None) -> int:
 
 
 def try_import(trial: Trial, input_path: Path | None) -> int:
+    if input_path is not None and not input_path.is_file():
+        raise TrialError(f"--input {input_path}: no such file")
     stdin = open(input_path, "rb") if input_path else sys.stdin.buffer
     try:
         rc, _, size_text = run_with_size_fd(trial, "import", stdin=stdin, stdout_path=None, stdout_fd=None)
