@@ -181,7 +181,8 @@ def strip_dev_entries(src: Path, dest: Path) -> int:
     Keeps ./dev itself.  Returns how many entries were dropped.
     """
     dropped = 0
-    with tarfile.open(src, "r|") as tin, tarfile.open(dest, "x|", format=tarfile.PAX_FORMAT) as tout:
+    with tarfile.open(src, "r|") as tin, open(dest, "xb") as out, \
+            tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tout:
         for member in tin:
             path = member.name[2:] if member.name.startswith("./") else member.name.lstrip("/")
             if path.startswith("dev/"):
