@@ -78,7 +78,7 @@ def _load_module(path: Path) -> ModuleType:
 def _python_hook(path: Path, need_name: bool) -> Hook:
     module = _load_module(path)
     run = getattr(module, "run", None)
-    name = getattr(module, "NAME", None if need_name else path.stem)
+    name = getattr(module, "NAME", None) if need_name else path.name
     if not callable(run) or not isinstance(name, str) or not name:
         raise GuestError(f"hook {path}: must define NAME (a string) and run(ctx)")
     return Hook(name, path, run)

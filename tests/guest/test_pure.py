@@ -1,0 +1,202 @@
+"""The guest layer's pure parts and host-side I/O, without an appliance."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from osdef.customize import BUILTIN_HOOKS_DIR, HookContext, builtin_hook_names, run_hooks
+from osdef.errors import GuestError
+from osdef.guest import partition
+from osdef.guest.bootloader import SERIAL_MARK_BEGIN, grub_defaults_with_serial
+from osdef.guest.distro import facts_from, parse_os_release
+from osdef.guest.fstab import render_fstab
+from osdef.guest.hostnames import render_hosts, validate_fqdn
+from osdef.guest.sparsecopy import copy_skipping_zeros
+from osdef.guest.steps import Step, StepRunner
+from osdef.guest.target import DiskTarget
+
+MiB = 1 << 20
+
+
+# -- hostnames -------------------------------------------------------------------
+
+def test_hosts_replaces_the_127_0_1_1_line_and_keeps_the_rest():
+    text = "127.0.0.1\tlocalhost\n127.0.1.1\told.example.net old\n::1 localhost # v6\n"
+    assert render_hosts(text, "web1.example.org") == (
+        "127.0.0.1\tlocalhost\n127.0.1.1\tweb1.example.org web1\n::1 localhost # v6\n")
+
+
+def test_hosts_gets_a_line_after_localhost_when_missing():
+    assert render_hosts("# hosts\n127.0.0.1 localhost\n::1 ip6-localhost\n", "a.b.c") == (
+        "# hosts\n127.0.0.1 localhost\n127.0.1.1\ta.b.c a\n::1 ip6-localhost\n")
+
+
+def test_hosts_rename_replaces_old_names_on_other_lines_too():
+    text = "127.0.1.1 old.example.net old\n192.0.2.7 old.example.net old # static\n"
+    out = render_hosts(text, "new.example.net", old_fqdn="old.example.net")
+    assert out == "127.0.1.1\tnew.example.net new\n192.0.2.7\tnew.example.net new # static\n"
+
+
+@pytest.mark.parametrize("bad", ["", "-x.example", "a..b", "under_score.example", "x" * 64 + ".org"])
+def test_invalid_hostnames_are_refused(bad):
+    with pytest.raises(GuestError, match="invalid hostname"):
+        validate_fqdn(bad)
+
+
+def test_valid_hostname_is_lowercased():
+    assert validate_fqdn("Web-1.Example.ORG.") == "web-1.example.org"
+
+
+# -- fstab, grub, distro ------------------------------------------------------------
+
+def test_fstab_root_by_uuid_keeps_options_and_other_lines():
+    text = "# comment\nLABEL=cloudimg-rootfs / ext4 discard,errors=remount-ro 0 1\n/dev/vdb /srv xfs defaults 0 2\n"
+    out = render_fstab(text, "1234", "ext4", esp_uuid="AB-CD")
+    assert out == ("# comment\nUUID=1234\t/\text4\tdiscard,errors=remount-ro\t0\t1\n"
+                   "UUID=AB-CD\t/boot/efi\tvfat\tumask=0077\t0\t1\n/dev/vdb /srv xfs defaults 0 2\n")
+
+
+def test_fstab_from_nothing():
+    assert render_fstab("", "u", "ext4") == "UUID=u\t/\text4\terrors=remount-ro\t0\t1\n"
+
+
+def test_grub_serial_block_is_idempotent():
+    once = grub_defaults_with_serial('GRUB_CMDLINE_LINUX=""\n')
+    assert grub_defaults_with_serial(once) == once
+    assert once.count(SERIAL_MARK_BEGIN) == 1
+    assert "console=ttyS0,115200" in once and once.startswith('GRUB_CMDLINE_LINUX=""\n')
+
+
+def test_os_release_and_facts():
+    rel = 'NAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n# c\nPRETTY_NAME=\'Debian 12\'\n'
+    assert parse_os_release(rel)["VERSION_ID"] == "12"
+    facts = facts_from(rel, {"/sbin/ifup", "/usr/lib/systemd/systemd",
+                             "/lib/systemd/systemd-networkd", "/usr/sbin/sshd"})
+    assert (facts.os_id, facts.version_id, facts.pretty_name) == ("debian", "12", "Debian 12")
+    assert facts.network_backends == {"ifupdown", "networkd"}
+    assert facts.has_systemd and facts.has_sshd and not facts.has_cloud_init and not facts.has_grub
+    assert facts_from(None, set()).os_id == ""
+
+
+# -- partition plans ---------------------------------------------------------------------
+
+def test_gpt_plan_has_bios_boot_first_and_root_last():
+    plan = partition.plan("gpt", "efi")
+    assert [(p.role, p.start // MiB) for p in plan.partitions] == [("bios", 1), ("esp", 2), ("root", 258)]
+    script = partition.sfdisk_script(plan)
+    assert "label: gpt" in script and partition.GPT_TYPES["bios"] in script
+    assert script.splitlines()[-1] == f"start={258 * 2048}, type={partition.GPT_TYPES['root']}, name=\"root\""
+
+
+def test_msdos_plan_root_is_bootable_at_1mib():
+    plan = partition.plan("msdos", "bios")
+    assert [(p.role, p.start) for p in plan.partitions] == [("root", MiB)]
+    assert partition.sfdisk_script(plan).endswith("start=2048, type=83, bootable\n")
+
+
+def test_unknown_table_or_boot_mode():
+    with pytest.raises(GuestError, match="partition table 'bsd'"):
+        partition.plan("bsd", "bios")
+    with pytest.raises(GuestError, match="boot mode 'uefi'"):
+        partition.plan("gpt", "uefi")
+
+
+def test_write_table_on_a_sparse_file(tmp_path):
+    disk = tmp_path / "d.img"
+    disk.write_bytes(b"")
+    os.truncate(disk, 100 * MiB)
+    extents = partition.write_table(disk, partition.plan("gpt", "bios"))
+    assert extents[1] == partition.Extent(MiB, MiB)
+    assert extents[2].start == 2 * MiB and extents[2].start + extents[2].size <= 100 * MiB - 33 * 512
+
+
+# -- host-side copy -----------------------------------------------------------------------
+
+def test_copy_skips_zero_blocks_and_punches_old_data(tmp_path):
+    disk = tmp_path / "d.img"
+    disk.write_bytes(b"\xee" * (8 * MiB))  # a reused file full of old data
+    data = b"A" * MiB + bytes(3 * MiB) + b"B" * 100
+    with DiskTarget(disk) as target:
+        target.zero_range(MiB, 6 * MiB)
+        stats = copy_skipping_zeros(io.BytesIO(data), target.fd, MiB, 6 * MiB)
+    assert (stats.bytes_read, stats.bytes_written) == (len(data), MiB + 100)
+    content = disk.read_bytes()
+    assert content[:MiB] == b"\xee" * MiB
+    assert content[MiB:MiB + len(data)] == data
+    assert content[MiB + len(data):7 * MiB] == bytes(7 * MiB - MiB - len(data))
+    assert content[7 * MiB:] == b"\xee" * MiB
+    assert os.stat(disk).st_blocks * 512 <= 4 * MiB  # holes punched where zeros are
+
+
+def test_copy_refuses_a_stream_longer_than_announced(tmp_path):
+    disk = tmp_path / "d.img"
+    disk.write_bytes(b"")
+    os.truncate(disk, 4 * MiB)
+    with DiskTarget(disk) as target, pytest.raises(GuestError, match="larger than the 2 MiB"):
+        copy_skipping_zeros(io.BytesIO(b"x" * (3 * MiB)), target.fd, 0, 2 * MiB)
+
+
+# -- steps and hooks --------------------------------------------------------------------------
+
+def test_step_runner_undoes_completed_steps_in_reverse():
+    events: list[str] = []
+
+    def fail() -> None:
+        raise GuestError("boom")
+
+    runner = StepRunner(log=lambda m: None)
+    with pytest.raises(GuestError):
+        runner.run([Step("a", lambda: events.append("a"), lambda: events.append("undo a")),
+                    Step("b", lambda: events.append("b")),
+                    Step("c", fail, lambda: events.append("undo c"))])
+    runner.rollback()
+    assert events == ["a", "b", "undo c", "undo a"]
+
+
+def test_builtin_hooks_are_ordered_and_named():
+    assert builtin_hook_names() == ["fstab", "hostname", "machine-id", "ssh-host-keys",
+                                    "serial-console", "bootloader"]
+    assert (BUILTIN_HOOKS_DIR / "10-fstab.py").is_file()
+
+
+def test_skipping_an_unknown_step_names_the_known_ones():
+    ctx = HookContext(guest=None, hostname="x.example", log=lambda m: None)  # type: ignore[arg-type]
+    with pytest.raises(GuestError, match="unknown customization step.*nope.*known: fstab, hostname"):
+        run_hooks(ctx, skip={"nope"})
+
+
+def test_hook_runner_order_skip_and_site_hooks(tmp_path):
+    builtin = tmp_path / "builtin"
+    builtin.mkdir()
+    for name in ("20-two", "10-one", "100-late"):
+        (builtin / f"{name}.py").write_text(
+            f"NAME = {name.split('-')[1]!r}\ndef run(ctx):\n    ctx.params['seen'].append(NAME)\n")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "50-mine.py").write_text("def run(ctx):\n    ctx.params['seen'].append('mine')\n")
+    (site / "README").write_text("not a hook\n")
+    (site / ".hidden.py").write_text("raise SystemExit\n")
+    seen: list[str] = []
+    logs: list[str] = []
+    ctx = HookContext(guest=None, hostname="x.example", params={"seen": seen},  # type: ignore[arg-type]
+                      log=logs.append)
+    ran = run_hooks(ctx, skip={"two"}, builtin_dir=builtin, site_dir=site)
+    assert seen == ["one", "late", "mine"]
+    assert ran == ["one", "late", "site:50-mine.py"]
+    assert any("README" in line and "ignored" in line for line in logs)
+    assert run_hooks(ctx, builtin_dir=builtin, site_dir=tmp_path / "missing") == ["one", "two", "late"]
+
+
+def test_a_broken_hook_is_one_line_naming_the_file(tmp_path):
+    (tmp_path / "10-bad.py").write_text("NAME = 'bad'\ndef run(ctx):\n    raise KeyError('x')\n")
+    ctx = HookContext(guest=None, hostname="x.example", log=lambda m: None)  # type: ignore[arg-type]
+    with pytest.raises(GuestError, match=r"step bad \(.*10-bad.py\) failed: KeyError") as info:
+        run_hooks(ctx, builtin_dir=tmp_path)
+    assert "\n" not in str(info.value)
+    (tmp_path / "10-bad.py").write_text("def run(ctx):\n    pass\n")
+    with pytest.raises(GuestError, match="must define NAME"):
+        run_hooks(ctx, builtin_dir=tmp_path)
