@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 FORMATS = ("sparse", "raw")
 COMPRESSIONS = ("none", "zstd")
 ZSTD_LEVEL = 3
+# Each zstd worker costs ~12 MiB (measured: 1 → 60 MiB peak RSS, 2 → 75, 4 → 98, 8 → 146), so two
+# workers keep an export under the 100 MiB bound; Ganeti runs one export per disk in parallel anyway.
+ZSTD_THREADS = min(2, os.cpu_count() or 1)
 SAMPLE_BYTES = 64 * 1024  # zstd size estimate: compress the first 64 KiB of every data piece during the scan
 ZERO_MIB_COMPRESSED = 64  # what zstd makes of 1 MiB of zeros (a few dozen bytes)
 
@@ -105,7 +108,7 @@ def _write_raw(disk: Disk, write, buf: bytearray) -> None:
 
 def export_disk(device: str | os.PathLike, out_fd: int, *, size_fd: int | None = None,
                 fmt: str = "sparse", compression: str = "none", metadata: dict | None = None,
-                zstd_level: int = ZSTD_LEVEL, zstd_threads: int = -1) -> int:
+                zstd_level: int = ZSTD_LEVEL, zstd_threads: int = ZSTD_THREADS) -> int:
     """Write ``device`` to ``out_fd`` as a stream; return the number of bytes written.
 
     If ``size_fd`` is given, "<bytes>\\n" is written there before the first

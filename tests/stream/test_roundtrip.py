@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -172,3 +173,31 @@ def test_empty_disk_round_trip(tmp_path):
     assert result.records == 0 and result.data_bytes == 0
     assert_restored(src, tgt)
     assert tgt.stat().st_blocks == 0
+
+
+def test_memory_stays_bounded_on_a_huge_sparse_disk(tmp_path):
+    """A 2 TiB sparse disk: export (with pre-scan) and import in a fresh process stay far below 100 MiB."""
+    src = Layout(2 << 40, ((0, MiB, "random"), (1 << 40, 3 * MiB + 5, "random"), ((2 << 40) - 4096, 4096, "random")),
+                 13).create(tmp_path / "s")
+    tgt = tmp_path / "t"
+    with open(tgt, "wb") as fh:
+        fh.truncate(2 << 40)
+    code = f"""
+import os
+from osdef.stream import export_disk, import_disk
+r, w = os.pipe()
+with open({str(tmp_path / 'stream')!r}, 'wb') as out:
+    n = export_disk({str(src)!r}, out.fileno(), size_fd=w)
+assert int(os.read(r, 100)) == n
+with open({str(tmp_path / 'stream')!r}, 'rb') as inp:
+    import_disk(inp.fileno(), {str(tgt)!r}, size_fd=None)
+print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert int(out) < 60 * 1024  # KiB
+    with open(src, "rb") as a, open(tgt, "rb") as b:
+        for off in (0, 1 << 40, (2 << 40) - 4096):
+            a.seek(off)
+            b.seek(off)
+            assert a.read(4 * MiB) == b.read(4 * MiB)
+    assert tgt.stat().st_blocks * 512 < 16 * MiB
