@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         image_command = None
     if image_command is not None:
         image_command.register(sub)
+    from osdef.extstorage import command as extstorage_command
+    extstorage_command.register(sub)
 
     p = sub.add_parser("try", help="run an installed OS script with a Ganeti-built environment",
                        description="Run an installed OS script exactly as Ganeti would (clean environment, "
