@@ -59,7 +59,12 @@ class Artifact:
         return parse_time(self.manifest.created_at)
 
     def open(self) -> BinaryIO:
-        """The decompressed image as a stream; use as a context manager."""
+        """The decompressed image as a stream; use as a context manager.
+
+        Reads return exactly the bytes asked for, except at the end.  When the
+        last byte (`size`) has been read, the stored file is checked against
+        the manifest (sha256, size) and a mismatch raises ImageError.
+        """
         try:
             raw = open(self.path, "rb")
         except FileNotFoundError:
@@ -117,7 +122,7 @@ class ArtifactReader(io.RawIOBase):
                 f"image {self._artifact.name}: {self._artifact.path} is corrupt ({exc}); "
                 f"rebuild it with `osdef image build {self._artifact.name}`") from None
         self._produced += filled
-        if filled == 0 and len(view) > 0:
+        if (filled == 0 and len(view) > 0) or self._produced >= self._artifact.size:
             self._verify()
         return filled
 
@@ -125,7 +130,16 @@ class ArtifactReader(io.RawIOBase):
         if self._verified:
             return
         self._verified = True
-        while self._hashing.read(1 << 20):  # hash anything after the last frame
+        try:
+            # A reader that stops after `size` bytes still gets the check: finish the
+            # frame (zstd verifies its checksum there) and hash what follows it.
+            extra = self._zreader.read(1)
+        except zstandard.ZstdError as exc:
+            raise ImageError(
+                f"image {self._artifact.name}: {self._artifact.path} is corrupt ({exc}); "
+                f"rebuild it with `osdef image build {self._artifact.name}`") from None
+        self._produced += len(extra)
+        while self._hashing.read(1 << 20):
             pass
         art = self._artifact
         if self._produced != art.size or self._hashing.hash.hexdigest() != art.sha256:

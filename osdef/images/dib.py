@@ -139,7 +139,7 @@ class DibBuilder:
         return BuildOutput(path=produced, format=dib.output, dib_version=dib_version())
 
     def _run(self, argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
-        last_error = tail = ""
+        strong = weak = tail = ""
         with open(self.log_path, "w", encoding="utf-8") as log:
             log.write("# " + " ".join(argv) + "\n")
             proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
@@ -152,16 +152,20 @@ class DibBuilder:
                     if self.echo is not None:
                         self.echo.write(line)
                     text = _strip_timestamp(line)
-                    if text:
-                        tail = text
-                        if _looks_like_error(text):
-                            last_error = text
+                    if not text:
+                        continue
+                    tail = text
+                    level = error_level(text)
+                    if level == 2:
+                        strong = text
+                    elif level == 1:
+                        weak = text
                 rc = proc.wait()
             except BaseException:
                 proc.kill()
                 proc.wait()
                 raise
-        return rc, (last_error or tail or "no output")[:300]
+        return rc, (strong or weak or tail or "no output")[:300]
 
 
 _TS = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \| ")
@@ -171,8 +175,18 @@ def _strip_timestamp(line: str) -> str:
     return _TS.sub("", line.rstrip("\n")).strip()
 
 
-def _looks_like_error(text: str) -> bool:
-    return bool(re.search(r"\b(ERROR|Error|E:|error:|failed|Failed|not found)\b", text))
+_STRONG = re.compile(r"^(E: |ERROR|Error: |error: |debootstrap: |\S+: not found)")
+_WEAK = re.compile(r"\b(failed|Failed|FAILED|not found)\b")
+_NOISE = re.compile(r"^E: Can not write log|system_bus_socket")
+
+
+def error_level(text: str) -> int:
+    """2 for a line that states a DIB/apt error, 1 for one that hints at one, else 0."""
+    if _NOISE.search(text):
+        return 0
+    if _STRONG.search(text):
+        return 2
+    return 1 if _WEAK.search(text) else 0
 
 
 def strip_dev_entries(src: Path, dest: Path) -> int:

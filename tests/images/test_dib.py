@@ -99,3 +99,17 @@ def test_real_debian_12_build(tmp_path):
     assert "vmlinuz-" in boot and "initrd.img-" in boot
     assert "ssh_host_" not in debugfs_ls(image, "/etc/ssh")
     assert "eth0" not in debugfs_ls(image, "/etc/network/interfaces.d")
+
+
+@pytest.mark.parametrize("line, level", [
+    ("E: Unable to locate package no-such-package-xyz", 2),
+    ("E: Can not write log (Is /dev/pts mounted?) - posix_openpt (19: No such device)", 0),
+    ("Failed to open connection to \"system\" message bus: Failed to connect to socket "
+     "/run/dbus/system_bus_socket: No such file or directory", 0),
+    ("ERROR diskimage_builder.block_device.blockdevice [-] boom", 2),
+    ("umount failed on /x", 1),
+    ("Setting up libc6", 0),
+])
+def test_error_line_choice(line, level):
+    from osdef.images.dib import error_level
+    assert error_level(line) == level

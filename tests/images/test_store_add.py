@@ -110,6 +110,8 @@ def test_artifact_not_matching_its_manifest_fails_the_read(store_factory, tmp_pa
     art = store.artifact("img")
     with pytest.raises(ImageError, match="does not match its manifest"):
         read_all(art)
+    with pytest.raises(ImageError, match="does not match its manifest"), art.open() as f:
+        f.read(art.size)  # a reader that stops at `size` gets the check too
 
 
 def test_truncated_or_missing_artifact_is_not_ready(store_factory, tmp_path):
