@@ -5,11 +5,11 @@ stores each artifact zstd-compressed with a manifest, under a per-image lock;
 `Artifact.open()` streams the decompressed image for the create step.
 """
 
-from osdef.images.artifact import Artifact
+from osdef.images.artifact import Artifact, open_image
 from osdef.images.formats import DISK_RAW, FS_IMAGE, TAR
 from osdef.images.manifest import Manifest
 from osdef.images.recipe import Recipe
 from osdef.images.store import ImageInfo, ImageStore
 
 __all__ = ["Artifact", "DISK_RAW", "FS_IMAGE", "ImageInfo", "ImageStore", "Manifest", "Recipe",
-           "TAR"]
+           "TAR", "open_image"]

@@ -162,3 +162,8 @@ def parse_time(text: str) -> datetime:
     except ValueError:
         return datetime.fromtimestamp(0, timezone.utc)
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def open_image(artifact: Artifact) -> tuple[BinaryIO, int]:
+    """(decompressed stream, uncompressed size): the create step's single read pass."""
+    return artifact.open(), artifact.size

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from osdef.errors import ImageError
+from osdef.images import open_image
 from osdef.images.command import format_table
 
 from .conftest import (make_disk, make_ext4, make_qcow2, make_tar, read_all, sha256_file,
@@ -133,7 +134,9 @@ def test_streaming_read_in_chunks(store_factory, tmp_path):
     art = store_factory().add("img", src)
     expected = src.read_bytes()
     got = bytearray()
-    with art.open() as f:
+    stream, size = open_image(art)
+    assert size == len(expected)
+    with stream as f:
         while True:
             chunk = f.read(3 << 20)
             if not chunk:
