@@ -1,0 +1,45 @@
+"""Configure every NIC (matched by MAC) for the backend the guest uses; see docs/network.md.
+
+Skipped when cloud-init configures the network from osdef's NoCloud seed
+(80-cloud-init), and with network=none.
+"""
+
+from osdef.errors import GuestError
+from osdef.guest import cloudinit
+from osdef.guest.network import model, select
+from osdef.guest.network.apply import apply
+
+NAME = "network"
+
+
+def run(ctx):
+    instance = getattr(ctx, "instance", None)
+    if instance is None:
+        ctx.log("network: no NIC information from Ganeti; the image's network configuration is kept")
+        return
+    state = model.build(instance, ctx.params)
+    if not state.configures_network:
+        ctx.log(f"network: nothing to configure (network={state.mode}, {len(instance.nics)} NIC(s))")
+        return
+    g = ctx.guest
+    has_cloud_init = any(g.exists(p) for p in cloudinit.CLOUD_INIT_MARKERS)
+    if cloudinit.wanted(str(ctx.params.get("cloud_init") or "auto"), has_cloud_init):
+        ctx.log(f"network: {len(state.nics)} NIC(s) left to cloud-init's network-config (NoCloud seed)")
+        return
+    facts = select.read_facts(g)
+    backend = select.select(facts)
+    if backend is None:
+        raise GuestError("the guest has none of netplan, NetworkManager, systemd-networkd or ifupdown;"
+                         " install one in the image, or set network=none")
+    for nic in state.nics:
+        if not nic.dhcp4 and not nic.routed and not any(r.is_default for r in nic.routes) \
+                and nic.ipv4_addresses and nic.ipv4_addresses[0].network.prefixlen == 32:
+            ctx.log(f"warning: NIC {nic.index} has an IP but no Ganeti network (subnet/gateway):"
+                    " configured as /32 without a gateway")
+    written = apply(g, backend, state, facts, ctx.log)
+    if has_cloud_init:
+        cloudinit.write_files(g, cloudinit.disabled_network_files())
+    summary = ", ".join(
+        f"nic{n.index}={'dhcp' if n.dhcp4 else ' '.join(str(a) for a in n.ipv4_addresses)}"
+        + (" routed" if n.routed else "") for n in state.nics)
+    ctx.log(f"network: {backend}: {summary} ({len(written)} file(s))")

@@ -1,0 +1,34 @@
+"""swap_size → /swapfile (allocated, 0600, mkswap'd) and its /etc/fstab line.
+
+btrfs: the file is made No_COW (chattr +C) while empty, as btrfs swap files must be.
+"""
+
+from osdef.errors import GuestError
+from osdef.guest.osparams import SWAPFILE, swap_entry, swap_size_bytes
+
+NAME = "swap"
+MiB = 1 << 20
+HEADROOM = 64 * MiB  # left free on the root filesystem
+
+
+def run(ctx):
+    size = swap_size_bytes(int(ctx.params.get("swap_size") or 0))
+    if size == 0:
+        return
+    g = ctx.guest
+    fs_type = ctx.root_fs_type or g.fs_type(ctx.root_device)
+    vfs = g.call("check free space", g.g.statvfs, "/")
+    free = vfs["bavail"] * vfs["bsize"]
+    if size + HEADROOM > free:
+        raise GuestError(f"swap_size={size // MiB}M does not fit: the root filesystem has"
+                         f" {free // MiB} MiB free; grow disk 0 or lower swap_size")
+    g.remove(SWAPFILE)
+    if fs_type == "btrfs":
+        g.call(f"create {SWAPFILE}", g.g.touch, SWAPFILE)
+        g.call(f"chattr +C {SWAPFILE}", g.g.set_e2attrs, SWAPFILE, "C")
+    g.call(f"allocate {SWAPFILE}", g.g.fallocate64, SWAPFILE, size)
+    g.call(f"chmod {SWAPFILE}", g.g.chmod, 0o600, SWAPFILE)
+    g.call(f"mkswap {SWAPFILE}", g.g.mkswap_file, SWAPFILE)
+    fstab = g.read_text_or_none("/etc/fstab") or ""
+    g.write_text("/etc/fstab", swap_entry(fstab))
+    ctx.log(f"swap: {SWAPFILE} of {size // MiB} MiB")

@@ -1,0 +1,69 @@
+"""data_disks → disks 1..N formatted (whole disk, no partition table) and mounted by UUID at /srv/diskN.
+
+Never destroys data: a disk that already carries a filesystem, a partition
+table or any other signature (LVM, RAID …) is not formatted; one with a
+filesystem is mounted as it is (so reinstall keeps the data).  fstab lines
+have `nofail`, so a missing disk does not stop the boot.
+"""
+
+from osdef.errors import GuestError
+from osdef.guest.osparams import data_disk_entry, data_disk_mountpoint
+
+NAME = "data-disks"
+FS_TYPES = ("ext4", "xfs", "btrfs")
+
+
+def _signature(g, device):
+    """The filesystem (or other) type blkid sees on the whole device, '' if none."""
+    try:
+        return g.g.vfs_type(device) or ""
+    except RuntimeError:
+        return ""
+
+
+def _has_partitions(g, device):
+    return any(p.startswith(device) for p in g.call("list partitions", g.g.list_partitions))
+
+
+def run(ctx):
+    fs_type = str(ctx.params.get("data_disks") or "keep")
+    if fs_type == "keep":
+        return
+    if fs_type not in FS_TYPES:
+        raise GuestError(f"data_disks={fs_type!r}: allowed: keep, {', '.join(FS_TYPES)}")
+    g = ctx.guest
+    devices = g.call("list devices", g.g.list_devices)
+    instance = getattr(ctx, "instance", None)
+    wanted = len(instance.disks) if instance is not None else len(devices)
+    if wanted <= 1:
+        ctx.log(f"data disks: data_disks={fs_type} but the instance has no disk besides disk 0")
+        return
+    if len(devices) < wanted:
+        raise GuestError(f"data_disks={fs_type}: only {len(devices)} of the instance's {wanted} disks"
+                         " are attached to the appliance (osdef bug: please report)")
+    if fs_type != "ext4" and not g.call(f"check {fs_type} support", g.g.feature_available,
+                                        [fs_type]):
+        raise GuestError(f"data_disks={fs_type}: the libguestfs appliance cannot make {fs_type}"
+                         f" (install the {fs_type} tools on the node) or use data_disks=ext4")
+    fstab = g.read_text_or_none("/etc/fstab") or ""
+    for index in range(1, wanted):
+        device = g.device(index)
+        found = _signature(g, device)
+        if _has_partitions(g, device):
+            ctx.log(f"data disks: disk {index} has a partition table: left untouched, not mounted")
+            continue
+        if found and found not in FS_TYPES + ("ext2", "ext3", "vfat"):
+            ctx.log(f"data disks: disk {index} carries {found}: left untouched, not mounted")
+            continue
+        if found:
+            ctx.log(f"data disks: disk {index} already has {found}: kept (not formatted)")
+            disk_fs = found
+        else:
+            g.call(f"make {fs_type} on disk {index}", g.g.mkfs, fs_type, device)
+            disk_fs = fs_type
+            ctx.log(f"data disks: disk {index} formatted {fs_type}")
+        uuid = g.call(f"read the UUID of disk {index}", g.g.vfs_uuid, device)
+        mountpoint = data_disk_mountpoint(index)
+        g.call(f"create {mountpoint}", g.g.mkdir_p, mountpoint)
+        fstab = data_disk_entry(fstab, uuid, index, disk_fs)
+    g.write_text("/etc/fstab", fstab)

@@ -1,0 +1,120 @@
+"""cloud-init NoCloud seed: meta-data, user-data and network-config v2 from the same network model.
+
+The seed lives in /var/lib/cloud/seed/nocloud, where cloud-init's NoCloud
+datasource finds it without any disk or network.  A cloud.cfg.d drop-in limits
+the datasources to NoCloud, so first boot does not wait for cloud metadata
+services that Ganeti does not have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import yaml
+
+from osdef.errors import GuestError
+from osdef.guest.network.model import NetworkState
+from osdef.guest.network.netplan import v2_config
+
+CLOUD_INIT_MARKERS = ("/usr/bin/cloud-init",)
+SEED_DIR = "/var/lib/cloud/seed/nocloud"
+META_DATA = f"{SEED_DIR}/meta-data"
+USER_DATA = f"{SEED_DIR}/user-data"
+NETWORK_CONFIG = f"{SEED_DIR}/network-config"
+DATASOURCE_CFG = "/etc/cloud/cloud.cfg.d/90-osdef-datasource.cfg"
+NETWORK_DISABLED_CFG = "/etc/cloud/cloud.cfg.d/99-osdef-disable-network-config.cfg"
+_COMMENT = "# Written by osdef (Ganeti OS definition).\n"
+
+
+def wanted(cloud_init: str, has_cloud_init: bool) -> bool:
+    """Write a seed? auto: when the guest has cloud-init; on: required; off: never."""
+    if cloud_init == "off":
+        return False
+    if cloud_init == "on" and not has_cloud_init:
+        raise GuestError("cloud_init=on but the guest has no cloud-init (/usr/bin/cloud-init);"
+                         " use cloud_init=auto or off, or an image with cloud-init")
+    return has_cloud_init
+
+
+def instance_id(uuid: str | None, name: str) -> str:
+    """INSTANCE_UUID when Ganeti gives one (stable across renames), else the instance name."""
+    return uuid or name
+
+
+def meta_data(iid: str, fqdn: str) -> str:
+    return _COMMENT + _dump({"instance-id": iid, "local-hostname": fqdn})
+
+
+def user_data(fqdn: str, ssh_keys: Sequence[str]) -> str:
+    """#cloud-config keeping root usable with the given keys and the host keys osdef placed."""
+    data: dict[str, Any] = {
+        "hostname": fqdn.split(".", 1)[0],
+        "fqdn": fqdn,
+        # cloud-init would otherwise prefix root's keys with "Please login as the user …"
+        "disable_root": False,
+        # osdef already removed the image's host keys (or restored the old ones on reinstall)
+        "ssh_deletekeys": False,
+    }
+    if ssh_keys:
+        data["ssh_authorized_keys"] = list(ssh_keys)
+    return "#cloud-config\n" + _COMMENT + _dump(data)
+
+
+def network_config(state: NetworkState) -> str | None:
+    """network-config (v2) for the seed; None when osdef leaves networking alone (network=none)."""
+    if not state.configures_network:
+        return None
+    return _COMMENT + _dump(v2_config(state))
+
+
+def seed_files(*, iid: str, fqdn: str, state: NetworkState, ssh_keys: Sequence[str]) -> dict[str, str]:
+    """Every file the seed consists of (path → content)."""
+    files = {
+        META_DATA: meta_data(iid, fqdn),
+        USER_DATA: user_data(fqdn, ssh_keys),
+        DATASOURCE_CFG: _COMMENT + "datasource_list: [ NoCloud, None ]\n",
+    }
+    net = network_config(state)
+    if net is not None:
+        files[NETWORK_CONFIG] = net
+    return files
+
+
+def disabled_network_files() -> dict[str, str]:
+    """With cloud_init=off on a guest that has cloud-init: keep it from rewriting osdef's network files."""
+    return {NETWORK_DISABLED_CFG: _COMMENT + "network: {config: disabled}\n"}
+
+
+def with_hostname(meta: str, fqdn: str) -> str:
+    """meta-data with a new local-hostname (instance-id kept, so cloud-init does not re-run first boot)."""
+    data = yaml.safe_load(meta) or {}
+    if not isinstance(data, dict):
+        raise GuestError(f"{META_DATA} is not a YAML mapping; remove it or reinstall the instance")
+    data["local-hostname"] = fqdn
+    return _COMMENT + _dump(data)
+
+
+def update_seed_hostname(session: Any, fqdn: str, log: Callable[[str], None]) -> bool:
+    """For rename: point an existing seed at the new name; False when the guest has no osdef seed."""
+    meta = session.read_text_or_none(META_DATA)
+    if meta is None:
+        return False
+    session.write_text(META_DATA, with_hostname(meta, fqdn))
+    user = session.read_text_or_none(USER_DATA)
+    if user is not None:
+        data = yaml.safe_load(user) or {}
+        if isinstance(data, dict):
+            data["hostname"], data["fqdn"] = fqdn.split(".", 1)[0], fqdn
+            session.write_text(USER_DATA, "#cloud-config\n" + _COMMENT + _dump(data))
+    log(f"cloud-init seed: local-hostname is now {fqdn}")
+    return True
+
+
+def write_files(session: Any, files: Mapping[str, str]) -> None:
+    for path, text in files.items():
+        session.write_text(path, text, mode=0o600 if path.startswith(SEED_DIR) else 0o644)
+
+
+def _dump(data: Any) -> str:
+    return yaml.safe_dump(data, default_flow_style=False, sort_keys=False)

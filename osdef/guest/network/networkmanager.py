@@ -1,0 +1,62 @@
+"""NetworkManager renderer: one keyfile per NIC in system-connections, bound by MAC address."""
+
+from __future__ import annotations
+
+import uuid
+
+from osdef.guest.network.header import HEADER
+from osdef.guest.network.model import NetworkState, NicConfig
+
+CONNECTIONS_DIR = "/etc/NetworkManager/system-connections"
+_UUID_NAMESPACE = uuid.UUID("6f5cfa44-5c5e-4c6e-9a0e-0d1f3e0a7a11")
+
+
+def keyfile_path(nic: NicConfig) -> str:
+    return f"{CONNECTIONS_DIR}/osdef-{nic.name}.nmconnection"
+
+
+def connection_uuid(nic: NicConfig) -> str:
+    """Stable per MAC, so a reinstall writes the same connection."""
+    return str(uuid.uuid5(_UUID_NAMESPACE, nic.mac))
+
+
+def _family(nic: NicConfig, state: NetworkState, version: int) -> list[str]:
+    addresses = nic.ipv4_addresses if version == 4 else nic.ipv6_addresses
+    if version == 4:
+        method = "auto" if nic.dhcp4 else "manual"
+    else:
+        method = "manual" if addresses and not nic.accept_ra else "auto"
+    lines = [f"[ipv{version}]", f"method={method}"]
+    if version == 6:
+        lines.append("addr-gen-mode=eui64")
+    lines += [f"address{i}={a}" for i, a in enumerate(addresses, 1)]
+    n = 0
+    for route in nic.routes_for(version):
+        if route.is_default and not route.on_link:
+            lines.append(f"gateway={route.via}")
+            continue
+        n += 1
+        lines.append(f"route{n}={route.to},{route.via}")
+        if route.on_link:
+            lines.append(f"route{n}_options=onlink=true")
+    servers = [s for s in state.dns_servers if (":" in s) == (version == 6)]
+    if servers:
+        lines.append("dns=" + "".join(f"{s};" for s in servers))
+    if version == 4 and state.dns_search:
+        lines.append("dns-search=" + "".join(f"{d};" for d in state.dns_search))
+    return lines
+
+
+def render_nic(nic: NicConfig, state: NetworkState) -> str:
+    lines = [HEADER.rstrip("\n"), "[connection]", f"id=osdef-{nic.name}",
+             f"uuid={connection_uuid(nic)}", "type=ethernet", "autoconnect=true",
+             "autoconnect-priority=100", "", "[ethernet]", f"mac-address={nic.mac.upper()}", ""]
+    lines += _family(nic, state, 4) + [""] + _family(nic, state, 6)
+    return "\n".join(lines) + "\n"
+
+
+def render(state: NetworkState) -> dict[str, str]:
+    """Keyfiles must be 0600 and owned by root, or NetworkManager ignores them (the step sets it)."""
+    if not state.configures_network:
+        return {}
+    return {keyfile_path(nic): render_nic(nic, state) for nic in state.nics}

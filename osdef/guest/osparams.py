@@ -1,0 +1,122 @@
+"""Pure editors for the files the OS-parameter steps change: authorized_keys, shadow, fstab, timezone.
+
+No guest access here; the hooks read the file through the appliance, call one
+of these, and write the result back.  The root password hash is never part of
+a message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from osdef.errors import GuestError, ParamError
+from osdef.ganeti.params import Invalid, PasswordHash, parse_ssh_key
+
+SWAPFILE = "/swapfile"
+DATA_MOUNT_ROOT = "/srv"
+FSCK_PASS = {"ext4": "2", "ext3": "2", "ext2": "2", "xfs": "0", "btrfs": "0"}
+_ZONE_RE = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
+
+
+# -- ssh_authorized_keys ----------------------------------------------------------
+
+def _key_identity(line: str) -> tuple[str, str] | None:
+    """(type, base64) of an authorized_keys line, options skipped; None for comments/blank."""
+    fields = line.split()
+    for i, field in enumerate(fields[:-1]):
+        if field.startswith(("ssh-", "ecdsa-", "sk-")):
+            return field, fields[i + 1]
+    return None
+
+
+def merge_authorized_keys(existing: str, keys: Sequence[str]) -> str:
+    """`existing` with each key appended unless the same key (type + data) is already there."""
+    lines = existing.splitlines()
+    present = {ident for ident in map(_key_identity, lines) if ident}
+    for raw in keys:
+        try:
+            key = parse_ssh_key(raw)
+        except Invalid as exc:
+            raise ParamError(f"ssh_authorized_keys is invalid: {exc}") from None
+        ident = _key_identity(key)
+        if ident not in present:
+            lines.append(key)
+            present.add(ident)  # type: ignore[arg-type]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+# -- root_password_hash ----------------------------------------------------------
+
+def set_root_hash(shadow: str, password_hash: str, today: int) -> str:
+    """/etc/shadow with root's hash replaced; `today` = days since 1970 (for a 0 'last change')."""
+    try:
+        checked = PasswordHash().parse(password_hash)
+    except Invalid as exc:
+        raise ParamError(f"root_password_hash=(value hidden: secret) is invalid: {exc}") from None
+    if not checked or ":" in checked or "\n" in checked:
+        raise ParamError("root_password_hash=(value hidden: secret) is invalid: empty or contains ':'")
+    out, found = [], False
+    for line in shadow.splitlines():
+        fields = line.split(":")
+        if fields[0] == "root" and len(fields) >= 2 and not found:
+            fields[1] = checked
+            if len(fields) >= 3 and fields[2] in ("", "0"):
+                fields[2] = str(today)  # 0 would force a password change at first login
+            line = ":".join(fields)
+            found = True
+        out.append(line)
+    if not found:
+        raise GuestError("/etc/shadow of the guest has no root entry; cannot set root_password_hash")
+    return "\n".join(out) + "\n"
+
+
+# -- fstab -------------------------------------------------------------------------
+
+def set_fstab_entry(fstab: str, spec: str, mountpoint: str, fs_type: str, options: str,
+                    passno: str = "0") -> str:
+    """fstab with exactly one entry for `mountpoint` (swap: one for `spec`), appended at the end."""
+    out = []
+    for line in fstab.splitlines():
+        fields = line.split()
+        if fields and not fields[0].startswith("#") and len(fields) >= 3:
+            same = (fields[2] == "swap" and fields[0] == spec) if fs_type == "swap" \
+                else fields[1] == mountpoint
+            if same:
+                continue
+        out.append(line)
+    while out and not out[-1].strip():
+        out.pop()
+    out.append(f"{spec}\t{mountpoint}\t{fs_type}\t{options}\t0\t{passno}")
+    return "\n".join(out) + "\n"
+
+
+def swap_entry(fstab: str, path: str = SWAPFILE) -> str:
+    return set_fstab_entry(fstab, path, "none", "swap", "sw", "0")
+
+
+def data_disk_mountpoint(index: int) -> str:
+    return f"{DATA_MOUNT_ROOT}/disk{index}"
+
+
+def data_disk_entry(fstab: str, uuid: str, index: int, fs_type: str) -> str:
+    # nofail: a missing or broken data disk must not stop the instance from booting
+    return set_fstab_entry(fstab, f"UUID={uuid}", data_disk_mountpoint(index), fs_type,
+                           "defaults,nofail", FSCK_PASS.get(fs_type, "0"))
+
+
+# -- timezone ----------------------------------------------------------------------
+
+def check_zone_name(zone: str) -> str:
+    if not _ZONE_RE.match(zone) or ".." in zone:
+        raise ParamError(f"timezone={zone!r} is invalid: allowed: a tz database name such as"
+                         " UTC or Europe/Berlin")
+    return zone
+
+
+def swap_size_bytes(size: int) -> int:
+    """Round up to whole MiB (mkswap needs at least 40 KiB; we ask for >= 1 MiB)."""
+    mib = 1 << 20
+    if size < 0:
+        raise ParamError(f"swap_size={size} must not be negative")
+    return -(-size // mib) * mib
