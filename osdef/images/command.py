@@ -1,8 +1,9 @@
 """`osdef image build|list|add`: argparse adapter over ImageStore (no logic here).
 
-`register(subparsers)` adds the `image` command; each handler takes
-(args, config) and returns an exit code.  ImageError propagates to the CLI
-edge (osdef.cli), which prints its one line.
+`register(subparsers)` adds the `image` command; each handler (set as both
+`func` and `handler`) takes (args, config) — config being a SiteConfig or a
+zero-argument loader returning one — and returns an exit code.  ImageError
+propagates to the CLI edge (osdef.cli), which prints its one line.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime, timezone
+from collections.abc import Callable
 from pathlib import Path
 
 from osdef.config import SiteConfig
@@ -32,37 +34,41 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     build.add_argument("name", metavar="NAME")
     build.add_argument("-v", "--verbose", action="store_true",
                        help="show diskimage-builder's output (always in <cache>/NAME.build.log)")
-    build.set_defaults(handler=cmd_build)
+    build.set_defaults(func=cmd_build, handler=cmd_build)
 
     lst = sub.add_parser("list", help="list recipes and cached images")
-    lst.set_defaults(handler=cmd_list)
+    lst.set_defaults(func=cmd_list, handler=cmd_list)
 
     add = sub.add_parser("add", help="register an existing raw/qcow2/tar image file "
                                      "(optionally zstd-compressed)")
     add.add_argument("name", metavar="NAME")
     add.add_argument("file", metavar="FILE", type=Path)
-    add.set_defaults(handler=cmd_add)
+    add.set_defaults(func=cmd_add, handler=cmd_add)
     return image
 
 
-def _store(args: argparse.Namespace, config: SiteConfig, echo: bool = False) -> ImageStore:
+Config = SiteConfig | Callable[[], SiteConfig]
+
+
+def _store(args: argparse.Namespace, config: Config, echo: bool = False) -> ImageStore:
+    site = config if isinstance(config, SiteConfig) else config()
     recipes = args.recipes if getattr(args, "recipes", None) else default_recipes_dir()
-    return ImageStore(config.images, recipes, progress=sys.stderr, echo_build=echo)
+    return ImageStore(site.images, recipes, progress=sys.stderr, echo_build=echo)
 
 
-def cmd_build(args: argparse.Namespace, config: SiteConfig) -> int:
+def cmd_build(args: argparse.Namespace, config: Config) -> int:
     art = _store(args, config, echo=args.verbose).build(args.name)
     print(f"{art.name}: {art.path}")
     return 0
 
 
-def cmd_add(args: argparse.Namespace, config: SiteConfig) -> int:
+def cmd_add(args: argparse.Namespace, config: Config) -> int:
     art = _store(args, config).add(args.name, args.file)
     print(f"{art.name}: {art.path}")
     return 0
 
 
-def cmd_list(args: argparse.Namespace, config: SiteConfig) -> int:
+def cmd_list(args: argparse.Namespace, config: Config) -> int:
     print(format_table(_store(args, config).list()))
     return 0
 

@@ -30,7 +30,7 @@ def test_add_then_list(tmp_path, capsys):
     assert args.handler(args, config) == 0
     assert "mytar:" in capsys.readouterr().out
     args = parse(["image", "--recipes", str(recipes), "list"])
-    assert args.handler(args, config) == 0
+    assert args.func(args, lambda: config) == 0  # osdef.cli passes a config loader
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["NAME", "SOURCE", "FORMAT", "SIZE", "USED", "STORED", "AGE", "RECIPE"]
     assert out[1].split()[:3] == ["mytar", "added", "tar"]
