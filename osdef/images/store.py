@@ -149,8 +149,13 @@ class ImageStore:
     # -- producing -------------------------------------------------------------
 
     def ensure(self, name: str, *, allow_build: bool, allow_fetch: bool) -> Artifact:
-        """A ready artifact for name; build or fetch it (once, under the lock) if allowed."""
-        art = self.artifact(name)
+        """A ready artifact for name; build or fetch it (once, under the lock) if allowed.
+
+        A DIB image built from an older recipe is still returned (`image list`
+        shows it as changed; rebuilding is the admin's call).  A download whose
+        recipe now names another url/sha256 is not: it is fetched again.
+        """
+        art = self._current(name)
         if art is not None:
             return art
         recipe = self._require_recipe(name)
@@ -160,10 +165,20 @@ class ImageStore:
             raise ImageError(f"image {name} is not downloaded: run `osdef image build {name}`")
         with cf.image_lock(self.cache_dir, name, on_wait=lambda: self._say(
                 f"image {name}: waiting for another process that is preparing it")):
-            art = self.artifact(name)
+            art = self._current(name)
             if art is not None:
                 return art
             return self._produce(recipe)
+
+    def _current(self, name: str) -> Artifact | None:
+        art = self.artifact(name)
+        if art is None or art.manifest.source != "url":
+            return art
+        recipe = self.recipe(name)
+        if recipe is not None and recipe.kind == "url" and \
+                art.manifest.recipe_digest != self.recipe_digest(recipe):
+            return None  # the recipe now pins other content
+        return art
 
     def refresh(self, name: str) -> Artifact:
         """Like build(), but keep a cached artifact made from the current recipe."""

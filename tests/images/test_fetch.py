@@ -84,3 +84,19 @@ def test_fetch_qcow2_stored_as_raw(store_factory, http_server, tmp_path):
 def assert_cache_empty(store):
     leftovers = [p.name for p in store.cache_dir.iterdir() if not p.name.endswith(".lock")]
     assert leftovers == []
+
+
+def test_changed_url_recipe_is_fetched_again(store_factory, http_server, tmp_path):
+    one = make_disk(tmp_path / "one.img", "gpt").read_bytes()
+    two = make_disk(tmp_path / "two.img", "dos").read_bytes()
+    http_server.files.update({"one.img": one, "two.img": two})
+    store = store_factory({"web": url_recipe(http_server.url("one.img"), one, "disk-raw")})
+    assert read_all(store.ensure("web", allow_build=False, allow_fetch=True)) == one
+    (store.recipes_dir / "web.yaml").write_text(url_recipe(http_server.url("two.img"), two,
+                                                           "disk-raw"))
+    assert {i.name: i for i in store.list()}["web"].recipe_changed is True
+    with pytest.raises(ImageError, match="not downloaded"):
+        store.ensure("web", allow_build=False, allow_fetch=False)
+    art = store.ensure("web", allow_build=False, allow_fetch=True)
+    assert read_all(art) == two and http_server.hits == {"one.img": 1, "two.img": 1}
+    assert len(list(store.cache_dir.glob("*.zst"))) == 1
