@@ -14,6 +14,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -144,7 +145,7 @@ class DibBuilder:
             log.write("# " + " ".join(argv) + "\n")
             proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True, errors="replace")
+                                    text=True, errors="replace", start_new_session=True)
             try:
                 assert proc.stdout is not None
                 for line in proc.stdout:
@@ -162,7 +163,9 @@ class DibBuilder:
                         weak = text
                 rc = proc.wait()
             except BaseException:
-                proc.kill()
+                # DIB runs sudo, chroot and mounts: TERM the whole group so its
+                # own cleanup traps unmount, then wait for it.
+                os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait()
                 raise
         return rc, (strong or weak or tail or "no output")[:300]
