@@ -62,6 +62,18 @@ class Run:
         return statistics.median(self.times)
 
 
+COUNT_FILE = Path("/tmp/osdef-stream-bench.count")
+SINK = f"dd bs=1M of=/dev/null 2>{COUNT_FILE}"  # what reads the script's stdout under Ganeti: dd bs=1M
+
+
+def sink_bytes() -> int:
+    """Bytes the SINK dd copied (from its statistics line)."""
+    for line in reversed(COUNT_FILE.read_text().splitlines()):
+        if "bytes" in line:
+            return int(line.split()[0])
+    raise RuntimeError(f"no byte count in {COUNT_FILE}")
+
+
 def measure(run: Run, cmd: str, repeat: int, before=None, parse_json: bool = False, count_stdout: bool = False):
     for _ in range(repeat):
         if before:
@@ -71,7 +83,7 @@ def measure(run: Run, cmd: str, repeat: int, before=None, parse_json: bool = Fal
         p = sh(cmd)
         run.times.append(time.perf_counter() - t0)
         if count_stdout:
-            run.stream = int(p.stdout.split()[-1])
+            run.stream = sink_bytes()
         if parse_json:
             info = json.loads(p.stderr.strip().splitlines()[-1])
             run.rss_kib = max(run.rss_kib or 0, info["maxrss_kib"])
@@ -204,16 +216,16 @@ def run_all(disk: dict, work: Path, repeat: int) -> dict:
     sh(f"{q} export {src} --compression zstd > {work}/s.osdef.zst")
 
     # --- export, file
-    res["e_dd"] = measure(Run("`dd bs=4M` (raw)"), f"dd if={src} bs=4M status=none | wc -c", repeat,
+    res["e_dd"] = measure(Run("`dd bs=4M` (raw)"), f"dd if={src} bs=4M status=none | {SINK}", repeat,
                           count_stdout=True)
-    res["e_osdef"] = measure(Run("osdef sparse"), f"{q} export {src} | wc -c", repeat, parse_json=True,
+    res["e_osdef"] = measure(Run("osdef sparse"), f"{q} export {src} | {SINK}", repeat, parse_json=True,
                              count_stdout=True)
     res["e_osdef_nosize"] = measure(Run("osdef sparse, no EXP_SIZE_FD (no pre-scan)"),
-                                    f"{q} export {src} --no-size | wc -c", repeat, parse_json=True,
+                                    f"{q} export {src} --no-size | {SINK}", repeat, parse_json=True,
                                     count_stdout=True)
-    res["e_zstd"] = measure(Run("osdef sparse + zstd"), f"{q} export {src} --compression zstd | wc -c", repeat,
+    res["e_zstd"] = measure(Run("osdef sparse + zstd"), f"{q} export {src} --compression zstd | {SINK}", repeat,
                             parse_json=True, count_stdout=True)
-    res["e_raw"] = measure(Run("osdef raw"), f"{q} export {src} --fmt raw | wc -c", repeat, parse_json=True,
+    res["e_raw"] = measure(Run("osdef raw"), f"{q} export {src} --fmt raw | {SINK}", repeat, parse_json=True,
                            count_stdout=True)
     qcow = work / "out.qcow2"
     res["e_qemu"] = measure(Run("`qemu-img convert -O qcow2` (to a file)"),
@@ -221,7 +233,7 @@ def run_all(disk: dict, work: Path, repeat: int) -> dict:
     res["e_qemu"].stream = qcow.stat().st_size
     if (GID_DIR / "export").exists() and shutil.which("dump"):
         res["e_gid"] = measure(Run("ganeti-instance-debootstrap `export` (dump -0)"),
-                               f"cd {GID_DIR} && {gid_env(str(src))} ./export 2>/dev/null | wc -c", repeat,
+                               f"cd {GID_DIR} && {gid_env(str(src))} ./export 2>/dev/null | {SINK}", repeat,
                                count_stdout=True)
     res["read_extents"] = measure(Run("read data extents only (pread, discard)"), f"{q} read-extents {src}",
                                   repeat, parse_json=True)
@@ -250,12 +262,12 @@ def run_all(disk: dict, work: Path, repeat: int) -> dict:
     fresh_target(ltgt_file, size)()
     ltgt = sh(f"losetup -f --show {ltgt_file}").stdout.strip()
     try:
-        res["l_dd"] = measure(Run("`dd bs=4M` (raw)"), f"dd if={loop} bs=4M status=none | wc -c", repeat,
+        res["l_dd"] = measure(Run("`dd bs=4M` (raw)"), f"dd if={loop} bs=4M status=none | {SINK}", repeat,
                               count_stdout=True)
-        res["l_osdef"] = measure(Run("osdef sparse (pre-scan + stream)"), f"{q} export {loop} | wc -c", repeat,
+        res["l_osdef"] = measure(Run("osdef sparse (pre-scan + stream)"), f"{q} export {loop} | {SINK}", repeat,
                                  parse_json=True, count_stdout=True)
         res["l_osdef_nosize"] = measure(Run("osdef sparse, no EXP_SIZE_FD (single pass)"),
-                                        f"{q} export {loop} --no-size | wc -c", repeat, parse_json=True,
+                                        f"{q} export {loop} --no-size | {SINK}", repeat, parse_json=True,
                                         count_stdout=True)
         lq = work / "loop.qcow2"
         res["l_qemu"] = measure(Run("`qemu-img convert -O qcow2` (to a file)"),
@@ -309,7 +321,7 @@ def render(disk: dict, res: dict, args, started: str) -> str:
              f"MiB of real files from /usr, plus {disk['garbage'] / MiB:,.0f} MiB of file data written into "
              f"scattered free blocks (what deleted files leave behind). Allocated: {fmt_size(alloc)} in "
              f"{disk['extents']} extents.", "",
-             "Exports write to a pipe read by `wc -c` (Ganeti reads the script's stdout through `dd bs=1M`); "
+             "Exports write to a pipe read by `dd bs=1M of=/dev/null`, as in Ganeti's pipeline; "
              "osdef exports include the EXP_SIZE_FD pre-scan unless marked. Imports read the stream from a file "
              "and end with fsync; file targets are fresh sparse files of the disk's size.", "",
              "### Export, file disk", ""]
@@ -329,6 +341,7 @@ def render(disk: dict, res: dict, args, started: str) -> str:
     data = r["read_extents"].stream or alloc
     rate_ours = data / e.wall
     rate_read = data / r["read_extents"].wall
+    rate_single = data / r["e_osdef_nosize"].wall
     i, idd = r["i_osdef"], r["i_dd"]
     imp_ours = (i.data_bytes or alloc) / i.wall
     imp_dd = idd.data_bytes / idd.wall
@@ -343,6 +356,9 @@ def render(disk: dict, res: dict, args, started: str) -> str:
               f"{dd.wall:.2f} s) | {verdict(e.wall <= 0.2 * dd.wall)} |",
               f"| export ≥ 0.8 × raw read rate of the data extents | {rate_ours / MiB:,.0f} vs {rate_read / MiB:,.0f} "
               f"MiB/s = {rate_ours / rate_read:.2f} × | {verdict(rate_ours >= 0.8 * rate_read)} |",
+              f"| same, export without EXP_SIZE_FD (single pass, no pre-scan) | {rate_single / MiB:,.0f} "
+              f"vs {rate_read / MiB:,.0f} MiB/s = {rate_single / rate_read:.2f} × | "
+              f"{verdict(rate_single >= 0.8 * rate_read)} |",
               f"| import ≥ 0.8 × dd's write rate per data byte (file) | {imp_ours / MiB:,.0f} vs {imp_dd / MiB:,.0f} "
               f"MiB/s = {imp_ours / imp_dd:.2f} × | {verdict(imp_ours >= 0.8 * imp_dd)} |",
               f"| loop device: export ≤ 0.2 × dd | {le.wall / ldd.wall:.3f} × ({le.wall:.2f} s vs {ldd.wall:.2f} s) | "
@@ -369,6 +385,15 @@ def render(disk: dict, res: dict, args, started: str) -> str:
 
 NOTES = [
     "Notes:",
+    "- Why the pre-scan: EXP_SIZE_FD must be exact before the first byte, and the stream should not carry "
+    "allocated-but-zero blocks (journal, zeroed inode tables, fallocated space). Knowing both means reading the "
+    "data once before streaming it; on a file the second read comes from the page cache. That extra local read "
+    "is what keeps the export below 0.8 × the raw read rate; it costs far less than the bytes it saves on "
+    "Ganeti's ~45 MB/s transport (every 45 MB not sent is a second saved).",
+    "- Block devices have no allocation map (SEEK_DATA fails with EINVAL), so every exporter — dd, qemu-img, "
+    "osdef — must read the whole device; 0.2 × dd is out of reach there, and what osdef saves is the bytes sent "
+    "(stream ≈ data, not the device size). The pre-scan reads the device once; the streaming pass re-reads only "
+    "the chunks that held data (zero chunks are dropped from the page cache as they are scanned).",
     "- ganeti-instance-debootstrap's export is `dump -0` of the ext filesystem: it sends only files (not the "
     "deleted-file blocks, no partition table, no boot sector), announces no size on EXP_SIZE_FD, and needs an "
     "ext2/3/4 filesystem directly on the disk (`PARTITION_STYLE=none`; its msdos path needs kpartx/device-mapper, "

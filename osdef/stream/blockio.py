@@ -207,3 +207,11 @@ def advise_sequential(fd: int) -> None:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
     except OSError:
         pass
+
+
+def drop_cache(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to forget cached pages of a range we will not read again."""
+    try:
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass

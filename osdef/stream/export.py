@@ -35,20 +35,49 @@ SAMPLE_BYTES = 64 * 1024  # zstd size estimate: compress the first 64 KiB of eve
 ZERO_MIB_COMPRESSED = 64  # what zstd makes of 1 MiB of zeros (a few dozen bytes)
 
 
-class _FdSink:
-    """Minimal file-like object over an fd that counts what it writes (for zstandard)."""
+class _Output:
+    """Where the stream goes: writes whole byte pieces to an fd and counts them."""
 
     def __init__(self, fd: int):
         self.fd = fd
         self.written = 0
 
-    def write(self, data) -> int:
-        n = write_out(self.fd, data)
-        self.written += n
-        return n
+    def write(self, *parts) -> None:
+        self.written += write_out(self.fd, *parts)
+
+    def close(self) -> None:
+        pass
+
+
+class _Sink:
+    """File-like adapter for zstandard's stream_writer."""
+
+    def __init__(self, write):
+        self.write = write
 
     def flush(self) -> None:
         pass
+
+
+class _ZstdOutput(_Output):
+    """The same, through a multi-threaded zstd compressor (one frame)."""
+
+    def __init__(self, fd: int, level: int, threads: int):
+        super().__init__(fd)
+        cctx = zstandard.ZstdCompressor(level=level, threads=threads)
+        self._zw = cctx.stream_writer(_Sink(self._sink_write), closefd=False, write_size=MiB)
+
+    def write(self, *parts) -> None:
+        for p in parts:
+            self._zw.write(p)
+
+    def close(self) -> None:
+        self._zw.close()  # flushes the end of the frame through _sink_write
+
+    def _sink_write(self, data) -> int:
+        n = write_out(self.fd, data)
+        self.written += n
+        return n
 
 
 @dataclass
@@ -106,6 +135,24 @@ def _write_raw(disk: Disk, write, buf: bytearray) -> None:
         offset += len(part)
 
 
+def _plan(disk: Disk, buf: bytearray, fmt: str, compression: str, meta: dict,
+          level: int) -> tuple[Scan | None, int]:
+    """Pre-scan where needed; return (scan, bytes the export will write: exact, or estimated for zstd)."""
+    estimate = _Estimate(level) if compression == "zstd" else None
+    scan = None
+    if fmt == "sparse" or estimate is not None:
+        scan = scan_disk(disk, buf, estimate.sample if estimate else None)
+    if fmt == "raw":
+        expected = disk.size
+        if estimate is not None:
+            expected = estimate.size(scan.data_bytes, disk.size - scan.data_bytes, 0)
+        return scan, expected
+    expected = fmt_.stream_length(meta, scan.records, scan.data_bytes)
+    if estimate is not None:
+        expected = estimate.size(scan.data_bytes, 0, expected - scan.data_bytes)
+    return scan, expected
+
+
 def export_disk(device: str | os.PathLike, out_fd: int, *, size_fd: int | None = None,
                 fmt: str = "sparse", compression: str = "none", metadata: dict | None = None,
                 zstd_level: int = ZSTD_LEVEL, zstd_threads: int = ZSTD_THREADS) -> int:
@@ -122,39 +169,17 @@ def export_disk(device: str | os.PathLike, out_fd: int, *, size_fd: int | None =
     with open_disk(device, write=False) as disk:
         advise_sequential(disk.fd)
         enlarge_pipe(out_fd)
-        scan = None
-        expected = None
+        scan = expected = None
         if size_fd is not None:
-            estimate = _Estimate(zstd_level) if compression == "zstd" else None
-            if fmt == "sparse" or estimate is not None:
-                scan = scan_disk(disk, buf, estimate.sample if estimate else None)
-            expected = fmt_.stream_length(meta, scan.records, scan.data_bytes) if fmt == "sparse" else disk.size
-            if estimate is not None:
-                overhead = expected - scan.data_bytes if fmt == "sparse" else 0
-                zeros = disk.size - scan.data_bytes if fmt == "raw" else 0
-                expected = estimate.size(scan.data_bytes, zeros, overhead)
+            scan, expected = _plan(disk, buf, fmt, compression, meta, zstd_level)
             _announce(size_fd, expected)
-
-        sink = _FdSink(out_fd)
-        if compression == "zstd":
-            cctx = zstandard.ZstdCompressor(level=zstd_level, threads=zstd_threads)
-            with cctx.stream_writer(sink, closefd=False, write_size=MiB) as zw:
-                def write(*parts) -> None:
-                    for p in parts:
-                        zw.write(p)
-                _produce(disk, write, buf, fmt, meta, scan)
+        out = _ZstdOutput(out_fd, zstd_level, zstd_threads) if compression == "zstd" else _Output(out_fd)
+        if fmt == "sparse":
+            _write_sparse(disk, out.write, buf, meta, scan)
         else:
-            def write(*parts) -> None:
-                sink.written += write_out(out_fd, *parts)
-            _produce(disk, write, buf, fmt, meta, scan)
-    if size_fd is not None and compression == "none" and sink.written != expected:
+            _write_raw(disk, out.write, buf)
+        out.close()
+    if size_fd is not None and compression == "none" and out.written != expected:
         log.warning("export wrote %d bytes but announced %d: %s changed during the export",
-                    sink.written, expected, device)
-    return sink.written
-
-
-def _produce(disk: Disk, write, buf: bytearray, fmt: str, meta: dict, scan: Scan | None) -> None:
-    if fmt == "sparse":
-        _write_sparse(disk, write, buf, meta, scan)
-    else:
-        _write_raw(disk, write, buf)
+                    out.written, expected, device)
+    return out.written

@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from osdef.stream.blockio import MiB, Disk, is_zero, read_at
+from osdef.stream.blockio import MiB, Disk, drop_cache, is_zero, read_at
 
 CHUNK = MiB
 BLOCK = 4096
@@ -124,6 +124,8 @@ def data_pieces(disk: Disk, buf: bytearray, scan: Scan | None = None,
         if not is_zero(part):
             for start, end in nonzero_runs(part, offset):
                 yield offset + start, part[start:end]
+        elif disk.is_block:
+            drop_cache(disk.fd, offset, length)  # a full-device read must not evict the node's page cache
 
 
 def scan_disk(disk: Disk, buf: bytearray, sample=None) -> Scan:

@@ -39,6 +39,12 @@ class ImportResult:
     records: int  # data records (stream) or 0 (raw)
     metadata: dict
 
+    def __str__(self) -> str:
+        source = ("zstd-compressed " if self.compressed else "") + ("osdef stream" if self.kind == "stream"
+                                                                    else "raw dump")
+        return (f"{source} of a {self.source_size} byte disk: {self.data_bytes} bytes of data written, "
+                f"{self.zeroed_bytes} bytes zeroed, {self.input_bytes} bytes read")
+
 
 class _FdSource:
     """Reads an fd with a pushback buffer for auto-detection; counts bytes read."""
