@@ -21,8 +21,9 @@ import zstandard
 
 from osdef.errors import StreamError
 from osdef.stream import format as fmt_
-from osdef.stream.blockio import MiB, Disk, enlarge_pipe, is_zero, open_disk, sync, write_at, write_out, \
+from osdef.stream.blockio import ZEROS, MiB, Disk, enlarge_pipe, is_zero, open_disk, sync, write_at, write_out, \
     zero_range
+from osdef.stream.extents import nonzero_runs
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,9 @@ class _Reader:
         return data
 
 
+SMALL_GAP = 64 * 1024  # on block devices, gaps below this are written as zeros (cheaper than an ioctl each)
+
+
 class _Target:
     """Writes data and zeroes gaps on the target, tracking what was done."""
 
@@ -142,10 +146,15 @@ class _Target:
         self.end = offset + len(data)
 
     def zero_until(self, offset: int) -> None:
-        if offset > self.end:
-            zero_range(self.disk, self.end, offset - self.end)
-            self.zeroed_bytes += offset - self.end
-            self.end = offset
+        gap = offset - self.end
+        if gap <= 0:
+            return
+        if self.disk.is_block and gap < SMALL_GAP:
+            write_at(self.disk, ZEROS[:gap], self.end)
+        else:
+            zero_range(self.disk, self.end, gap)
+        self.zeroed_bytes += gap
+        self.end = offset
 
 
 def _too_small(disk: Disk, source_size: int) -> StreamError:
@@ -178,7 +187,8 @@ def _import_raw(reader: _Reader, target: _Target) -> int:
             raise StreamError(f"raw import data is larger than target {target.disk.path} ({target.disk.size} "
                               "bytes): create the instance disk at least as large as the exported one")
         if not is_zero(data):
-            target.write(offset, data)
+            for start, end in nonzero_runs(data, offset):
+                target.write(offset + start, data[start:end])
         offset += len(data)
     return offset
 

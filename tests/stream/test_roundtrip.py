@@ -16,8 +16,8 @@ from hypothesis import given, settings, strategies as st
 from osdef.errors import StreamError
 from osdef.stream import export_disk, import_disk
 from osdef.stream import format as f
-from tests.stream.conftest import (MiB, Layout, assert_restored, export_to_file, fill_random, import_from_file,
-                                   layouts, read_all)
+from tests.stream.conftest import (MiB, Layout, assert_restored, export_to_file, fill_random, import_bytes,
+                                   import_from_file, layouts, read_all)
 
 
 def sha(path) -> str:
@@ -121,6 +121,19 @@ def test_pipeline_through_real_pipes(tmp_path):
     assert_restored(src, tgt)
 
 
+@settings(max_examples=15, deadline=None, database=None)
+@given(layouts(max_size=6 * MiB), st.integers(0, MiB))
+def test_raw_dump_round_trip_onto_dirty_target(layout: Layout, extra: int):
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        src = layout.create(d / "src")
+        tgt = fill_random(d / "tgt", layout.size + extra, seed=layout.seed)
+        result = import_bytes(read_all(src), tgt)
+        assert result.kind == "raw" and result.source_size == layout.size
+        assert result.data_bytes <= src.stat().st_blocks * 512
+        assert_restored(src, tgt)
+
+
 def test_raw_input_from_dd(tmp_path):
     src = Layout(6 * MiB + 512, ((0, 4096, "random"), (5 * MiB, MiB + 512, "random")), 2).create(tmp_path / "s")
     tgt = fill_random(tmp_path / "t", 8 * MiB)
@@ -201,3 +214,35 @@ print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()
             b.seek(off)
             assert a.read(4 * MiB) == b.read(4 * MiB)
     assert tgt.stat().st_blocks * 512 < 16 * MiB
+
+
+@pytest.mark.parametrize("fmt,compression", [("sparse", "none"), ("raw", "none"), ("sparse", "zstd")])
+def test_size_is_announced_before_the_first_stream_byte(tmp_path, fmt, compression):
+    src = Layout(6 * MiB, ((MiB, 2 * MiB, "random"),), 17).create(tmp_path / "s")
+    r, w = os.pipe()
+    size_r, size_w = os.pipe()
+    os.set_blocking(size_r, False)
+    seen = []
+
+    def consume():
+        first = os.read(r, 1)  # blocks until the exporter writes its first stream byte
+        try:
+            seen.append(os.read(size_r, 100))
+        except BlockingIOError:
+            seen.append(b"")
+        seen.append(first)
+        while os.read(r, MiB):
+            pass
+
+    t = threading.Thread(target=consume)
+    t.start()
+    try:
+        export_disk(src, w, size_fd=size_w, fmt=fmt, compression=compression)
+    finally:
+        os.close(w)
+        t.join()
+        os.close(r)
+        os.close(size_r)
+        os.close(size_w)
+    assert seen[0].endswith(b"\n") and int(seen[0]) > 0
+    assert seen[1]
