@@ -78,12 +78,26 @@ class Trailer:
     data_bytes: int
 
 
+# Containers that are certainly not a raw disk (a disk starts with boot code, zeros or a filesystem).
+FOREIGN_MAGICS = (
+    (b"QFI\xfb", "qcow2 image"),
+    (b"KDMV", "VMDK image"),
+    (b"vhdxfile", "VHDX image"),
+    (b"\x1f\x8b", "gzip file"),
+    (b"\xfd7zXZ\x00", "xz file"),
+    (b"\x04\x22\x4d\x18", "lz4 file"),
+)
+
+
 def detect(prefix: bytes) -> str:
-    """Classify input by its first bytes: 'stream', 'zstd' or 'raw'."""
+    """Classify input by its first bytes: 'stream', 'zstd', 'raw', or the name of a foreign container."""
     if prefix.startswith(MAGIC):
         return "stream"
     if prefix.startswith(ZSTD_MAGIC):
         return "zstd"
+    for magic, name in FOREIGN_MAGICS:
+        if prefix.startswith(magic):
+            return name
     return "raw"
 
 

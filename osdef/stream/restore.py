@@ -220,9 +220,14 @@ def _import(in_fd: int, disk: Disk, size_fd: int | None) -> ImportResult:
         inner = reader.peek_prefix(fmt_.DETECT_BYTES)
         if not inner:
             raise StreamError("the zstd-compressed import stream is empty")
-        kind = "stream" if fmt_.detect(inner) == "stream" else "raw"
+        kind = fmt_.detect(inner)
     else:
         reader = _Reader(source)
+    if kind not in ("stream", "raw", "zstd"):
+        raise fmt_.FormatError(f"the import stream is a {kind}, not an osdef stream or a raw disk dump: "
+                               "convert it to a raw disk first (e.g. qemu-img convert -O raw)")
+    if kind == "zstd":
+        raise fmt_.FormatError("the import stream is compressed twice with zstd: decompress it once first")
     target = _Target(disk)
     records = 0
     metadata: dict = {}

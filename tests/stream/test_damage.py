@@ -99,3 +99,8 @@ def test_truncated_zstd(tmp_path, stream):
 
 def test_trailing_garbage(tmp_path, stream):
     check_fails(tmp_path, stream + b"\0garbage", "after the stream trailer")
+
+
+@pytest.mark.parametrize("prefix,name", [(b"QFI\xfb\x00\x00\x00\x03", "qcow2"), (b"\x1f\x8b\x08\x00", "gzip")])
+def test_foreign_container_is_refused(tmp_path, prefix, name):
+    check_fails(tmp_path, prefix + bytes(5000), name)
