@@ -8,7 +8,7 @@ from osdef.guest.osparams import SWAPFILE, swap_entry, swap_size_bytes
 
 NAME = "swap"
 MiB = 1 << 20
-HEADROOM = 64 * MiB  # left free on the root filesystem
+HEADROOM = 32 * MiB  # left free on the root filesystem
 
 
 def run(ctx):
