@@ -6,7 +6,7 @@ NAME = "dns"
 
 
 def run(ctx):
-    state = model.build(None, {**ctx.params, "network": "none"})
+    state = model.dns_only(ctx.params)
     if not state.dns_servers and not state.dns_search:
         return
     g = ctx.guest

@@ -158,6 +158,12 @@ def _one_default_route(nics: list[NicConfig]) -> list[NicConfig]:
     return out
 
 
+def dns_only(params: Mapping[str, Any]) -> NetworkState:
+    """The DNS part of the params alone (the DNS step does not need the NICs)."""
+    return NetworkState("none", (), tuple(str(s) for s in params.get("dns_servers") or ()),
+                        tuple(str(s) for s in params.get("dns_search") or ()))
+
+
 def build(instance: Any, params: Mapping[str, Any]) -> NetworkState:
     """The NetworkState for an Instance (osdef.ganeti.environment) and the typed OS params.
 
