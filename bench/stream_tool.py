@@ -55,12 +55,13 @@ def main() -> int:
                    announced=int(line) if line else None)
     else:
         from osdef.stream.blockio import open_disk, read_at
-        from osdef.stream.extents import data_ranges, pieces
+        from osdef.stream.extents import READ_SIZE, spans
 
-        buf = memoryview(bytearray(1 << 20))
+        buf = memoryview(bytearray(READ_SIZE))
         total = 0
         with open_disk(a.device, write=False) as disk:
-            for off, n in pieces(data_ranges(disk)):
+            os.posix_fadvise(disk.fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            for off, n in spans(disk):
                 read_at(disk, buf[:n], off)
                 total += n
         out["bytes"] = total

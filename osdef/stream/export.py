@@ -21,7 +21,7 @@ from osdef import __version__
 from osdef.errors import StreamError
 from osdef.stream import format as fmt_
 from osdef.stream.blockio import MiB, Disk, advise_sequential, enlarge_pipe, open_disk, read_at, write_out
-from osdef.stream.extents import CHUNK, Scan, data_pieces, scan_disk
+from osdef.stream.extents import READ_SIZE, Scan, data_pieces, scan_disk
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def _write_raw(disk: Disk, write, buf: bytearray) -> None:
     view = memoryview(buf)
     offset = 0
     while offset < disk.size:
-        part = view[:min(CHUNK, disk.size - offset)]
+        part = view[:min(len(view), disk.size - offset)]
         read_at(disk, part, offset)
         write(part)
         offset += len(part)
@@ -165,7 +165,7 @@ def export_disk(device: str | os.PathLike, out_fd: int, *, size_fd: int | None =
     _check_options(fmt, compression)
     meta = {"tool": f"osdef {__version__}", "format": fmt}
     meta.update(metadata or {})
-    buf = bytearray(CHUNK)
+    buf = bytearray(READ_SIZE)
     with open_disk(device, write=False) as disk:
         advise_sequential(disk.fd)
         enlarge_pipe(out_fd)
