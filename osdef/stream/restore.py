@@ -14,7 +14,10 @@ and a StreamError with one line is raised.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 from dataclasses import dataclass
 
 import zstandard
@@ -193,11 +196,34 @@ def _import_raw(reader: _Reader, target: _Target) -> int:
     return offset
 
 
+class _Interrupted(StreamError):
+    """The import was stopped by a signal (Ganeti aborting the transfer, an admin's ^C)."""
+
+
+def _on_signal(signum, _frame):
+    raise _Interrupted(f"import interrupted by signal {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def _signals_raise():
+    """Turn SIGTERM/SIGINT into an exception while importing, so the target still gets wiped."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
 def import_disk(in_fd: int, device: str | os.PathLike, *, size_fd: int | None = None) -> ImportResult:
     """Restore the stream read from ``in_fd`` onto ``device``; see the module docstring."""
     disk = open_disk(device, write=True)
     try:
-        return _import(in_fd, disk, size_fd)
+        with _signals_raise():
+            return _import(in_fd, disk, size_fd)
     except (StreamError, OSError) as e:
         message = str(e) if isinstance(e, StreamError) else f"import onto {disk.path} failed: {e}"
         _wipe(disk)

@@ -104,3 +104,29 @@ def test_trailing_garbage(tmp_path, stream):
 @pytest.mark.parametrize("prefix,name", [(b"QFI\xfb\x00\x00\x00\x03", "qcow2"), (b"\x1f\x8b\x08\x00", "gzip")])
 def test_foreign_container_is_refused(tmp_path, prefix, name):
     check_fails(tmp_path, prefix + bytes(5000), name)
+
+
+def test_sigterm_during_import_wipes_the_target(tmp_path, stream):
+    """Ganeti aborting a transfer kills the import: the half-written disk must still be wiped."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tgt = fill_random(tmp_path / "tgt", DISK)
+    code = ("import sys; from osdef.stream import import_disk\n"
+            "try:\n    import_disk(0, sys.argv[1], size_fd=None)\n"
+            "except Exception as e:\n    print(e, file=sys.stderr); sys.exit(1)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tgt)], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdin.write(stream[:len(stream) // 2])  # half a stream, then nothing: the import waits for more
+    proc.stdin.flush()
+    before = read_all(tgt)[:4096]
+    deadline = time.monotonic() + 60
+    while read_all(tgt)[:4096] == before and time.monotonic() < deadline:  # wait until it is writing
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    proc.stdin.close()
+    assert proc.returncode == 1
+    assert b"SIGTERM" in err
+    assert_wiped(tgt)
