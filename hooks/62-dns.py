@@ -15,4 +15,5 @@ def run(ctx):
         if path == dns.RESOLV_CONF and facts.resolv_conf_link is not None:
             g.remove(path)  # a link into /run (empty here) or elsewhere: replace it by a file
         g.write_text(path, text, mode=0o644)
-        ctx.log(f"dns: {len(state.dns_servers)} server(s), {len(state.dns_search)} search domain(s) in {path}")
+        ctx.log(f"dns: {len(state.dns_servers)} server(s), {len(state.dns_search)} search domain(s)"
+                f" in {path}")

@@ -16,7 +16,7 @@ def run(ctx):
     if size == 0:
         return
     g = ctx.guest
-    fs_type = ctx.root_fs_type or g.fs_type(ctx.root_device)
+    fs_type = ctx.root_fs_type or (g.fs_type(ctx.root_device) if ctx.root_device else "")
     vfs = g.call("check free space", g.g.statvfs, "/")
     free = vfs["bavail"] * vfs["bsize"]
     if size + HEADROOM > free:

@@ -12,7 +12,8 @@ import stat
 import pytest
 import yaml
 
-from osdef.customize import HookContext, builtin_hook_names, run_hooks
+from osdef.customize import HookContext, builtin_hook_names, load_builtin_hooks, run_hooks
+from osdef.errors import OsdefError
 from osdef.ganeti.params import resolve
 from osdef.guest import cloudinit
 from osdef.guest.hostkeys import read_host_keys
@@ -48,6 +49,20 @@ def _mode(session, path):
     return stat.S_IMODE(st["st_mode"]), st["st_uid"]
 
 
+def _errors(session, instance):
+    hooks = {h.name: h for h in load_builtin_hooks()}
+    out = {}
+    for hook, given in (("timezone", {"timezone": "America/New_York"}),  # valid, not in this guest
+                        ("cloud-init", {"cloud_init": "on"}),
+                        ("swap", {"swap_size": "1G"})):
+        ctx = HookContext(guest=session, hostname=FQDN, root_fs_type="ext4", params=resolve(given))
+        ctx.instance = instance
+        with pytest.raises(OsdefError) as err:
+            hooks[hook].run(ctx)
+        out[hook] = str(err.value)
+    return out
+
+
 def _read_all(session, patterns):
     out = {}
     for pattern in patterns:
@@ -77,6 +92,11 @@ def backends(guest_disks, libguestfs_settings):
             modes = {p: _mode(s, p) for p in files}
             wants = {p: s.g.readlink(p) for p in s.glob("/etc/systemd/system/*.wants/*")}
             seen[name] = dict(ran=ran, logs=logs, files=files, modes=modes, wants=wants)
+            if name == "networkd":  # guest-side refusals, one line each
+                seen[name]["errors"] = _errors(s, inst)
+            if name == "cloud-init":  # what rename does to the seed
+                seen[name]["renamed"] = cloudinit.update_seed_hostname(s, "db2.example.org", logs.append)
+                seen[name]["meta_after_rename"] = s.read_text(cloudinit.META_DATA)
             s.unmount_all()
     return seen
 
@@ -102,7 +122,8 @@ def test_ifupdown_guest(backends):
     assert "#osdef-disabled# iface eth0 inet dhcp" in files["/etc/network/interfaces.d/eth0"]
     assert files["/etc/resolv.conf"].endswith("nameserver 198.51.100.53\nsearch example.org\n")
     assert not any(p.endswith(".network") for p in files)
-    assert "network: ifupdown: nic0=198.51.100.10/24, nic1=10.20.3.4/16 (3 file(s))" in got["logs"], got["logs"]
+    summary = "network: ifupdown: nic0=198.51.100.10/24, nic1=10.20.3.4/16 (3 file(s))"
+    assert summary in got["logs"], got["logs"]
 
 
 def test_netplan_guest(backends):
@@ -136,6 +157,15 @@ def test_networkd_guest_is_enabled(backends):
     assert "/etc/systemd/system/sockets.target.wants/systemd-networkd.socket" in got["wants"]
 
 
+def test_guest_side_refusals_are_one_line(backends):
+    errors = backends["networkd"]["errors"]
+    assert errors["timezone"].startswith("timezone=America/New_York: the guest has no"
+                                         " /usr/share/zoneinfo/America/New_York")
+    assert errors["cloud-init"].startswith("cloud_init=on but the guest has no cloud-init")
+    assert errors["swap"].startswith("swap_size=1024M does not fit")
+    assert all("\n" not in e for e in errors.values())
+
+
 def test_cloud_init_guest_gets_a_seed_instead_of_network_files(backends):
     got = backends["cloud-init"]
     files = got["files"]
@@ -149,6 +179,9 @@ def test_cloud_init_guest_gets_a_seed_instead_of_network_files(backends):
     assert net["version"] == 2 and net["ethernets"]["nic1"]["addresses"][0] == "10.20.3.4/16"
     assert got["modes"][cloudinit.META_DATA][0] == 0o600
     assert "NoCloud" in files[cloudinit.DATASOURCE_CFG]
+    assert got["renamed"] and yaml.safe_load(got["meta_after_rename"]) == {
+        "instance-id": inst.uuid, "local-hostname": "db2.example.org"}
+    assert backends["ifupdown"]["files"].get(cloudinit.META_DATA) is None
 
 
 def test_cloud_init_off_writes_files_and_keeps_cloud_init_away(backends):

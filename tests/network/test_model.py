@@ -49,6 +49,14 @@ def test_routed_is_slash32_with_on_link_default_via_169_254_1_1_or_the_network_g
     assert (str(b.routes[0].via), b.routes[0].on_link) == ("198.51.100.1", True)
 
 
+def test_routed_v6():
+    a = _build(nic(0, "aa:00:00:11:22:33", "198.51.100.7", mode="routed", network=NET_A)).nics[0]
+    assert [a.version for a in a.addresses] == [4]  # no EUI-64 guess: Ganeti routes only the NIC's IP
+    b = _build(nic(0, "aa:00:00:11:22:33", "2001:db8:10::7", mode="routed", network=NET_A)).nics[0]
+    assert [str(x) for x in b.addresses] == ["2001:db8:10::7/128"]
+    assert (str(b.routes[0].via), b.routes[0].on_link) == ("2001:db8:10::1", True)
+
+
 def test_only_the_first_nic_with_a_gateway_gets_the_default_route():
     state = _build(nic(0, "aa:00:00:00:00:01"),
                    nic(1, "aa:00:00:00:00:02", "198.51.100.10", network=NET_A),
@@ -121,7 +129,8 @@ def test_dns_goes_where_the_resolver_reads():
     assert dns.render(state, stub) == {dns.RESOLVED_DROPIN: dns.HEADER + (
         "[Resolve]\nDNS=192.0.2.53 2001:db8::53\nDomains=example.org\n")}
     plain = dns.render(state, NetworkFacts.of())
-    assert plain[dns.RESOLV_CONF].endswith("nameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch example.org\n")
+    assert plain[dns.RESOLV_CONF].endswith(
+        "nameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch example.org\n")
     assert list(dns.render(state, NetworkFacts.of({"resolvconf"}, set(), "/run/resolvconf/resolv.conf"))) \
         == [dns.RESOLVCONF_BASE]
     assert dns.render(_build(nic(0, "aa:00:00:11:22:33")), NetworkFacts.of()) == {}

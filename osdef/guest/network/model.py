@@ -131,7 +131,8 @@ def _nic_config(nic: Any, mode: str) -> NicConfig:
     if use_ip is not None and use_ip.version == 6:
         prefix = subnet6.prefixlen if subnet6 is not None and not routed else 128
         address6 = ipaddress.IPv6Interface(f"{use_ip}/{prefix}")
-    elif mode in ("auto", "static") and subnet6 is not None and subnet6.prefixlen == 64:
+    elif mode in ("auto", "static") and not routed and subnet6 is not None \
+            and subnet6.prefixlen == 64:
         address6 = ipaddress.IPv6Interface(f"{eui64(nic.mac, subnet6)}/64")
     if address6 is not None:
         addresses.append(address6)
