@@ -1,4 +1,8 @@
-"""Install grub (BIOS or EFI, per the variant) and regenerate grub.cfg; boot: none skips it."""
+"""Install grub (BIOS or EFI, per the variant) and write grub.cfg; boot: none skips it.
+
+Runs last among the built-in steps: grub.cfg must see every edit of
+/etc/default/grub (serial console) and of the root filesystem.
+"""
 
 from osdef.guest.bootloader import install
 
@@ -6,4 +10,5 @@ NAME = "bootloader"
 
 
 def run(ctx):
-    install(ctx.guest, ctx.disk_device, ctx.boot, ctx.log)
+    install(ctx.guest, ctx.disk_device, ctx.boot, ctx.log, root_uuid=ctx.root_uuid,
+            root_fs_type=ctx.root_fs_type, grub_config=ctx.grub_config)

@@ -49,6 +49,7 @@ class HookContext:
     esp_uuid: str | None = None  # vfat UUID of the EFI system partition, if any
     disk_device: str = "/dev/sda"  # appliance device of DISK_0 (for grub-install)
     boot: str = "none"  # "bios" | "efi" | "none"
+    grub_config: str = "osdef"  # "osdef" (render grub.cfg, fast) | "update-grub"
     params: dict[str, object] = field(default_factory=dict)  # typed OS params; may be empty
     log: Callable[[str], None] = print
 

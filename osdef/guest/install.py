@@ -17,6 +17,7 @@ from typing import BinaryIO
 from osdef.config import LibguestfsSettings
 from osdef.customize import BUILTIN_HOOKS_DIR, HookContext, run_hooks
 from osdef.errors import GuestError
+from osdef.guest.bootloader import GRUB_CONFIGS
 from osdef.guest.hostnames import validate_fqdn
 from osdef.guest.layout import DiskImageLayout, FilesystemImageLayout, Layout, TarballLayout
 from osdef.guest.partition import BOOT_MODES, TABLES
@@ -66,16 +67,20 @@ def install_root(disk: Path, image_stream: BinaryIO, image_size: int, image_form
                  skip_hooks: set[str] | frozenset[str] = frozenset(),
                  site_hooks_dir: Path | None = None, params: dict[str, object] | None = None,
                  log: Callable[[str], None] = print,
-                 hooks_dir: Path = BUILTIN_HOOKS_DIR) -> InstallReport:
+                 hooks_dir: Path = BUILTIN_HOOKS_DIR, grub_config: str = "osdef") -> InstallReport:
     """Lay the image onto `disk`, customize it, install the bootloader.
 
     `image_stream` is the decompressed image (file-like, binary, read once);
     `image_size` its decompressed size in bytes (for a tarball: the size of its
-    content, used for the disk-size check).  Everything is validated before
-    the first byte is written.
+    content, used for the disk-size check).  `grub_config`: "osdef" renders
+    grub.cfg itself when the guest is simple (fast), "update-grub" always runs
+    the guest's update-grub.  Everything is validated before the first byte
+    is written.
     """
     disk = Path(disk)
     fqdn = validate_fqdn(hostname)
+    if grub_config not in GRUB_CONFIGS:
+        raise GuestError(f"unknown grub_config {grub_config!r} (use one of: {', '.join(GRUB_CONFIGS)})")
     layout = make_layout(disk, image_stream, image_size, image_format, fs_type=fs_type,
                          partition_table=partition_table, boot=boot)
     layout.check(disk_size(disk))
@@ -94,6 +99,7 @@ def install_root(disk: Path, image_stream: BinaryIO, image_size: int, image_form
                               root_device=root.device, root_uuid=root.uuid,
                               root_fs_type=root.fs_type, esp_uuid=root.esp_uuid,
                               disk_device=root.disk_device or session.device(0), boot=boot,
+                              grub_config=grub_config,
                               params=dict(params or {}), log=log)
             hooks_started = time.monotonic()
             ran = run_hooks(ctx, skip=set(skip_hooks), builtin_dir=hooks_dir,

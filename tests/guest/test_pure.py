@@ -210,3 +210,31 @@ def test_a_broken_hook_is_one_line_naming_the_file(tmp_path):
     (tmp_path / "10-bad.py").write_text("def run(ctx):\n    pass\n")
     with pytest.raises(GuestError, match="must define NAME"):
         run_hooks(ctx, builtin_dir=tmp_path)
+
+
+# -- grub.cfg without update-grub -----------------------------------------------------------
+
+def test_newest_kernel_by_version():
+    from osdef.guest.bootloader import newest_kernel
+
+    entries = ["vmlinuz-6.1.0-9-amd64", "vmlinuz-6.1.0-56-amd64", "initrd.img-6.1.0-56-amd64",
+               "vmlinuz-6.1.0-10-amd64.old", "config-6.1.0-56-amd64", "grub"]
+    assert newest_kernel(entries) == ("vmlinuz-6.1.0-56-amd64", "initrd.img-6.1.0-56-amd64")
+    assert newest_kernel(["vmlinuz-5.10.0-1-amd64"]) == ("vmlinuz-5.10.0-1-amd64", None)
+    assert newest_kernel(["grub"]) is None
+
+
+def test_grub_cfg_from_the_defaults_with_serial_console():
+    from osdef.guest.bootloader import parse_defaults_query, render_grub_cfg
+
+    defaults = parse_defaults_query(
+        " console=tty0 console=ttyS0,115200\nquiet\n5\nconsole serial\n"
+        "serial --speed=115200 --unit=0 --word=8 --parity=no --stop=1\nDebian\n")
+    cfg = render_grub_cfg(defaults, "u-u-i-d", "vmlinuz-6.1", "initrd.img-6.1", "Debian GNU/Linux")
+    assert "search --no-floppy --fs-uuid --set=root u-u-i-d\n" in cfg
+    assert "\tlinux /boot/vmlinuz-6.1 root=UUID=u-u-i-d ro console=tty0 console=ttyS0,115200 quiet\n" in cfg
+    assert "\tinitrd /boot/initrd.img-6.1\n" in cfg
+    assert "serial --speed=115200 --unit=0" in cfg and "terminal_output console serial\n" in cfg
+    assert "menuentry 'Debian GNU/Linux'" in cfg and "set timeout=5\n" in cfg
+    plain = render_grub_cfg(parse_defaults_query("\n\nnot-a-number\n\n\n\n"), "u", "vmlinuz-1", None)
+    assert "serial" not in plain and "initrd" not in plain and "set timeout=5\n" in plain

@@ -1,0 +1,116 @@
+"""The created disk boots: debian-12 (DIB filesystem image) → create → qemu (TCG) → `<hostname> login:`.
+
+After the boot the disk is read back through libguestfs: the first-boot
+steps ran (fresh SSH host keys, a new machine-id).  The disk is a test-owned
+temp file, so qemu runs without -snapshot and is powered down over QMP.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from osdef.errors import ImageError
+from osdef.guest.install import install_root
+
+from .conftest import allocated, read_back, sparse_file
+
+pytestmark = [pytest.mark.guestfs, pytest.mark.boot]
+GiB = 1 << 30
+LOGIN_TIMEOUT = 240  # s; ~60 s on an idle 2-core machine under TCG
+
+
+def _debian12():
+    try:
+        from tests.images.cache import ensure_test_image
+
+        return ensure_test_image("debian-12")
+    except ImageError as exc:
+        pytest.skip(f"no debian-12 test image (build: osdef image build debian-12): {exc}")
+
+
+class Qemu:
+    """qemu-system-x86_64 under TCG with a serial log and a QMP socket; stopped by PID."""
+
+    def __init__(self, disk: Path, workdir: Path):
+        self.serial = workdir / "serial.log"
+        self.qmp_path = workdir / "qmp.sock"
+        self.proc = subprocess.Popen(
+            ["qemu-system-x86_64", "-machine", "accel=tcg", "-cpu", "max", "-m", "1024",
+             "-display", "none", "-nic", "none", "-serial", f"file:{self.serial}",
+             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+             "-drive", f"file={disk},format=raw,if=virtio"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def wait_for(self, pattern: bytes, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            if self.serial.exists() and pattern in self.serial.read_bytes():
+                return True
+            time.sleep(2)
+        return False
+
+    def powerdown(self, timeout: float = 60) -> None:
+        """ACPI power button over QMP; the guest shuts down cleanly and qemu exits."""
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(10)
+                sock.connect(str(self.qmp_path))
+                reader = sock.makefile("rb")
+                reader.readline()  # greeting
+                for command in ("qmp_capabilities", "system_powerdown"):
+                    sock.sendall(json.dumps({"execute": command}).encode() + b"\n")
+                    reader.readline()
+            self.proc.wait(timeout)
+        except (OSError, subprocess.TimeoutExpired):
+            self.stop()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def tail(self) -> str:
+        text = self.serial.read_bytes().decode(errors="replace") if self.serial.exists() else ""
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)[-1500:]
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="qemu-system-x86 not installed")
+def test_created_disk_boots_to_a_login_prompt(tmp_path, settings):
+    artifact = _debian12()
+    disk = sparse_file(tmp_path / "disk0.img", 4 * GiB)
+    logs: list[str] = []
+    with artifact.open() as stream:
+        report = install_root(disk, stream, artifact.size, "filesystem", fs_type="ext4",
+                              partition_table="gpt", boot="bios", settings=settings,
+                              hostname="boot-test.example.org", serial_console=True,
+                              log=logs.append)
+    assert "bootloader" in report.steps_run
+    assert allocated(disk) < artifact.used_size + 256 * (1 << 20)  # sparse: ≈ the image's data
+
+    qemu = Qemu(disk, tmp_path)
+    try:
+        booted = qemu.wait_for(b"boot-test login:", LOGIN_TIMEOUT)
+        assert booted, f"no 'boot-test login:' within {LOGIN_TIMEOUT} s; serial log ends:\n{qemu.tail()}"
+    finally:
+        qemu.powerdown()
+
+    view = read_back(disk, settings, paths=("/etc/ssh/ssh_host_ed25519_key",
+                                            "/etc/systemd/system/osdef-ssh-host-keys.service"))
+    assert view.files["/etc/hostname"] == "boot-test\n"
+    assert re.fullmatch(r"[0-9a-f]{32}\n", view.files["/etc/machine-id"] or ""), view.files["/etc/machine-id"]
+    assert view.exists["/etc/ssh/ssh_host_ed25519_key"]  # made on first boot by osdef's unit
+    assert "console=ttyS0,115200" in view.files["/etc/default/grub"]
