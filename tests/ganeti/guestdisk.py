@@ -1,0 +1,167 @@
+"""Read what is on an instance disk through a read-only libguestfs appliance (never a host mount).
+
+``read_guests([path, …], settings)`` launches ONE appliance with every disk
+added read-only and returns a ``GuestView`` per disk: the few facts the
+scenario asserts on (hostname, hosts, fstab, root UUID, network and
+resolver files, root's shadow field, time zone, SSH host keys) plus a digest
+of the filesystem's contents.  ``plant_files`` is the one writer: it puts
+files on a disk, standing in for what a first boot would create.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import guestfs
+
+from osdef.config import LibguestfsSettings
+
+NETWORK_CONFIG_DIRS = ("/etc/network/interfaces.d", "/etc/systemd/network", "/etc/netplan",
+                       "/etc/NetworkManager/system-connections")
+NETWORK_CONFIG_FILES = ("/etc/network/interfaces",)
+# files a rename legitimately changes; everything else must survive export/import unchanged
+RENAMED_FILES = ("/etc/hostname", "/etc/hosts", "/etc/mailname")
+DIGEST_TREES = ("/etc", "/boot", "/root", "/usr/lib/os-release")
+
+
+@dataclass
+class GuestView:
+    device: str
+    root: str
+    root_uuid: str
+    hostname: str
+    hosts: str
+    fstab: str
+    network_config: dict[str, str]
+    resolv_conf: str
+    root_shadow: str
+    timezone: str
+    ssh_host_keys: dict[str, str]
+    digest: str  # listing + checksums of DIGEST_TREES, without RENAMED_FILES
+    listing_entries: int = 0
+    data_disks: dict[str, str] = field(default_factory=dict)
+
+
+def _handle(settings: LibguestfsSettings) -> guestfs.GuestFS:
+    g = guestfs.GuestFS(python_return_dict=True)
+    if settings.backend:
+        g.set_backend(settings.backend)
+    if settings.backend_settings:
+        g.set_backend_settings(list(settings.backend_settings))
+    if settings.memsize_mib:
+        g.set_memsize(settings.memsize_mib)
+    return g
+
+
+@contextlib.contextmanager
+def appliance(paths: list[Path], settings: LibguestfsSettings, readonly: bool = True) -> Iterator[guestfs.GuestFS]:
+    g = _handle(settings)
+    try:
+        for p in paths:
+            g.add_drive_opts(str(p), format="raw", readonly=readonly)
+        g.launch()
+        yield g
+    finally:
+        try:
+            g.shutdown()
+        finally:
+            g.close()
+
+
+def _root_partition(g: guestfs.GuestFS, device: str) -> str:
+    fs = g.list_filesystems()
+    for part in g.list_partitions():
+        if g.part_to_dev(part) == device and fs.get(part) in ("ext4", "xfs", "btrfs", "ext3"):
+            return part
+    if fs.get(device) in ("ext4", "xfs", "btrfs"):
+        return device
+    raise AssertionError(f"no root filesystem on {device}: {fs}")
+
+
+def _read(g: guestfs.GuestFS, path: str) -> str:
+    try:
+        if g.is_file(path, followsymlinks=True):
+            return g.cat(path)
+    except RuntimeError:
+        pass
+    return ""
+
+
+def _digest(g: guestfs.GuestFS) -> tuple[str, int]:
+    """sha256 over (path, content checksum) of every regular file in DIGEST_TREES, minus RENAMED_FILES."""
+    sums: list[str] = []
+    for tree in DIGEST_TREES:
+        if g.is_file(tree):
+            sums.append(f"{tree} {g.checksum('sha256', tree)}")
+        elif g.is_dir(tree):
+            with tempfile.NamedTemporaryFile() as out:
+                g.checksums_out("sha256", tree, out.name)
+                for line in Path(out.name).read_text(errors="replace").splitlines():
+                    checksum, _, name = line.partition("  ")
+                    path = tree + name[1:] if name.startswith("./") else f"{tree}/{name}"
+                    sums.append(f"{path} {checksum}")
+    sums = sorted(s for s in sums if s.split(" ", 1)[0] not in RENAMED_FILES)
+    return hashlib.sha256("\n".join(sums).encode()).hexdigest(), len(sums)
+
+
+def _view(g: guestfs.GuestFS, device: str) -> GuestView:
+    root = _root_partition(g, device)
+    g.mount_ro(root, "/")
+    try:
+        network = {}
+        for d in NETWORK_CONFIG_DIRS:
+            if g.is_dir(d):
+                for name in g.ls(d):
+                    network[f"{d}/{name}"] = _read(g, f"{d}/{name}")
+        for f in NETWORK_CONFIG_FILES:
+            if g.is_file(f):
+                network[f] = _read(g, f)
+        shadow = _read(g, "/etc/shadow")
+        root_shadow = next((ln for ln in shadow.splitlines() if ln.startswith("root:")), "")
+        keys = {}
+        if g.is_dir("/etc/ssh"):
+            for name in g.ls("/etc/ssh"):
+                if name.startswith("ssh_host_"):
+                    keys[name] = _read(g, f"/etc/ssh/{name}")
+        tz = _read(g, "/etc/timezone").strip()
+        if g.is_symlink("/etc/localtime"):
+            tz = tz or g.readlink("/etc/localtime")
+        digest, entries = _digest(g)
+        return GuestView(
+            device=device, root=root, root_uuid=g.vfs_uuid(root),
+            hostname=_read(g, "/etc/hostname").strip(), hosts=_read(g, "/etc/hosts"),
+            fstab=_read(g, "/etc/fstab"), network_config=network,
+            resolv_conf=_read(g, "/etc/resolv.conf"), root_shadow=root_shadow,
+            timezone=tz, ssh_host_keys=keys, digest=digest, listing_entries=entries,
+        )
+    finally:
+        g.umount_all()
+
+
+def read_guests(paths: list[Path], settings: LibguestfsSettings) -> list[GuestView]:
+    """One appliance, every disk read-only; a GuestView per path (its disk 0 holds the root)."""
+    with appliance(paths, settings) as g:
+        devices = g.list_devices()
+        return [_view(g, dev) for dev in devices[:len(paths)]]
+
+
+def plant_files(path: Path, files: dict[str, tuple[str, int]], settings: LibguestfsSettings) -> None:
+    """Write {guest path: (text, mode)} into the root filesystem of the disk at path."""
+    with appliance([path], settings, readonly=False) as g:
+        root = _root_partition(g, g.list_devices()[0])
+        g.mount(root, "/")
+        for guest_path, (text, mode) in files.items():
+            g.write(guest_path, text.encode())
+            g.chmod(mode, guest_path)
+        g.umount_all()
+        g.sync()
+
+
+def allocated_bytes(path: Path) -> int:
+    return os.stat(path).st_blocks * 512
