@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -45,7 +45,6 @@ class GuestView:
     ssh_host_keys: dict[str, str]
     digest: str  # listing + checksums of DIGEST_TREES, without RENAMED_FILES
     listing_entries: int = 0
-    data_disks: dict[str, str] = field(default_factory=dict)
 
 
 def _handle(settings: LibguestfsSettings) -> guestfs.GuestFS:

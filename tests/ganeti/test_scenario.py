@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.ganeti import guestdisk
-from tests.ganeti.conftest import NODE, STATE, Cluster
+from tests.ganeti.conftest import NODE, Cluster
 
 pytestmark = [pytest.mark.ganeti, pytest.mark.guestfs]
 
