@@ -1,8 +1,10 @@
 """The created disk boots: debian-12 (DIB filesystem image) → create → qemu (TCG) → `<hostname> login:`.
 
 After the boot the disk is read back through libguestfs: the first-boot
-steps ran (fresh SSH host keys, a new machine-id).  The disk is a test-owned
-temp file, so qemu runs without -snapshot and is powered down over QMP.
+steps ran (fresh SSH host keys, a new machine-id).  Two boots cover
+BIOS on gpt with osdef's own grub.cfg, and EFI (OVMF) on msdos with the guest's
+update-grub.
+The disk is a test-owned temp file, so qemu runs without -snapshot and is powered down over QMP.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from .conftest import allocated, read_back, sparse_file
 
 pytestmark = [pytest.mark.guestfs, pytest.mark.boot]
 GiB = 1 << 30
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 LOGIN_TIMEOUT = 240  # s; ~60 s on an idle 2-core machine under TCG
 
 
@@ -39,14 +43,14 @@ def _debian12():
 class Qemu:
     """qemu-system-x86_64 under TCG with a serial log and a QMP socket; stopped by PID."""
 
-    def __init__(self, disk: Path, workdir: Path):
+    def __init__(self, disk: Path, workdir: Path, extra: list[str]):
         self.serial = workdir / "serial.log"
         self.qmp_path = workdir / "qmp.sock"
         self.proc = subprocess.Popen(
             ["qemu-system-x86_64", "-machine", "accel=tcg", "-cpu", "max", "-m", "1024",
              "-display", "none", "-nic", "none", "-serial", f"file:{self.serial}",
              "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-             "-drive", f"file={disk},format=raw,if=virtio"],
+             "-drive", f"file={disk},format=raw,if=virtio", *extra],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def wait_for(self, pattern: bytes, timeout: float) -> bool:
@@ -89,19 +93,32 @@ class Qemu:
 
 
 @pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="qemu-system-x86 not installed")
-def test_created_disk_boots_to_a_login_prompt(tmp_path, settings):
+@pytest.mark.parametrize("table,boot,grub_config", [
+    ("gpt", "bios", "osdef"),
+    ("msdos", "efi", "update-grub"),
+])
+def test_created_disk_boots_to_a_login_prompt(tmp_path, settings, table, boot, grub_config):
+    firmware = []
+    if boot == "efi":
+        if not OVMF_CODE.is_file():
+            pytest.skip(f"EFI boot needs {OVMF_CODE} (apt package ovmf)")
+        shutil.copy(OVMF_VARS, tmp_path / "vars.fd")
+        firmware = ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+                    "-drive", f"if=pflash,format=raw,file={tmp_path / 'vars.fd'}"]
     artifact = _debian12()
     disk = sparse_file(tmp_path / "disk0.img", 4 * GiB)
     logs: list[str] = []
     with artifact.open() as stream:
         report = install_root(disk, stream, artifact.size, "filesystem", fs_type="ext4",
-                              partition_table="gpt", boot="bios", settings=settings,
+                              partition_table=table, boot=boot, settings=settings,
+                              grub_config=grub_config,
                               hostname="boot-test.example.org", serial_console=True,
                               log=logs.append)
     assert "bootloader" in report.steps_run
+    assert any("update-grub skipped" in line for line in logs) == (grub_config == "osdef")
     assert allocated(disk) < artifact.used_size + 256 * (1 << 20)  # sparse: ≈ the image's data
 
-    qemu = Qemu(disk, tmp_path)
+    qemu = Qemu(disk, tmp_path, firmware)
     try:
         booted = qemu.wait_for(b"boot-test login:", LOGIN_TIMEOUT)
         assert booted, f"no 'boot-test login:' within {LOGIN_TIMEOUT} s; serial log ends:\n{qemu.tail()}"
@@ -114,3 +131,5 @@ def test_created_disk_boots_to_a_login_prompt(tmp_path, settings):
     assert re.fullmatch(r"[0-9a-f]{32}\n", view.files["/etc/machine-id"] or ""), view.files["/etc/machine-id"]
     assert view.exists["/etc/ssh/ssh_host_ed25519_key"]  # made on first boot by osdef's unit
     assert "console=ttyS0,115200" in view.files["/etc/default/grub"]
+    if boot == "efi":
+        assert "/boot/efi\tvfat" in view.files["/etc/fstab"]
