@@ -40,6 +40,7 @@ NETPLAN = {
 NETWORKMANAGER = {
     "usr/sbin/NetworkManager": "",
     "usr/sbin/ifup": "",
+    "etc/network/interfaces": "auto lo\niface lo inet loopback\nallow-hotplug ens3\niface ens3 inet dhcp\n",
     "usr/lib/systemd/system/NetworkManager.service": "[Unit]\n",
 }
 CLOUD_INIT = {"usr/bin/cloud-init": "", "etc/cloud/cloud.cfg": "datasource_list: [Ec2]\n"}

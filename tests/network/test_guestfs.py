@@ -146,6 +146,10 @@ def test_networkmanager_guest_wins_over_ifupdown_when_enabled(backends):
     assert "mac-address=AA:00:00:11:22:33\n" in files[path] and "address1=198.51.100.10/24\n" in files[path]
     assert got["modes"][path] == (0o600, 0)
     assert "/etc/network/interfaces.d/50-osdef" not in files
+    # ifupdown is installed too: it must not bring ens3 up (NM would leave it unmanaged)
+    assert files["/etc/network/interfaces"] == ("auto lo\niface lo inet loopback\n"
+                                                "#osdef-disabled# allow-hotplug ens3\n"
+                                                "#osdef-disabled# iface ens3 inet dhcp\n")
 
 
 def test_networkd_guest_is_enabled(backends):

@@ -4,7 +4,8 @@
   (netplan merges all files; an image's `eth0: dhcp4` would still match);
 - NetworkManager: keyfiles 0600 root (NM ignores others);
 - systemd-networkd: the service (and its socket, wait-online) enabled when it was not;
-- ifupdown: the image's non-loopback stanzas commented out, interfaces.d sourced.
+- ifupdown: the image's non-loopback stanzas commented out, interfaces.d sourced;
+  with another backend and ifupdown installed, the stanzas are commented out too.
 """
 
 from __future__ import annotations
@@ -32,9 +33,13 @@ def apply(session: Any, backend: str, state: NetworkState, facts: NetworkFacts,
     files = render(backend, state)
     if backend == "netplan":
         _disable_other_netplan_files(session, log)
-    elif backend == "ifupdown":
+    if backend == "ifupdown":
         _disable_image_stanzas(session, log)
-    elif backend == "networkd" and "networkd" not in facts.enabled:
+    elif "ifupdown" in facts.installed:
+        # ifupdown would still bring the image's eth0/ens3 up (and NetworkManager leaves
+        # interfaces listed there unmanaged): only the loopback stays in its files
+        _disable_image_stanzas(session, log, add_source=False)
+    if backend == "networkd" and "networkd" not in facts.enabled:
         _enable_networkd(session, log)
     mode = 0o600 if backend in PRIVATE else 0o644
     for path, text in files.items():
@@ -51,12 +56,16 @@ def _disable_other_netplan_files(session: Any, log: Callable[[str], None]) -> No
             log(f"network: the image's {path} renamed to {path}{DISABLED_SUFFIX}")
 
 
-def _disable_image_stanzas(session: Any, log: Callable[[str], None]) -> None:
+def _disable_image_stanzas(session: Any, log: Callable[[str], None], add_source: bool = True) -> None:
     main = "/etc/network/interfaces"
     text = session.read_text_or_none(main)
-    new = ifupdown.ensure_sources_dir(ifupdown.disable_foreign_stanzas(text)) if text is not None \
-        else ifupdown.MINIMAL_INTERFACES
-    if new != text:
+    if text is None:
+        new = ifupdown.MINIMAL_INTERFACES if add_source else None
+    else:
+        new = ifupdown.disable_foreign_stanzas(text)
+        if add_source:
+            new = ifupdown.ensure_sources_dir(new)
+    if new is not None and new != text:
         session.write_text(main, new, mode=0o644)
         log(f"network: {main}: only the loopback is configured there now")
     for path in session.glob("/etc/network/interfaces.d/*"):
