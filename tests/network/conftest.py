@@ -88,6 +88,13 @@ def ext4_image(tree: Path, image: Path, size_mib: int) -> Path:
     return image
 
 
+def btrfs_image(tree: Path, image: Path, size_mib: int) -> Path:
+    sparse(image, size_mib * MiB)
+    subprocess.run(["mkfs.btrfs", "-q", "--rootdir", str(tree), str(image)], check=True,
+                   capture_output=True)
+    return image
+
+
 def sparse(path: Path, size: int) -> Path:
     with open(path, "wb") as f:
         f.truncate(size)
@@ -96,10 +103,14 @@ def sparse(path: Path, size: int) -> Path:
 
 @pytest.fixture(scope="module")
 def guest_disks(tmp_path_factory) -> dict[str, Path]:
-    """One small ext4 disk per synthetic guest (name → image file); removed with the temp dir."""
+    """One small ext4 disk per synthetic guest (name → image file), plus a btrfs root ("btrfs");
+    removed with the temp dir."""
     base = tmp_path_factory.mktemp("net-guests")
-    return {name: ext4_image(make_tree(base / name, files, links), base / f"{name}.ext4", 16)
-            for name, (files, links) in GUESTS.items()}
+    disks = {name: ext4_image(make_tree(base / name, files, links), base / f"{name}.ext4", 16)
+             for name, (files, links) in GUESTS.items()}
+    files, links = GUESTS["ifupdown"]
+    disks["btrfs"] = btrfs_image(make_tree(base / "btrfs", files, links), base / "btrfs.img", 160)
+    return disks
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,8 @@ def backends(guest_disks, libguestfs_settings):
     inst, _ = CASES["static-2nics-v4-v6"]
     names = list(GUESTS)
     seen = {}
-    with GuestSession([guest_disks[n] for n in names], libguestfs_settings) as s:
+    with GuestSession([guest_disks[n] for n in names] + [guest_disks["btrfs"]],
+                      libguestfs_settings) as s:
         for i, name in enumerate(names):
             params = resolve({"dns_servers": "198.51.100.53", "dns_search": "example.org",
                               "ssh_authorized_keys": KEY,
@@ -98,6 +99,17 @@ def backends(guest_disks, libguestfs_settings):
                 seen[name]["renamed"] = cloudinit.update_seed_hostname(s, "db2.example.org", logs.append)
                 seen[name]["meta_after_rename"] = s.read_text(cloudinit.META_DATA)
             s.unmount_all()
+        # swap on a btrfs root: a No_COW file
+        btrfs = s.device(len(names))
+        s.mount(btrfs, "/")
+        ctx = HookContext(guest=s, hostname=FQDN, root_device=btrfs, root_fs_type="btrfs",
+                          params=resolve({"swap_size": "16M"}), log=lambda _m: None)
+        ctx.instance = inst
+        run_hooks(ctx, skip=set(builtin_hook_names()) - {"swap"})
+        g = s.g
+        seen["btrfs"] = dict(size=g.filesize("/swapfile"), attrs=g.get_e2attrs("/swapfile"),
+                             kind=g.file("/swapfile"), fstab=s.read_text("/etc/fstab"))
+        s.unmount_all()
     return seen
 
 
@@ -159,6 +171,12 @@ def test_networkd_guest_is_enabled(backends):
     assert got["wants"]["/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"] == \
         "/lib/systemd/system/systemd-networkd.service"
     assert "/etc/systemd/system/sockets.target.wants/systemd-networkd.socket" in got["wants"]
+
+
+def test_swap_file_on_btrfs_is_no_cow(backends):
+    got = backends["btrfs"]
+    assert got["size"] == 16 * MiB and "C" in got["attrs"] and "swap" in got["kind"].lower()
+    assert "/swapfile\tnone\tswap\tsw\t0\t0" in got["fstab"]
 
 
 def test_guest_side_refusals_are_one_line(backends):
