@@ -467,6 +467,7 @@ def main() -> int:
         res = run_all(disk, args.workdir, args.repeat)
     finally:
         (args.workdir / "disk.img").unlink(missing_ok=True)
+        COUNT_FILE.unlink(missing_ok=True)
     text = render(disk, res, args, started)
     print(text)
     if not args.no_doc:
