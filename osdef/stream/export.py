@@ -165,6 +165,14 @@ def export_disk(device: str | os.PathLike, out_fd: int, *, size_fd: int | None =
     _check_options(fmt, compression)
     meta = {"tool": f"osdef {__version__}", "format": fmt}
     meta.update(metadata or {})
+    try:
+        return _export(device, out_fd, size_fd, fmt, compression, meta, zstd_level, zstd_threads)
+    except (OSError, zstandard.ZstdError) as e:
+        raise StreamError(f"export of {os.fspath(device)} failed: {getattr(e, 'strerror', None) or e}") from None
+
+
+def _export(device, out_fd: int, size_fd: int | None, fmt: str, compression: str, meta: dict,
+            zstd_level: int, zstd_threads: int) -> int:
     buf = bytearray(READ_SIZE)
     with open_disk(device, write=False) as disk:
         advise_sequential(disk.fd)

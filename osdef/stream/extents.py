@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from osdef.stream.blockio import MiB, Disk, drop_cache, is_zero, read_at
+from osdef.stream.blockio import MiB, BlockIOError, Disk, drop_cache, is_zero, read_at
 
 CHUNK = MiB  # unit of zero detection and of the scan's bitmap
 BLOCK = 4096  # unit of the runs that are sent
@@ -44,10 +44,13 @@ def data_ranges(disk: Disk) -> Iterator[tuple[int, int]]:
             if e.errno in (errno.EINVAL, errno.EOPNOTSUPP):  # no SEEK_DATA here: read everything
                 yield pos, disk.size - pos
                 return
-            raise
+            raise BlockIOError(f"cannot list the data extents of {disk.path}: {e.strerror}") from None
         if start >= disk.size:
             return
-        end = min(os.lseek(disk.fd, start, os.SEEK_HOLE), disk.size)
+        try:
+            end = min(os.lseek(disk.fd, start, os.SEEK_HOLE), disk.size)
+        except OSError as e:
+            raise BlockIOError(f"cannot list the data extents of {disk.path}: {e.strerror}") from None
         yield start, end - start
         pos = end
 

@@ -246,3 +246,15 @@ def test_size_is_announced_before_the_first_stream_byte(tmp_path, fmt, compressi
         os.close(size_w)
     assert seen[0].endswith(b"\n") and int(seen[0]) > 0
     assert seen[1]
+
+
+def test_export_to_a_closed_pipe_is_one_stream_error(tmp_path):
+    src = Layout(4 * MiB, ((0, MiB, "random"),), 3).create(tmp_path / "s")
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        with pytest.raises(StreamError, match="Broken pipe") as info:
+            export_disk(src, w, size_fd=None)
+        assert "\n" not in str(info.value)
+    finally:
+        os.close(w)
