@@ -1,7 +1,8 @@
 """Configure every NIC (matched by MAC) for the backend the guest uses; see docs/network.md.
 
 Skipped when cloud-init configures the network from osdef's NoCloud seed
-(80-cloud-init), and with network=none.
+(80-cloud-init; not for on-link routes without netplan, see
+osdef.guest.cloudinit.configures_network), and with network=none.
 """
 
 from osdef.errors import GuestError
@@ -23,10 +24,13 @@ def run(ctx):
         return
     g = ctx.guest
     has_cloud_init = any(g.exists(p) for p in cloudinit.CLOUD_INIT_MARKERS)
-    if cloudinit.wanted(str(ctx.params.get("cloud_init") or "auto"), has_cloud_init):
-        ctx.log(f"network: {len(state.nics)} NIC(s) left to cloud-init's network-config (NoCloud seed)")
-        return
     facts = select.read_facts(g)
+    if cloudinit.wanted(str(ctx.params.get("cloud_init") or "auto"), has_cloud_init):
+        if cloudinit.configures_network(state, "netplan" in facts.installed):
+            ctx.log(f"network: {len(state.nics)} NIC(s) left to cloud-init's network-config (NoCloud seed)")
+            return
+        ctx.log("network: on-link routes (routed NICs) that cloud-init cannot render here:"
+                " osdef writes the network files, cloud-init keeps off the network")
     backend = select.select(facts)
     if backend is None:
         raise GuestError("the guest has none of netplan, NetworkManager, systemd-networkd or ifupdown;"

@@ -37,6 +37,21 @@ def wanted(cloud_init: str, has_cloud_init: bool) -> bool:
     return has_cloud_init
 
 
+def needs_on_link(state: NetworkState) -> bool:
+    return any(r.on_link for nic in state.nics for r in nic.routes)
+
+
+def configures_network(state: NetworkState, has_netplan: bool) -> bool:
+    """Should cloud-init configure the NICs from the seed's network-config?
+
+    cloud-init hands v2 config to netplan unchanged, but its own renderers
+    (ifupdown, networkd, sysconfig) drop a route's `on-link` flag, so routed
+    NICs would lose their default route: then osdef writes the network files
+    itself and tells cloud-init to keep off the network.
+    """
+    return state.configures_network and (has_netplan or not needs_on_link(state))
+
+
 def instance_id(uuid: str | None, name: str) -> str:
     """INSTANCE_UUID when Ganeti gives one (stable across renames), else the instance name."""
     return uuid or name
@@ -68,14 +83,15 @@ def network_config(state: NetworkState) -> str | None:
     return _COMMENT + _dump(v2_config(state))
 
 
-def seed_files(*, iid: str, fqdn: str, state: NetworkState, ssh_keys: Sequence[str]) -> dict[str, str]:
-    """Every file the seed consists of (path → content)."""
+def seed_files(*, iid: str, fqdn: str, state: NetworkState, ssh_keys: Sequence[str],
+               with_network: bool = True) -> dict[str, str]:
+    """Every file the seed consists of (path → content); network-config only `with_network`."""
     files = {
         META_DATA: meta_data(iid, fqdn),
         USER_DATA: user_data(fqdn, ssh_keys),
         DATASOURCE_CFG: _COMMENT + "datasource_list: [ NoCloud, None ]\n",
     }
-    net = network_config(state)
+    net = network_config(state) if with_network else None
     if net is not None:
         files[NETWORK_CONFIG] = net
     return files

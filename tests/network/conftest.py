@@ -55,6 +55,7 @@ GUESTS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "networkd": (dict(COMMON), {}),
     "cloud-init": ({**COMMON, **IFUPDOWN, **CLOUD_INIT}, {}),
     "cloud-init-off": ({**COMMON, **CLOUD_INIT}, {}),
+    "cloud-init-routed": ({**COMMON, **IFUPDOWN, **CLOUD_INIT}, {}),  # customized with CASES["routed"]
 }
 
 

@@ -76,6 +76,7 @@ def _read_all(session, patterns):
 @pytest.fixture(scope="module")
 def backends(guest_disks, libguestfs_settings):
     inst, _ = CASES["static-2nics-v4-v6"]
+    routed, _ = CASES["routed"]
     names = list(GUESTS)
     seen = {}
     with GuestSession([guest_disks[n] for n in names] + [guest_disks["btrfs"]],
@@ -84,7 +85,7 @@ def backends(guest_disks, libguestfs_settings):
             params = resolve({"dns_servers": "198.51.100.53", "dns_search": "example.org",
                               "ssh_authorized_keys": KEY,
                               "cloud_init": "off" if name == "cloud-init-off" else "auto"})
-            ran, logs = _customize(s, s.device(i), inst, params)
+            ran, logs = _customize(s, s.device(i), routed if name.endswith("-routed") else inst, params)
             files = _read_all(s, ["/etc/network/interfaces", "/etc/network/interfaces.d/*",
                                   "/etc/systemd/network/*", "/etc/netplan/*",
                                   "/etc/NetworkManager/system-connections/*",
@@ -204,6 +205,13 @@ def test_cloud_init_guest_gets_a_seed_instead_of_network_files(backends):
     assert got["renamed"] and yaml.safe_load(got["meta_after_rename"]) == {
         "instance-id": inst.uuid, "local-hostname": "db2.example.org"}
     assert backends["ifupdown"]["files"].get(cloudinit.META_DATA) is None
+
+
+def test_cloud_init_guest_without_netplan_and_routed_nics_gets_osdef_files(backends):
+    files = backends["cloud-init-routed"]["files"]
+    assert "up ip route replace default via 169.254.1.1 dev nic0 onlink" in files[ifupdown.INTERFACES_FILE]
+    assert cloudinit.NETWORK_CONFIG not in files and cloudinit.META_DATA in files
+    assert files[cloudinit.NETWORK_DISABLED_CFG].endswith("network: {config: disabled}\n")
 
 
 def test_cloud_init_off_writes_files_and_keeps_cloud_init_away(backends):

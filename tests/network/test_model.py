@@ -170,6 +170,15 @@ def test_cloud_init_seed():
         cloudinit.wanted("on", False)
 
 
+def test_cloud_init_configures_the_network_unless_on_link_routes_without_netplan():
+    static = _build(nic(0, "aa:00:00:11:22:33", "198.51.100.10", network=NET_A))
+    routed = _build(nic(0, "aa:00:00:11:22:33", "203.0.113.7", mode="routed"))
+    assert cloudinit.configures_network(static, has_netplan=False)
+    assert not cloudinit.configures_network(routed, has_netplan=False)
+    assert cloudinit.configures_network(routed, has_netplan=True)
+    assert not cloudinit.configures_network(_build(nic(0, "aa:00:00:11:22:33"), network="none"), True)
+
+
 def test_authorized_keys_are_appended_once():
     existing = "# mine\nfrom=\"10.0.0.1\" " + KEY.replace("admin@example", "old") + "\n"
     out = merge_authorized_keys(existing, (KEY,))
