@@ -119,6 +119,7 @@ def _site_hooks(directory: Path, log: Callable[[str], None]) -> list[Hook]:
 def _guest_executable(path: Path) -> Callable[[HookContext], None]:
     def run(ctx: HookContext) -> None:
         g = ctx.guest
+        g.call("create /tmp in the guest", g.g.mkdir_p, "/tmp")
         g.call(f"copy {path} into the guest", g.g.upload, str(path), GUEST_HOOK_PATH)
         g.call("chmod the site hook", g.g.chmod, 0o755, GUEST_HOOK_PATH)
         env = {

@@ -1,7 +1,8 @@
 """The create and rename pipelines the Ganeti entry points call.
 
-create: check sizes → host steps (wipe, partition table, zero-skipping copy)
-→ one appliance: layout steps (fsck/UUID/grow/mkfs/unpack, mount) → hooks
+create: check sizes → host steps (wipe, partition table; the zero-skipping
+copy of a filesystem image runs on a thread while the appliance boots, whose
+block caches are dropped afterwards) → one appliance: layout steps (fsck/UUID/grow/mkfs/unpack, mount) → hooks
 (built-in steps, then the site's) → clean shutdown.  Any failure undoes the
 completed steps (the disk's first and last MiB end up zeroed) and re-raises.
 """
@@ -23,7 +24,7 @@ from osdef.guest.layout import DiskImageLayout, FilesystemImageLayout, Layout, T
 from osdef.guest.partition import BOOT_MODES, TABLES
 from osdef.guest.rename import rename_guest
 from osdef.guest.session import GuestSession
-from osdef.guest.steps import StepRunner
+from osdef.guest.steps import BackgroundSteps, StepRunner
 from osdef.guest.target import disk_size
 
 IMAGE_FORMATS = ("filesystem", "disk", "tar")
@@ -88,11 +89,26 @@ def install_root(disk: Path, image_stream: BinaryIO, image_size: int, image_form
     runner = StepRunner(log)
     started = time.monotonic()
     try:
-        runner.run(layout.host_steps())
+        host = layout.host_steps()
+        runner.run([s for s in host if not s.during_launch])
+        background = BackgroundSteps(runner, [s for s in host if s.during_launch])
+        if background.steps:
+            background.start()
         log("start the appliance")
         launch_started = time.monotonic()
-        with GuestSession([disk], settings, log=log) as session:
-            runner.timings["launch the appliance"] = time.monotonic() - launch_started
+        session = GuestSession([disk], settings, log=log)
+        try:
+            session.launch()
+        except BaseException:
+            session.close()
+            background.finish()
+            raise
+        runner.timings["launch the appliance"] = time.monotonic() - launch_started
+        with session:
+            background.finish()
+            runner.timings["launch + host copy"] = time.monotonic() - launch_started
+            if background.steps:
+                session.drop_caches()
             runner.run(layout.guest_steps(session))
             root = layout.root
             ctx = HookContext(guest=session, hostname=fqdn, serial_console=serial_console,

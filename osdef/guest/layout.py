@@ -144,7 +144,9 @@ class FilesystemImageLayout(_PartitionedLayout):
         return [
             self._wipe_step(),
             Step("write the partition table", self._write_table),
-            Step("copy the filesystem image into the root partition", self._copy),
+            # the appliance boots meanwhile; its caches of the disk are dropped after
+            Step("copy the filesystem image into the root partition", self._copy,
+                 during_launch=True),
         ]
 
     def _copy(self) -> None:
@@ -159,17 +161,23 @@ class FilesystemImageLayout(_PartitionedLayout):
             target.sync()
 
     def guest_steps(self, session: GuestSession) -> list[Step]:
-        g = lambda: session.g  # noqa: E731 - the handle exists only after launch
         return [
-            Step("check the root filesystem", lambda: (
-                self._find_devices(session),
-                session.call("e2fsck", g().e2fsck, self.root.device, correct=True))),
-            Step("give the root filesystem a new UUID", lambda: session.call(
-                "set a random filesystem UUID", g().set_uuid_random, self.root.device)),
-            Step("grow the root filesystem to the partition", lambda: session.call(
-                "resize2fs", g().resize2fs, self.root.device)),
+            Step("check the root filesystem", lambda: self._fsck(session)),
+            Step("give the root filesystem a new UUID", lambda: self._new_uuid(session)),
+            Step("grow the root filesystem to the partition", lambda: self._grow(session)),
             Step("mount the root filesystem", lambda: self._mount(session)),
         ]
+
+    def _fsck(self, session: GuestSession) -> None:
+        self._find_devices(session)
+        session.call("e2fsck", session.g.e2fsck, self.root.device, correct=True)
+
+    def _new_uuid(self, session: GuestSession) -> None:
+        # must follow e2fsck -f directly, before any mount (tune2fs -U refuses otherwise)
+        session.call("set a random filesystem UUID", session.g.set_uuid_random, self.root.device)
+
+    def _grow(self, session: GuestSession) -> None:
+        session.call("resize2fs", session.g.resize2fs, self.root.device)
 
     def _mount(self, session: GuestSession) -> None:
         self.root.fs_type = session.fs_type(self.root.device)
@@ -331,6 +339,9 @@ class DiskImageLayout(Layout):
             session.call("e2fsck", g.e2fsck, last, correct=True)
             session.call("resize2fs", g.resize2fs, last)
         elif fs_type in ("xfs", "btrfs"):
+            if not session.call("check libguestfs features", g.feature_available, [fs_type]):
+                raise GuestError(f"growing {fs_type} needs this node's libguestfs {fs_type} support"
+                                 f" (Debian: apt-get install libguestfs-{fs_type})")
             # these grow while mounted: mount alone, grow, unmount, then mount the guest
             session.mount(last, "/", fs_type)
             if fs_type == "xfs":

@@ -46,7 +46,8 @@ class GuestSession:
     # -- lifecycle ---------------------------------------------------------
 
     def __enter__(self) -> "GuestSession":
-        self.launch()
+        if self._g is None:
+            self.launch()
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -123,9 +124,17 @@ class GuestSession:
         """Appliance device of partition `number` on disk `index`."""
         dev = self.device(index)
         for part in self.call("list partitions", self.g.list_partitions):
-            if part.startswith(dev) and self.g.part_to_partnum(part) == number:
+            if part.startswith(dev) and self.call(
+                    f"number of {part}", self.g.part_to_partnum, part) == number:
                 return part
         raise GuestError(f"partition {number} not found on {self.disks[index]}")
+
+    def drop_caches(self) -> None:
+        """Forget what the appliance kernel read from the disks (they were written meanwhile)."""
+        for dev in self.call("list devices", self.g.list_devices):
+            self.call(f"flush the caches of {dev}", self.g.blockdev_flushbufs, dev)
+        for part in self.call("list partitions", self.g.list_partitions):
+            self.call(f"flush the caches of {part}", self.g.blockdev_flushbufs, part)
 
     def fs_type(self, device: str) -> str:
         return self.call(f"detect the filesystem on {device}", self.g.vfs_type, device)

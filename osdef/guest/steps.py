@@ -7,6 +7,7 @@ reverse order and the original error is re-raised.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ class Step:
     name: str
     run: Callable[[], None]
     undo: Callable[[], None] | None = None
+    during_launch: bool = False  # host-side work that may overlap the appliance launch
 
 
 @dataclass
@@ -48,3 +50,26 @@ class StepRunner:
                 step.undo()
             except Exception as exc:  # noqa: BLE001 - keep undoing, report the original error
                 self.log(f"warning: undoing '{step.name}' failed: {exc}")
+
+
+class BackgroundSteps(threading.Thread):
+    """Runs steps on a thread (host I/O while the appliance boots); finish() re-raises."""
+
+    def __init__(self, runner: StepRunner, steps: list[Step]):
+        super().__init__(name="osdef-host-steps", daemon=True)
+        self.runner = runner
+        self.steps = steps
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.runner.run(self.steps)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by finish()
+            self.error = exc
+
+    def finish(self) -> None:
+        """Wait for the steps; raise the error one of them raised."""
+        if self.ident is not None:
+            self.join()
+        if self.error is not None:
+            raise self.error

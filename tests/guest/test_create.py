@@ -11,6 +11,7 @@ import zstandard
 from osdef.errors import GuestError
 from osdef.guest.install import install_root, rename
 from osdef.guest.partition import GPT_TYPES
+from osdef.guest.distro import read_facts
 from osdef.guest.rename import rename_guest
 
 from .test_pure import MY_STEPS, in_order
@@ -173,8 +174,10 @@ def test_tarball_create_and_rename_warning(tmp_path, guest_images, settings):
 
     rename_logs: list[str] = []
     hosts_after: list[str] = []
+    facts = []
 
     def rename_someone_else(session):
+        facts.append(read_facts(session))
         rename_guest(session, "someone-else.example.com", "new.example.com", rename_logs.append)
         hosts_after.append(session.read_text("/etc/hosts"))
 
@@ -186,6 +189,8 @@ def test_tarball_create_and_rename_warning(tmp_path, guest_images, settings):
     assert allocated(disk) < 80 * MiB
     assert any("warning" in l and "'web1'" in l and "someone-else" in l for l in rename_logs), rename_logs
     assert "127.0.1.1\tnew.example.com new\n" in hosts_after[0]
+    assert (facts[0].os_id, facts[0].version_id) == ("debian", "12")
+    assert facts[0].has_systemd and not facts[0].has_grub and not facts[0].has_cloud_init
 
 
 # -- 5. bad input and failure: 1 launch ---------------------------------------------------------------
