@@ -243,6 +243,7 @@ def main() -> int:
         if "libguestfs-tools pipeline" in results:
             tools = results["libguestfs-tools pipeline"]["total"]
             lines.append(f"- osdef / libguestfs-tools: {o10['total'] / tools:.2f} (target ≤ 0.6)")
+        lines += ["", NOTES]
         text = "\n".join(lines) + "\n"
         print("\n" + text)
         if args.markdown:
