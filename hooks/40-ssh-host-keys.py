@@ -2,7 +2,9 @@
 
 With systemd, a oneshot unit runs `ssh-keygen -A` before ssh.service when a
 key is missing (Debian's ssh.service would otherwise fail its `sshd -t`).
-Without systemd the keys are generated now, in the appliance (`ssh-keygen -A`).
+The unit prints the new fingerprints on the console (the admin can compare them
+through `gnt-instance console`).  Without systemd the keys are generated now,
+in the appliance (`ssh-keygen -A`).
 """
 
 NAME = "ssh-host-keys"
@@ -16,6 +18,8 @@ ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
 [Service]
 Type=oneshot
 ExecStart=/usr/bin/ssh-keygen -A
+ExecStartPost=/bin/sh -c 'echo "osdef: SSH host keys generated:"; for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -l -f "$k"; done'
+StandardOutput=journal+console
 RemainAfterExit=yes
 
 [Install]

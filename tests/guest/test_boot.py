@@ -122,6 +122,9 @@ def test_created_disk_boots_to_a_login_prompt(tmp_path, settings, table, boot, g
     try:
         booted = qemu.wait_for(b"boot-test login:", LOGIN_TIMEOUT)
         assert booted, f"no 'boot-test login:' within {LOGIN_TIMEOUT} s; serial log ends:\n{qemu.tail()}"
+        # key generation may still run after the prompt (RSA under TCG is slow)
+        keys = qemu.wait_for(b"osdef: SSH host keys generated:", LOGIN_TIMEOUT)
+        assert keys, f"no SSH host key message on the console; serial log ends:\n{qemu.tail()}"
     finally:
         qemu.powerdown()
 
