@@ -17,9 +17,9 @@ PYTEST_ARGS ?=
 # Debian packages osdef needs on a node (runtime) and to build images and test.
 APT_RUNTIME := python3-guestfs libguestfs-tools linux-image-amd64 qemu-utils zstd \
                python3-venv python3-yaml e2fsprogs xfsprogs btrfs-progs dosfstools \
-               gdisk fdisk util-linux
-APT_BUILD   := debootstrap sudo squashfs-tools kpartx git curl procps
-APT_TEST    := qemu-system-x86
+               gdisk fdisk util-linux libguestfs-xfs
+APT_BUILD   := debootstrap sudo git curl procps
+APT_TEST    := qemu-system-x86 ovmf
 APT_PACKAGES := $(APT_RUNTIME) $(APT_BUILD) $(APT_TEST)
 
 TEST_DIRS := $(wildcard tests/unit) $(filter-out tests/unit tests/fixtures,$(wildcard tests/*/))

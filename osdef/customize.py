@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from osdef.errors import GuestError, OsdefError
 from osdef.guest.session import GuestSession, one_line
@@ -52,6 +53,8 @@ class HookContext:
     grub_config: str = "osdef"  # "osdef" (render grub.cfg, fast) | "update-grub"
     params: dict[str, object] = field(default_factory=dict)  # typed OS params; may be empty
     log: Callable[[str], None] = print
+    instance: Any = None  # osdef.ganeti.environment.Instance (NICs, disks, reinstall), if known
+    saved_host_keys: dict[str, bytes] | None = None  # reinstall: the old installation's SSH host keys
 
 
 @dataclass(frozen=True)

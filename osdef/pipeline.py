@@ -38,10 +38,12 @@ def hooks_dir(ctx) -> Path:
 
 
 def create(ctx, say: Callable[[str], None]) -> None:
-    from osdef.guest import install_root
+    from osdef.guest.install import install_root
+    from osdef.guest.network import model as network_model
 
     inst, variant = ctx.instance, ctx.variant
     disk0 = Path(inst.disks[0].path)
+    network_model.build(inst, ctx.params)  # bad NIC settings: one line, before any write
     store = image_store(ctx)
     artifact = store.ensure(variant.image, allow_build=ctx.config.images.build_on_demand,
                             allow_fetch=ctx.config.images.fetch_on_demand)
@@ -53,6 +55,14 @@ def create(ctx, say: Callable[[str], None]) -> None:
     action = "reinstall" if inst.reinstall else "create"
     say(f"{action} {inst.name}: variant {variant.name}, image {artifact.name} "
         f"({artifact.format}, {artifact.size >> 20} MiB), {table} table, boot {variant.boot}")
+    saved_keys = None
+    if inst.reinstall and ctx.params["keep_ssh_host_keys"]:
+        from osdef.guest.hostkeys import read_host_keys
+
+        say("reinstall: reading the SSH host keys of the previous installation")
+        saved_keys = read_host_keys(disk0, ctx.config.libguestfs, say)
+    # disks 1..N are attached only when data_disks formats them; "keep" leaves them untouched
+    extra = [Path(d.path) for d in inst.disks[1:]] if ctx.params["data_disks"] != "keep" else []
     with artifact.open() as stream:
         report = install_root(
             disk0, stream, artifact.size, layout,
@@ -61,6 +71,7 @@ def create(ctx, say: Callable[[str], None]) -> None:
             serial_console=serial_console_wanted(ctx),
             skip_hooks=set(variant.skip_hooks), site_hooks_dir=ctx.config.hooks_dir,
             params=ctx.params, log=say, hooks_dir=hooks_dir(ctx),
+            extra_disks=extra, instance=inst, saved_host_keys=saved_keys,
         )
     total = report.timings.get("total")
     say(f"done: {inst.name} on {disk0} (root {report.root_fs_type} UUID {report.root_uuid}"
@@ -68,7 +79,7 @@ def create(ctx, say: Callable[[str], None]) -> None:
 
 
 def rename(ctx, say: Callable[[str], None]) -> None:
-    from osdef.guest import rename as rename_guest
+    from osdef.guest.install import rename as rename_guest
 
     inst = ctx.instance
     say(f"rename {inst.old_name} → {inst.name}")

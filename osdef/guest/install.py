@@ -10,10 +10,10 @@ completed steps (the disk's first and last MiB end up zeroed) and re-raises.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from osdef.config import LibguestfsSettings
 from osdef.customize import BUILTIN_HOOKS_DIR, HookContext, run_hooks
@@ -22,6 +22,7 @@ from osdef.guest.bootloader import GRUB_CONFIGS
 from osdef.guest.hostnames import validate_fqdn
 from osdef.guest.layout import DiskImageLayout, FilesystemImageLayout, Layout, TarballLayout
 from osdef.guest.partition import BOOT_MODES, TABLES
+from osdef.guest.cloudinit import update_seed_hostname
 from osdef.guest.rename import rename_guest
 from osdef.guest.session import GuestSession
 from osdef.guest.steps import BackgroundSteps, StepRunner
@@ -68,15 +69,19 @@ def install_root(disk: Path, image_stream: BinaryIO, image_size: int, image_form
                  skip_hooks: set[str] | frozenset[str] = frozenset(),
                  site_hooks_dir: Path | None = None, params: dict[str, object] | None = None,
                  log: Callable[[str], None] = print,
-                 hooks_dir: Path = BUILTIN_HOOKS_DIR, grub_config: str = "osdef") -> InstallReport:
+                 hooks_dir: Path = BUILTIN_HOOKS_DIR, grub_config: str = "osdef",
+                 extra_disks: Sequence[Path] = (), instance: Any = None,
+                 saved_host_keys: dict[str, bytes] | None = None) -> InstallReport:
     """Lay the image onto `disk`, customize it, install the bootloader.
 
     `image_stream` is the decompressed image (file-like, binary, read once);
     `image_size` its decompressed size in bytes (for a tarball: the size of its
     content, used for the disk-size check).  `grub_config`: "osdef" renders
     grub.cfg itself when the guest is simple (fast), "update-grub" always runs
-    the guest's update-grub.  Everything is validated before the first byte
-    is written.
+    the guest's update-grub.  `extra_disks` (DISK_1.. in order) are attached
+    after `disk` so steps reach disk i as session.device(i); `instance` and
+    `saved_host_keys` are handed to the steps.  Everything is validated
+    before the first byte is written.
     """
     disk = Path(disk)
     fqdn = validate_fqdn(hostname)
@@ -96,7 +101,7 @@ def install_root(disk: Path, image_stream: BinaryIO, image_size: int, image_form
             background.start()
         log("start the appliance")
         launch_started = time.monotonic()
-        session = GuestSession([disk], settings, log=log)
+        session = GuestSession([disk, *[Path(d) for d in extra_disks]], settings, log=log)
         try:
             session.launch()
         except BaseException:
@@ -116,7 +121,8 @@ def install_root(disk: Path, image_stream: BinaryIO, image_size: int, image_form
                               root_fs_type=root.fs_type, esp_uuid=root.esp_uuid,
                               disk_device=root.disk_device or session.device(0), boot=boot,
                               grub_config=grub_config,
-                              params=dict(params or {}), log=log)
+                              params=dict(params or {}), log=log, instance=instance,
+                              saved_host_keys=saved_host_keys)
             hooks_started = time.monotonic()
             ran = run_hooks(ctx, skip=set(skip_hooks), builtin_dir=hooks_dir,
                             site_dir=site_hooks_dir)
@@ -144,3 +150,4 @@ def rename(disk: Path, old: str, new: str, *, settings: LibguestfsSettings,
     with GuestSession([Path(disk)], settings, log=log) as session:
         session.mount_inspected_root()
         rename_guest(session, old, new, log)
+        update_seed_hostname(session, new, log)
