@@ -3,6 +3,7 @@
 #   make test      install what is missing (apt, venv, pip), then run every test tier
 #   make demo      install what is missing, build the default image if absent, create a demo disk
 #   make install   write the OS dir (OS_DIR=/srv/ganeti/os/image by default)
+#   make install-extstorage   the loopfile ExtStorage provider (docs/extstorage.md)
 #   make bench     run the benchmarks (results in docs/benchmarks.md)
 #
 # Every target is idempotent: it installs only what is missing.
@@ -24,7 +25,7 @@ APT_PACKAGES := $(APT_RUNTIME) $(APT_BUILD) $(APT_TEST)
 
 TEST_DIRS := $(wildcard tests/unit) $(filter-out tests/unit tests/fixtures,$(wildcard tests/*/))
 
-.PHONY: all deps venv test test-unit install demo bench clean
+.PHONY: all deps venv test test-unit install install-extstorage demo bench clean
 
 all: test
 
@@ -57,6 +58,9 @@ test-unit: venv
 
 install: venv
 	$(VENV)/bin/osdef install --os-dir $(OS_DIR)
+
+install-extstorage: venv
+	$(VENV)/bin/osdef install-extstorage
 
 demo: venv
 	$(VPY) -m osdef.demo
