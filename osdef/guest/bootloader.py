@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from osdef.errors import GuestError
-from osdef.guest.session import GuestSession
+from osdef.guest.session import GuestSession, one_line
 
 GRUB_DEFAULTS = "/etc/default/grub"
 SERIAL_MARK_BEGIN = "# osdef: serial console (begin)"
@@ -155,6 +155,34 @@ def _write_grub_cfg(session: GuestSession, root_uuid: str, root_fs_type: str,
     return True
 
 
+def grub_install_device(session: GuestSession, disk_device: str, log: Callable[[str], None]) -> str:
+    """The appliance kernel's name of `disk_device`, the argument grub-install needs.
+
+    libguestfs API names (/dev/sda = the first drive added) are translated by
+    its daemon, but a command run in the guest sees the kernel's names, and the
+    kernel does not number virtio-scsi disks in the order they were added: the
+    appliance's own (ext2) root disk can be /dev/sda.  grub-install given the
+    wrong disk fails with "embedding is not possible, but this is required for
+    cross-disk install".  grub-probe names the disk holding /boot/grub, the very
+    disk grub-install compares its target with; its size is checked against
+    DISK_0 so a wrong answer stops here instead of writing a boot sector elsewhere.
+    """
+    out = session.run(["grub-probe", "--target=disk", "/boot/grub"], what="grub-probe (disk of /boot/grub)")
+    found = [line.strip() for line in out.splitlines() if line.strip().startswith("/dev/")]
+    if not found:
+        raise GuestError(f"grub-probe did not name the disk holding /boot/grub: {one_line(out) or 'no output'}")
+    kernel_device = found[-1]
+    if kernel_device != disk_device:
+        want = session.call(f"size of {disk_device}", session.g.blockdev_getsize64, disk_device)
+        size_out = session.run(["blockdev", "--getsize64", kernel_device], what=f"size of {kernel_device}")
+        have = int(size_out.split()[-1]) if size_out.split() and size_out.split()[-1].isdigit() else -1
+        if have != want:
+            raise GuestError(f"grub-probe puts /boot/grub on {kernel_device} ({have} bytes), "
+                             f"not on the instance's disk {disk_device} ({want} bytes): bootloader not installed")
+        log(f"grub-install target {kernel_device} (the appliance kernel's name of {disk_device})")
+    return kernel_device
+
+
 def install(session: GuestSession, disk_device: str, boot: str,
             log: Callable[[str], None], *, root_uuid: str = "", root_fs_type: str = "",
             grub_config: str = "osdef") -> None:
@@ -169,7 +197,8 @@ def install(session: GuestSession, disk_device: str, boot: str,
         raise GuestError(f"the image has no grub-install: add the {package} package to the image"
                          " or use boot: none")
     if boot == "bios":
-        session.run(["grub-install", "--target=i386-pc", disk_device], what="grub-install (BIOS)")
+        target = grub_install_device(session, disk_device, log)
+        session.run(["grub-install", "--target=i386-pc", target], what="grub-install (BIOS)")
     elif boot == "efi":
         if not session.exists("/boot/efi"):
             raise GuestError("boot: efi needs the EFI system partition mounted on /boot/efi")

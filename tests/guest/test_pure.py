@@ -238,3 +238,46 @@ def test_grub_cfg_from_the_defaults_with_serial_console():
     assert "menuentry 'Debian GNU/Linux'" in cfg and "set timeout=5\n" in cfg
     plain = render_grub_cfg(parse_defaults_query("\n\nnot-a-number\n\n\n\n"), "u", "vmlinuz-1", None)
     assert "serial" not in plain and "initrd" not in plain and "set timeout=5\n" in plain
+
+
+# -- grub-install target: the appliance kernel's device name ----------------------------
+
+class _FakeGrubSession:
+    """Answers grub-probe/blockdev like an appliance whose kernel swapped sda and sdb."""
+
+    def __init__(self, probed: str, sizes: dict[str, int]):
+        self.probed, self.sizes, self.ran = probed, sizes, []
+        self.g = type("G", (), {"blockdev_getsize64": staticmethod(lambda dev: sizes["api:" + dev])})()
+
+    def call(self, what, fn, *args):
+        return fn(*args)
+
+    def run(self, argv, what=""):
+        self.ran.append(list(argv))
+        if argv[0] == "grub-probe":
+            return f"grub-probe: warning: noise\n{self.probed}\n"
+        if argv[0] == "blockdev":
+            return f"{self.sizes[argv[-1]]}\n"
+        return ""
+
+
+def test_grub_install_gets_the_kernel_name_of_disk_0_not_the_api_name():
+    from osdef.guest.bootloader import grub_install_device
+    session = _FakeGrubSession("/dev/sdb", {"api:/dev/sda": 2 << 30, "/dev/sdb": 2 << 30})
+    logged: list[str] = []
+    assert grub_install_device(session, "/dev/sda", logged.append) == "/dev/sdb"
+    assert "/dev/sdb" in logged[0]
+
+
+def test_grub_install_refuses_a_probed_disk_of_another_size():
+    from osdef.guest.bootloader import grub_install_device
+    session = _FakeGrubSession("/dev/sdb", {"api:/dev/sda": 2 << 30, "/dev/sdb": 4 << 30})
+    with pytest.raises(GuestError, match="not on the instance's disk /dev/sda"):
+        grub_install_device(session, "/dev/sda", print)
+
+
+def test_grub_install_device_needs_an_answer_from_grub_probe():
+    from osdef.guest.bootloader import grub_install_device
+    session = _FakeGrubSession("error: cannot find a device", {})
+    with pytest.raises(GuestError, match="grub-probe did not name"):
+        grub_install_device(session, "/dev/sda", print)
