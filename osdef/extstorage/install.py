@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from osdef.extstorage import PROVIDER_NAME, params, settings
 from osdef.extstorage.actions import ACTIONS
 from osdef.extstorage.errors import ExtStorageError
 from osdef.extstorage.store import Store
+from osdef.fileutil import write_text_atomic
 
 DEFAULT_PROVIDER_DIR = Path("/srv/ganeti/extstorage") / PROVIDER_NAME
 SCRIPTS = tuple(ACTIONS)
@@ -37,17 +37,6 @@ class InstallReport:
     scripts: tuple[str, ...]
 
 
-def _atomic_write(path: Path, text: str, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def install(provider_dir: Path = DEFAULT_PROVIDER_DIR, *, data_dir: Path | None = None,
             python: str | None = None) -> InstallReport:
@@ -59,10 +48,10 @@ def install(provider_dir: Path = DEFAULT_PROVIDER_DIR, *, data_dir: Path | None 
         provider_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(provider_dir, 0o755)
         for script in SCRIPTS:
-            _atomic_write(provider_dir / script,
+            write_text_atomic(provider_dir / script,
                           LAUNCHER.format(python=python, script=script, provider=PROVIDER_NAME), 0o755)
-        _atomic_write(provider_dir / "parameters.list", params.parameters_list(), 0o644)
-        _atomic_write(provider_dir / settings.CONFIG_NAME,
+        write_text_atomic(provider_dir / "parameters.list", params.parameters_list(), 0o644)
+        write_text_atomic(provider_dir / settings.CONFIG_NAME,
                       settings.render(settings.ProviderSettings(data_dir)), 0o644)
     except OSError as exc:
         raise ExtStorageError(f"{provider_dir}: cannot write the ExtStorage provider: "

@@ -12,11 +12,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping, TypeVar
 
 from osdef.errors import EnvError
 
 SUPPORTED_API_VERSIONS = (20, 15, 10)
+T = TypeVar("T")
+
 SCRIPTS = ("create", "rename", "export", "import", "verify")
 
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -187,54 +189,37 @@ def _opt(env: Mapping[str, str], key: str) -> str | None:
     return value if value else None
 
 
-def _ip(env: Mapping[str, str], key: str) -> IPAddress | None:
+def _parsed(env: Mapping[str, str], key: str, parse: Callable[[str], T], what: str,
+            *, none_word: bool = False) -> T | None:
+    """The value of key parsed by parse; unset/empty (and "None" if none_word) is None."""
     raw = _opt(env, key)
-    if raw is None or raw.lower() == "none":
+    if raw is None or (none_word and raw.lower() == "none"):
         return None
     try:
-        return ipaddress.ip_address(raw.strip())
+        return parse(raw.strip())
     except ValueError:
-        raise EnvError(f"{key}={raw!r} is not an IP address") from None
+        raise EnvError(f"{key}={raw!r} is not {what}") from None
+
+
+def _ip(env: Mapping[str, str], key: str) -> IPAddress | None:
+    return _parsed(env, key, ipaddress.ip_address, "an IP address", none_word=True)
 
 
 def _net4(env: Mapping[str, str], key: str) -> ipaddress.IPv4Network | None:
-    raw = _opt(env, key)
-    if raw is None:
-        return None
-    try:
-        return ipaddress.IPv4Network(raw.strip(), strict=True)
-    except ValueError:
-        raise EnvError(f"{key}={raw!r} is not an IPv4 network such as 198.51.100.0/24") from None
+    return _parsed(env, key, ipaddress.IPv4Network,
+                   "an IPv4 network such as 198.51.100.0/24")
 
 
 def _net6(env: Mapping[str, str], key: str) -> ipaddress.IPv6Network | None:
-    raw = _opt(env, key)
-    if raw is None:
-        return None
-    try:
-        return ipaddress.IPv6Network(raw.strip(), strict=True)
-    except ValueError:
-        raise EnvError(f"{key}={raw!r} is not an IPv6 network such as 2001:db8::/64") from None
+    return _parsed(env, key, ipaddress.IPv6Network, "an IPv6 network such as 2001:db8::/64")
 
 
 def _addr4(env: Mapping[str, str], key: str) -> ipaddress.IPv4Address | None:
-    raw = _opt(env, key)
-    if raw is None:
-        return None
-    try:
-        return ipaddress.IPv4Address(raw.strip())
-    except ValueError:
-        raise EnvError(f"{key}={raw!r} is not an IPv4 address") from None
+    return _parsed(env, key, ipaddress.IPv4Address, "an IPv4 address")
 
 
 def _addr6(env: Mapping[str, str], key: str) -> ipaddress.IPv6Address | None:
-    raw = _opt(env, key)
-    if raw is None:
-        return None
-    try:
-        return ipaddress.IPv6Address(raw.strip())
-    except ValueError:
-        raise EnvError(f"{key}={raw!r} is not an IPv6 address") from None
+    return _parsed(env, key, ipaddress.IPv6Address, "an IPv6 address")
 
 
 def _count(env: Mapping[str, str], prefix: str, item_key: str) -> int:

@@ -27,6 +27,7 @@ from pathlib import Path
 from osdef import config as siteconfig
 from osdef import variants as variantmod
 from osdef.errors import OsdefError
+from osdef.fileutil import write_text_atomic
 from osdef.ganeti import params as osparams
 from osdef.ganeti.environment import SCRIPTS, SUPPORTED_API_VERSIONS
 
@@ -59,22 +60,6 @@ def api_version_text() -> str:
     return "".join(f"{v}\n" for v in SUPPORTED_API_VERSIONS)
 
 
-def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
 
 def _replace_tree(src: Path, dest: Path) -> None:
     """Copy src over dest so that dest is always either the old or the new tree."""
@@ -104,17 +89,17 @@ def install(os_dir: Path, *, source: Path, python: str | None = None,
         os_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(os_dir, 0o755)
         for script in SCRIPTS:
-            _atomic_write(os_dir / script,
+            write_text_atomic(os_dir / script,
                           LAUNCHER.format(python=python, script=script, source=source), 0o755)
-        _atomic_write(os_dir / "ganeti_api_version", api_version_text())
-        _atomic_write(os_dir / "parameters.list", osparams.parameters_list())
+        write_text_atomic(os_dir / "ganeti_api_version", api_version_text())
+        write_text_atomic(os_dir / "parameters.list", osparams.parameters_list())
         _replace_tree(source / "variants", os_dir / "variants")
         if hooks_src.is_dir():
             _replace_tree(hooks_src, os_dir / "hooks")
         # variants.list last: it announces what the files above provide
-        _atomic_write(os_dir / "variants.list", catalog.variants_list())
+        write_text_atomic(os_dir / "variants.list", catalog.variants_list())
         if config_file is not None:
-            _atomic_write(os_dir / siteconfig.OS_DIR_CONFIG_NAME,
+            write_text_atomic(os_dir / siteconfig.OS_DIR_CONFIG_NAME,
                           Path(config_file).read_text(encoding="utf-8"))
     except OSError as exc:
         raise InstallError(f"{os_dir}: cannot write the OS definition: {exc.strerror or exc}") from None

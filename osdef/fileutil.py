@@ -1,0 +1,26 @@
+"""Small file helpers shared by the installers: atomic replacement of a text file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write text to path so that readers see the old or the new file, never a part.
+
+    The temporary file lives next to path (same filesystem, so os.replace is atomic)
+    and is removed again if anything fails, including an interrupt.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
