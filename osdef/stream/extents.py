@@ -2,7 +2,8 @@
 
 Regular files: SEEK_DATA/SEEK_HOLE give the allocated extents (~1 ms).
 Block devices: ``lseek(SEEK_DATA)`` fails with EINVAL, so the whole device is
-read.  Either way the ranges are cut into *pieces* at 1 MiB-aligned chunk
+read — except a loop device, whose backing file's extents are used
+(osdef.stream.loopmap).  Either way the ranges are cut into *pieces* at 1 MiB-aligned chunk
 boundaries; within each piece only the runs of 4 KiB blocks holding non-zero
 bytes are sent.  That also drops allocated-but-zero blocks inside file
 extents, and keeps a few scattered metadata blocks on a block device from
@@ -21,6 +22,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from osdef.stream import loopmap
 from osdef.stream.blockio import MiB, BlockIOError, Disk, drop_cache, is_zero, read_at
 
 CHUNK = MiB  # unit of zero detection and of the scan's bitmap
@@ -31,7 +33,10 @@ READ_SIZE = 8 * MiB  # unit of reading: 8 MiB reads stream a block device faster
 def data_ranges(disk: Disk) -> Iterator[tuple[int, int]]:
     """(offset, length) of the ranges that may hold data, in order."""
     if disk.is_block:
-        if disk.size:
+        mapped = loopmap.backing_ranges(disk.fd, disk.size)
+        if mapped is not None:
+            yield from mapped
+        elif disk.size:
             yield 0, disk.size
         return
     pos = 0

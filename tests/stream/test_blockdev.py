@@ -1,17 +1,20 @@
-"""Round trips on real loop block devices: no SEEK_DATA (full read, zero skip), BLKZEROOUT on dirty targets."""
+"""Round trips on real loop block devices: no SEEK_DATA (the backing file's map, or a full read with
+zero skip), BLKZEROOUT on dirty targets."""
 
 from __future__ import annotations
 
 import errno
 import os
+import subprocess
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from osdef.errors import StreamError
-from osdef.stream import blockio, extents
+from osdef.stream import blockio, extents, loopmap
 from tests.stream.conftest import (MiB, Layout, LoopDevices, assert_restored, assert_wiped, export_to_file,
                                    fill_random, import_bytes, import_from_file, layouts, read_all)
 
@@ -29,18 +32,73 @@ def test_seek_data_on_a_block_device_is_einval(loops, tmp_path):
         os.close(fd)
     with blockio.open_disk(dev, write=False) as disk:
         assert disk.is_block and disk.size == 2 * MiB
-        assert list(extents.data_ranges(disk)) == [(0, 2 * MiB)]
+        # the backing file's map: only its one data extent is read
+        assert list(extents.data_ranges(disk)) == [(MiB, 4096)]
+        with mock.patch.object(loopmap, "backing_ranges", return_value=None):
+            assert list(extents.data_ranges(disk)) == [(0, 2 * MiB)]
+
+
+def test_loop_map_shifts_by_the_loop_offset(loops, tmp_path):
+    src = Layout(4 * MiB, ((512 * 1024, 4096, "random"), (3 * MiB, 8192, "random")), 2).create(tmp_path / "s")
+    dev = subprocess.run(["losetup", "-f", "--show", "-o", str(MiB), str(src)], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    loops.devices.append(dev)
+    with blockio.open_disk(dev, write=False) as disk:
+        assert disk.size == 3 * MiB
+        assert list(extents.data_ranges(disk)) == [(2 * MiB, 8192)]
+    export_to_file(dev, tmp_path / "stream")
+    tgt = tmp_path / "t"
+    tgt.write_bytes(b"")
+    os.truncate(tgt, 3 * MiB)
+    import_from_file(tmp_path / "stream", tgt)
+    assert read_all(tgt) == read_all(src)[MiB:]
+
+
+def test_loop_map_falls_back_to_a_full_read(loops, tmp_path):
+    """A deleted backing file cannot be mapped: the device is read whole, and nothing is lost."""
+    src = Layout(3 * MiB, ((MiB + 512, 5000, "random"),), 3).create(tmp_path / "s")
+    expected = read_all(src)
+    dev = loops.attach(src)
+    src.unlink()
+    with blockio.open_disk(dev, write=False) as disk:
+        assert loopmap.backing_ranges(disk.fd, disk.size) is None
+        assert list(extents.data_ranges(disk)) == [(0, 3 * MiB)]
+    export_to_file(dev, tmp_path / "stream")
+    tgt = fill_random(tmp_path / "t", 3 * MiB)
+    import_from_file(tmp_path / "stream", tgt)
+    assert read_all(tgt) == expected
+
+
+def test_loop_map_sees_data_written_through_the_device(loops, tmp_path):
+    """Unflushed writes to the device still count: the map is taken after an fsync of the device."""
+    src = tmp_path / "s"
+    src.write_bytes(b"")
+    os.truncate(src, 4 * MiB)
+    dev = loops.attach(src)
+    fd = os.open(dev, os.O_WRONLY)  # kept open: the last close of a block device would flush it
+    try:
+        os.pwrite(fd, b"\x5a" * 4096, 2 * MiB)  # buffered in the device's page cache, not yet in src
+        with blockio.open_disk(dev, write=False) as disk:
+            assert list(extents.data_ranges(disk)) == [(2 * MiB, 4096)]
+    finally:
+        os.close(fd)
 
 
 @settings(max_examples=12, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(layouts(align=512), st.integers(0, 2048), st.sampled_from(["none", "zstd"]))
-def test_loop_round_trip_onto_dirty_loop(loops: LoopDevices, layout: Layout, extra_sectors: int, compression: str):
+@given(layouts(align=512), st.integers(0, 2048), st.sampled_from(["none", "zstd"]), st.booleans())
+def test_loop_round_trip_onto_dirty_loop(loops: LoopDevices, layout: Layout, extra_sectors: int, compression: str,
+                                         mapped: bool):
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         try:
             src = layout.create(d / "src")
             src_dev = loops.attach(src)
-            n, announced = export_to_file(src_dev, d / "stream", compression=compression)
+            unmapped = mock.patch.object(loopmap, "backing_ranges", return_value=None)
+            if mapped:
+                n, announced = export_to_file(src_dev, d / "stream", compression=compression)
+            else:
+                with unmapped:  # the full-read path other block devices take
+                    n, announced = export_to_file(src_dev, d / "stream", compression=compression)
             assert n == (d / "stream").stat().st_size
             if compression == "none":
                 assert n == announced

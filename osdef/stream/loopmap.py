@@ -1,0 +1,98 @@
+"""The allocation map of a loop device, taken from its backing file.
+
+A block device has no SEEK_DATA, so an exporter must read all of it.  A loop
+device (what osdef's ExtStorage provider and its snapshots are) is the
+exception: its data lives in a regular file whose holes SEEK_DATA can list.
+Ranges outside the backing file's data extents read as zeros through the
+device, so only the extents need to be read (still through the device).
+
+Used only when everything checks out: a whole loop device (not a partition),
+its backing file found under ``/sys/dev/block/M:N/loop/backing_file`` and
+proven to be the same inode the driver holds (LOOP_GET_STATUS64), the
+device's own dirty pages flushed first.  Anything else returns None and the
+caller reads the whole device, as before.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+import struct
+from collections.abc import Iterator
+
+LOOP_MAJOR = 7
+LOOP_GET_STATUS64 = 0x4C05
+# struct loop_info64: lo_device, lo_inode, lo_rdevice, lo_offset, lo_sizelimit (u64 each),
+# lo_number, lo_encrypt_type, lo_encrypt_key_size, lo_flags (u32 each), names and key (160 bytes),
+# lo_init[2] (u64 each): 232 bytes.
+_INFO64 = struct.Struct("=QQQQQIIII64s64s32sQQ")
+
+
+def _new_decode_dev(dev: int) -> tuple[int, int]:
+    """(major, minor) of a dev_t as the kernel encodes it in loop_info64 (new_encode_dev)."""
+    return (dev & 0xFFF00) >> 8, (dev & 0xFF) | ((dev >> 12) & 0xFFF00)
+
+
+def backing_ranges(fd: int, size: int) -> list[tuple[int, int]] | None:
+    """(offset, length) on the device of the ranges that may hold data, or None if unknown.
+
+    ``fd`` is the open loop device of ``size`` bytes.
+    """
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISBLK(st.st_mode) or os.major(st.st_rdev) != LOOP_MAJOR:
+            return None
+        sysdir = f"/sys/dev/block/{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+        if not os.path.isdir(f"{sysdir}/loop"):
+            return None  # a partition of a loop device, or not bound
+        with open(f"{sysdir}/loop/backing_file", encoding="utf-8", errors="surrogateescape") as f:
+            backing = f.read().rstrip("\n")
+        info = _INFO64.unpack(fcntl.ioctl(fd, LOOP_GET_STATUS64, bytes(_INFO64.size)))
+    except OSError:
+        return None
+    lo_device, lo_inode, _, lo_offset, lo_sizelimit = info[:5]
+    try:
+        bfd = os.open(backing, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None  # e.g. "… (deleted)", or a path in another mount namespace
+    try:
+        bst = os.fstat(bfd)
+        if (not stat.S_ISREG(bst.st_mode) or bst.st_ino != lo_inode
+                or (os.major(bst.st_dev), os.minor(bst.st_dev)) != _new_decode_dev(lo_device)):
+            return None  # not the file the driver holds
+        if lo_sizelimit and lo_sizelimit < size:
+            return None  # the device would be smaller than it says: do not guess
+        os.fsync(fd)  # the device's dirty pages reach the backing file before it is mapped
+        return list(_shifted(_file_extents(bfd, lo_offset + size), lo_offset, size))
+    except OSError:
+        return None
+    finally:
+        os.close(bfd)
+
+
+def _file_extents(fd: int, end: int) -> Iterator[tuple[int, int]]:
+    """SEEK_DATA/SEEK_HOLE extents of a regular file up to ``end``; OSError if unsupported."""
+    pos = 0
+    while pos < end:
+        try:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError as e:
+            if e.errno == errno.ENXIO:
+                return
+            raise
+        if start >= end:
+            return
+        stop = min(os.lseek(fd, start, os.SEEK_HOLE), end)
+        yield start, stop - start
+        pos = stop
+
+
+def _shifted(extents: Iterator[tuple[int, int]], offset: int, size: int) -> Iterator[tuple[int, int]]:
+    """File extents as device ranges: minus the loop offset, clipped to the device."""
+    for start, length in extents:
+        lo = max(start - offset, 0)
+        hi = min(start + length - offset, size)
+        if hi > lo:
+            yield lo, hi - lo
