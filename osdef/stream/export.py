@@ -5,8 +5,12 @@ Formats: ``sparse`` (the self-describing stream of osdef.stream.format) or
 ``zstd`` (multi-threaded, one frame).
 
 With a ``size_fd`` the exporter first writes the number of bytes it will put
-on ``out_fd`` — exact for uncompressed output, an estimate for zstd — which
-needs a pre-scan of the data (see osdef.stream.extents.Scan).
+on ``out_fd`` — exact for uncompressed output, an estimate for zstd.  A disk
+with an allocation map (a file, a loop device) is then streamed extent by
+extent, its size counted from the map (osdef.stream.extents.ExtentPlan, one
+read of the data); any other disk, and zstd output, needs a pre-scan of the
+data (osdef.stream.extents.Scan).  Without a ``size_fd`` nothing is announced
+and all-zero blocks are dropped even inside allocated extents.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from osdef import __version__
 from osdef.errors import StreamError
 from osdef.stream import format as fmt_
 from osdef.stream.blockio import MiB, Disk, advise_sequential, enlarge_pipe, open_disk, read_at, write_out
-from osdef.stream.extents import READ_SIZE, Scan, data_pieces, scan_disk
+from osdef.stream.extents import READ_SIZE, Scan, data_pieces, extent_spans, plan_extents, scan_disk
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +129,14 @@ def _write_sparse(disk: Disk, write, buf: bytearray, metadata: dict, scan: Scan 
     write(enc.trailer())
 
 
+def _write_extents(disk: Disk, write, buf: bytearray, metadata: dict, length: int) -> None:
+    enc = fmt_.Encoder(disk.size, metadata, length)
+    write(enc.header)
+    for offset, data in extent_spans(disk, buf):
+        write(enc.record(offset, data), data)
+    write(enc.trailer())
+
+
 def _write_raw(disk: Disk, write, buf: bytearray) -> None:
     view = memoryview(buf)
     offset = 0
@@ -177,12 +189,19 @@ def _export(device, out_fd: int, size_fd: int | None, fmt: str, compression: str
     with open_disk(device, write=False) as disk:
         advise_sequential(disk.fd)
         enlarge_pipe(out_fd)
-        scan = expected = None
-        if size_fd is not None:
+        scan = expected = extent_plan = None
+        if size_fd is not None and fmt == "sparse" and compression == "none":
+            extent_plan = plan_extents(disk)
+        if extent_plan is not None:
+            expected = fmt_.stream_length(meta, extent_plan.records, extent_plan.data_bytes)
+            _announce(size_fd, expected)
+        elif size_fd is not None:
             scan, expected = _plan(disk, buf, fmt, compression, meta, zstd_level)
             _announce(size_fd, expected)
         out = _ZstdOutput(out_fd, zstd_level, zstd_threads) if compression == "zstd" else _Output(out_fd)
-        if fmt == "sparse":
+        if extent_plan is not None:
+            _write_extents(disk, out.write, buf, meta, expected)
+        elif fmt == "sparse":
             _write_sparse(disk, out.write, buf, meta, scan)
         else:
             _write_raw(disk, out.write, buf)

@@ -3,7 +3,11 @@
 Regular files: SEEK_DATA/SEEK_HOLE give the allocated extents (~1 ms).
 Block devices: ``lseek(SEEK_DATA)`` fails with EINVAL, so the whole device is
 read — except a loop device, whose backing file's extents are used
-(osdef.stream.loopmap).  Either way the ranges are cut into *pieces* at 1 MiB-aligned chunk
+(osdef.stream.loopmap).
+
+Two ways to announce an exact size before streaming (EXP_SIZE_FD): with an
+allocation map, an ``ExtentPlan`` counts the map's spans (zero blocks inside
+extents are then sent, the disk is read once); without one, a ``Scan``.  Either way the ranges are cut into *pieces* at 1 MiB-aligned chunk
 boundaries; within each piece only the runs of 4 KiB blocks holding non-zero
 bytes are sent.  That also drops allocated-but-zero blocks inside file
 extents, and keeps a few scattered metadata blocks on a block device from
@@ -30,24 +34,40 @@ BLOCK = 4096  # unit of the runs that are sent
 READ_SIZE = 8 * MiB  # unit of reading: 8 MiB reads stream a block device faster than 1 MiB ones
 
 
-def data_ranges(disk: Disk) -> Iterator[tuple[int, int]]:
-    """(offset, length) of the ranges that may hold data, in order."""
+def mapped_ranges(disk: Disk) -> Iterator[tuple[int, int]] | None:
+    """(offset, length) of the ranges that may hold data, from an allocation map; None without one.
+
+    Files: SEEK_DATA/SEEK_HOLE.  Loop devices: their backing file's extents.
+    Other block devices (and filesystems without SEEK_DATA) have no map.
+    """
     if disk.is_block:
-        mapped = loopmap.backing_ranges(disk.fd, disk.size)
-        if mapped is not None:
-            yield from mapped
-        elif disk.size:
-            yield 0, disk.size
-        return
+        return loopmap.backing_ranges(disk.fd, disk.size)
+    try:
+        os.lseek(disk.fd, 0, os.SEEK_DATA)
+    except OSError as e:
+        if e.errno in (errno.EINVAL, errno.EOPNOTSUPP):
+            return None
+        if e.errno != errno.ENXIO:
+            raise BlockIOError(f"cannot list the data extents of {disk.path}: {e.strerror}") from None
+    return _file_ranges(disk)
+
+
+def data_ranges(disk: Disk) -> Iterator[tuple[int, int]]:
+    """(offset, length) of the ranges that may hold data, in order: the map, or the whole disk."""
+    mapped = mapped_ranges(disk)
+    if mapped is not None:
+        yield from mapped
+    elif disk.size:
+        yield 0, disk.size
+
+
+def _file_ranges(disk: Disk) -> Iterator[tuple[int, int]]:
     pos = 0
     while pos < disk.size:
         try:
             start = os.lseek(disk.fd, pos, os.SEEK_DATA)
         except OSError as e:
             if e.errno == errno.ENXIO:  # only a hole is left
-                return
-            if e.errno in (errno.EINVAL, errno.EOPNOTSUPP):  # no SEEK_DATA here: read everything
-                yield pos, disk.size - pos
                 return
             raise BlockIOError(f"cannot list the data extents of {disk.path}: {e.strerror}") from None
         if start >= disk.size:
@@ -58,6 +78,51 @@ def data_ranges(disk: Disk) -> Iterator[tuple[int, int]]:
             raise BlockIOError(f"cannot list the data extents of {disk.path}: {e.strerror}") from None
         yield start, end - start
         pos = end
+
+
+def read_spans(ranges: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """Cut ranges at READ_SIZE-aligned boundaries: every span fits the read buffer."""
+    for offset, length in ranges:
+        end = offset + length
+        while offset < end:
+            stop = min(end, (offset // READ_SIZE + 1) * READ_SIZE)
+            yield offset, stop - offset
+            offset = stop
+
+
+@dataclass
+class ExtentPlan:
+    """What an extent-exact sparse stream will hold: one record per span of the allocation map.
+
+    Zero blocks inside allocated extents are sent as they are, so the size is
+    known from the map alone (~1 ms) and the disk is read once.
+    """
+
+    records: int = 0
+    data_bytes: int = 0
+
+
+def plan_extents(disk: Disk) -> ExtentPlan | None:
+    """Count the records and bytes of an extent-exact stream; None if the disk has no map."""
+    mapped = mapped_ranges(disk)
+    if mapped is None:
+        return None
+    plan = ExtentPlan()
+    for _, length in read_spans(mapped):
+        plan.records += 1
+        plan.data_bytes += length
+    return plan
+
+
+def extent_spans(disk: Disk, buf: bytearray) -> Iterator[tuple[int, memoryview]]:
+    """Yield (offset, data) for every span of the allocation map, read into ``buf`` (reused)."""
+    mapped = mapped_ranges(disk)
+    if mapped is None:
+        raise BlockIOError(f"{disk.path} lost its allocation map during the export")
+    view = memoryview(buf)
+    for offset, length in read_spans(mapped):
+        read_at(disk, view[:length], offset)
+        yield offset, view[:length]
 
 
 def pieces(ranges: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:

@@ -35,11 +35,21 @@ def _new_decode_dev(dev: int) -> tuple[int, int]:
     return (dev & 0xFFF00) >> 8, (dev & 0xFF) | ((dev >> 12) & 0xFFF00)
 
 
-def backing_ranges(fd: int, size: int) -> list[tuple[int, int]] | None:
+def backing_ranges(fd: int, size: int) -> Iterator[tuple[int, int]] | None:
     """(offset, length) on the device of the ranges that may hold data, or None if unknown.
 
-    ``fd`` is the open loop device of ``size`` bytes.
+    ``fd`` is the open loop device of ``size`` bytes.  The checks run now; the
+    ranges are listed lazily (a fragmented backing file can have many extents).
     """
+    checked = _backing_file(fd, size)
+    if checked is None:
+        return None
+    bfd, lo_offset = checked
+    return _closing(bfd, _shifted(_file_extents(bfd, lo_offset + size), lo_offset, size))
+
+
+def _backing_file(fd: int, size: int) -> tuple[int, int] | None:
+    """(open fd of the backing file, loop offset) once everything checks out, else None."""
     try:
         st = os.fstat(fd)
         if not stat.S_ISBLK(st.st_mode) or os.major(st.st_rdev) != LOOP_MAJOR:
@@ -61,15 +71,26 @@ def backing_ranges(fd: int, size: int) -> list[tuple[int, int]] | None:
         bst = os.fstat(bfd)
         if (not stat.S_ISREG(bst.st_mode) or bst.st_ino != lo_inode
                 or (os.major(bst.st_dev), os.minor(bst.st_dev)) != _new_decode_dev(lo_device)):
-            return None  # not the file the driver holds
+            raise LookupError("not the file the driver holds")
         if lo_sizelimit and lo_sizelimit < size:
-            return None  # the device would be smaller than it says: do not guess
+            raise LookupError("the device would be smaller than it says: do not guess")
+        try:
+            os.lseek(bfd, 0, os.SEEK_DATA)  # does the backing filesystem answer SEEK_DATA at all?
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
         os.fsync(fd)  # the device's dirty pages reach the backing file before it is mapped
-        return list(_shifted(_file_extents(bfd, lo_offset + size), lo_offset, size))
-    except OSError:
-        return None
-    finally:
+        return bfd, lo_offset
+    except (OSError, LookupError):
         os.close(bfd)
+        return None
+
+
+def _closing(fd: int, ranges: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    try:
+        yield from ranges
+    finally:
+        os.close(fd)
 
 
 def _file_extents(fd: int, end: int) -> Iterator[tuple[int, int]]:

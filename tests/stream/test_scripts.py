@@ -79,8 +79,8 @@ def test_export_then_import_through_the_scripts(os_dir, tmp_path, fmt, compressi
         assert int(announced) > 0
     if fmt == "raw":
         assert size == src.stat().st_size
-    else:
-        assert size < 3 * MiB + 4096
+    else:  # the allocated bytes (the zero MiB at 6 MiB included: a file is streamed by its map)
+        assert size < src.stat().st_blocks * 512 + 4096
 
     tgt = fill_random(tmp_path / "target", src.stat().st_size + MiB)
     with open(tmp_path / "stream", "rb") as stream, open(tmp_path / "import.log", "wb") as log:
