@@ -1,6 +1,6 @@
 """Command-line wrapper around osdef.stream for the benchmark's shell pipelines.
 
-    stream_tool.py export DEVICE [--fmt sparse|raw] [--compression none|zstd] [--no-size]  > stream
+    stream_tool.py export DEVICE [--fmt sparse|raw] [--compression none|zstd] [--no-size] [--unmapped] > stream
     stream_tool.py import DEVICE < stream
     stream_tool.py read-extents DEVICE      (baseline: read only the data extents, discard them)
 
@@ -31,8 +31,14 @@ def main() -> int:
     p.add_argument("device")
     p.add_argument("--fmt", default="sparse")
     p.add_argument("--compression", default="none")
-    p.add_argument("--no-size", action="store_true", help="export without EXP_SIZE_FD (no pre-scan)")
+    p.add_argument("--no-size", action="store_true", help="export without EXP_SIZE_FD (nothing announced)")
+    p.add_argument("--unmapped", action="store_true",
+                   help="ignore a loop device's backing file (what a DRBD or LVM device gets)")
     a = p.parse_args()
+    if a.unmapped:
+        from osdef.stream import loopmap
+
+        loopmap.backing_ranges = lambda fd, size: None
     out: dict = {}
     if a.op == "export":
         from osdef.stream import export_disk

@@ -104,7 +104,7 @@ def _ensure_image(name: str, config: Path) -> None:
                    env={**os.environ, "OSDEF_CONFIG": str(config)}, check=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # torn down as soon as tests/ganeti/ is done, not at the end of the run
 def cluster(tmp_path_factory, request) -> Cluster:
     reason = _prerequisites()
     if reason:
