@@ -35,6 +35,21 @@ def _new_decode_dev(dev: int) -> tuple[int, int]:
     return (dev & 0xFFF00) >> 8, (dev & 0xFF) | ((dev >> 12) & 0xFFF00)
 
 
+def is_loop_device(fd: int) -> bool:
+    """True for a whole, bound loop device.
+
+    Its discards are punched holes in the backing file (loop's REQ_OP_DISCARD
+    is fallocate(PUNCH_HOLE)): they read back as zeros and keep the file sparse,
+    where BLKZEROOUT becomes FALLOC_FL_ZERO_RANGE and allocates the range.
+    """
+    try:
+        st = os.fstat(fd)
+        return (stat.S_ISBLK(st.st_mode) and os.major(st.st_rdev) == LOOP_MAJOR
+                and os.path.isdir(f"/sys/dev/block/{LOOP_MAJOR}:{os.minor(st.st_rdev)}/loop"))
+    except OSError:
+        return False
+
+
 def backing_ranges(fd: int, size: int) -> Iterator[tuple[int, int]] | None:
     """(offset, length) on the device of the ranges that may hold data, or None if unknown.
 

@@ -155,3 +155,26 @@ def test_zero_range_on_block_device_handles_unaligned_edges(loops, tmp_path):
     data = read_all(tgt_dev)
     assert data[100:5100] == bytes(5000) and data[99] | data[5100] != 0 or data[:100] != bytes(100)
     assert read_all(tmp_path / "t")[100:5100] == bytes(5000)
+
+
+def test_import_onto_a_loop_device_keeps_its_backing_file_sparse(loops, tmp_path):
+    """Holes become discards (punched holes in the backing file), not BLKZEROOUT (which allocates)."""
+    src = Layout(64 * MiB, ((MiB + 512, 100_000, "random"), (40 * MiB, 3 * MiB, "random")), 11).create(tmp_path / "s")
+    export_to_file(src, tmp_path / "stream")
+    backing = fill_random(tmp_path / "t", 64 * MiB, seed=3)  # old data everywhere
+    dev = loops.attach(backing)
+    with blockio.open_disk(dev, write=True) as disk:
+        assert disk.discard_zeroes
+    import_from_file(tmp_path / "stream", dev)
+    assert_restored(src, dev)
+    allocated = backing.stat().st_blocks * 512
+    assert allocated < 5 * MiB, allocated  # the data (~3.1 MiB), not the 64 MiB of old data
+
+
+def test_blkzeroout_fallback_when_discard_is_refused(loops, tmp_path, monkeypatch):
+    src = Layout(8 * MiB, ((3 * MiB + 100, 5000, "random"),), 12).create(tmp_path / "s")
+    export_to_file(src, tmp_path / "stream")
+    dev = loops.attach(fill_random(tmp_path / "t", 8 * MiB, seed=4))
+    monkeypatch.setattr(blockio, "_blkdiscard", lambda disk, offset, length: False)
+    import_from_file(tmp_path / "stream", dev)
+    assert_restored(src, dev)
