@@ -160,20 +160,21 @@ def _write_zeros(disk: Disk, offset: int, length: int) -> None:
         length -= n
 
 
-def _blkzeroout(disk: Disk, offset: int, length: int) -> bool:
+def _range_ioctl(disk: Disk, request: int, offset: int, length: int) -> bool:
+    """A (start, length) block-device ioctl; False if the kernel refuses it."""
     try:
-        fcntl.ioctl(disk.fd, BLKZEROOUT, struct.pack("QQ", offset, length))
+        fcntl.ioctl(disk.fd, request, struct.pack("QQ", offset, length))
         return True
     except OSError:
         return False
+
+
+def _blkzeroout(disk: Disk, offset: int, length: int) -> bool:
+    return _range_ioctl(disk, BLKZEROOUT, offset, length)
 
 
 def _blkdiscard(disk: Disk, offset: int, length: int) -> bool:
-    try:
-        fcntl.ioctl(disk.fd, BLKDISCARD, struct.pack("QQ", offset, length))
-        return True
-    except OSError:
-        return False
+    return _range_ioctl(disk, BLKDISCARD, offset, length)
 
 
 def _zero_block_range(disk: Disk, start: int, stop: int) -> bool:

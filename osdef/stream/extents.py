@@ -62,32 +62,25 @@ def data_ranges(disk: Disk) -> Iterator[tuple[int, int]]:
 
 
 def _file_ranges(disk: Disk) -> Iterator[tuple[int, int]]:
-    pos = 0
-    while pos < disk.size:
-        try:
-            start = os.lseek(disk.fd, pos, os.SEEK_DATA)
-        except OSError as e:
-            if e.errno == errno.ENXIO:  # only a hole is left
-                return
-            raise BlockIOError(f"cannot list the data extents of {disk.path}: {e.strerror}") from None
-        if start >= disk.size:
-            return
-        try:
-            end = min(os.lseek(disk.fd, start, os.SEEK_HOLE), disk.size)
-        except OSError as e:
-            raise BlockIOError(f"cannot list the data extents of {disk.path}: {e.strerror}") from None
-        yield start, end - start
-        pos = end
+    try:
+        yield from loopmap.seek_extents(disk.fd, 0, disk.size)
+    except OSError as e:
+        raise BlockIOError(f"cannot list the data extents of {disk.path}: {e.strerror}") from None
+
+
+def _cut(ranges: Iterator[tuple[int, int]], unit: int) -> Iterator[tuple[int, int]]:
+    """Cut ranges at ``unit``-aligned boundaries."""
+    for offset, length in ranges:
+        end = offset + length
+        while offset < end:
+            stop = min(end, (offset // unit + 1) * unit)
+            yield offset, stop - offset
+            offset = stop
 
 
 def read_spans(ranges: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:
     """Cut ranges at READ_SIZE-aligned boundaries: every span fits the read buffer."""
-    for offset, length in ranges:
-        end = offset + length
-        while offset < end:
-            stop = min(end, (offset // READ_SIZE + 1) * READ_SIZE)
-            yield offset, stop - offset
-            offset = stop
+    return _cut(ranges, READ_SIZE)
 
 
 @dataclass
@@ -127,12 +120,7 @@ def extent_spans(disk: Disk, buf: bytearray) -> Iterator[tuple[int, memoryview]]
 
 def pieces(ranges: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:
     """Cut ranges at CHUNK-aligned boundaries: every piece lies within one chunk."""
-    for offset, length in ranges:
-        end = offset + length
-        while offset < end:
-            stop = min(end, (offset // CHUNK + 1) * CHUNK)
-            yield offset, stop - offset
-            offset = stop
+    return _cut(ranges, CHUNK)
 
 
 @dataclass

@@ -60,7 +60,7 @@ def backing_ranges(fd: int, size: int) -> Iterator[tuple[int, int]] | None:
     if checked is None:
         return None
     bfd, lo_offset = checked
-    return _closing(bfd, _shifted(_file_extents(bfd, lo_offset + size), lo_offset, size))
+    return _closing(bfd, _shifted(seek_extents(bfd, lo_offset, lo_offset + size), lo_offset, size))
 
 
 def _backing_file(fd: int, size: int) -> tuple[int, int] | None:
@@ -108,20 +108,23 @@ def _closing(fd: int, ranges: Iterator[tuple[int, int]]) -> Iterator[tuple[int, 
         os.close(fd)
 
 
-def _file_extents(fd: int, end: int) -> Iterator[tuple[int, int]]:
-    """SEEK_DATA/SEEK_HOLE extents of a regular file up to ``end``; OSError if unsupported."""
-    pos = 0
+def seek_extents(fd: int, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """(offset, length) of the data extents of a regular file within [start, end), by SEEK_DATA/SEEK_HOLE.
+
+    Raises OSError where the filesystem cannot answer (EINVAL, EOPNOTSUPP).
+    """
+    pos = start
     while pos < end:
         try:
-            start = os.lseek(fd, pos, os.SEEK_DATA)
+            data = os.lseek(fd, pos, os.SEEK_DATA)
         except OSError as e:
-            if e.errno == errno.ENXIO:
+            if e.errno == errno.ENXIO:  # only a hole is left
                 return
             raise
-        if start >= end:
+        if data >= end:
             return
-        stop = min(os.lseek(fd, start, os.SEEK_HOLE), end)
-        yield start, stop - start
+        stop = min(os.lseek(fd, data, os.SEEK_HOLE), end)
+        yield data, stop - data
         pos = stop
 
 
