@@ -129,10 +129,10 @@ def _write_sparse(disk: Disk, write, buf: bytearray, metadata: dict, scan: Scan 
     write(enc.trailer())
 
 
-def _write_extents(disk: Disk, write, buf: bytearray, metadata: dict, length: int) -> None:
+def _write_extents(disk: Disk, write, metadata: dict, length: int) -> None:
     enc = fmt_.Encoder(disk.size, metadata, length)
     write(enc.header)
-    for offset, data in extent_spans(disk, buf):
+    for offset, data in extent_spans(disk, bytearray(2 * READ_SIZE)):
         write(enc.record(offset, data), data)
     write(enc.trailer())
 
@@ -200,7 +200,7 @@ def _export(device, out_fd: int, size_fd: int | None, fmt: str, compression: str
             _announce(size_fd, expected)
         out = _ZstdOutput(out_fd, zstd_level, zstd_threads) if compression == "zstd" else _Output(out_fd)
         if extent_plan is not None:
-            _write_extents(disk, out.write, buf, meta, expected)
+            _write_extents(disk, out.write, meta, expected)
         elif fmt == "sparse":
             _write_sparse(disk, out.write, buf, meta, scan)
         else:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from osdef.stream import loopmap
@@ -108,14 +109,29 @@ def plan_extents(disk: Disk) -> ExtentPlan | None:
 
 
 def extent_spans(disk: Disk, buf: bytearray) -> Iterator[tuple[int, memoryview]]:
-    """Yield (offset, data) for every span of the allocation map, read into ``buf`` (reused)."""
+    """Yield (offset, data) for every span of the allocation map, in order.
+
+    Reads run one span ahead on a helper thread (preadv releases the GIL), so
+    the disk is read while the caller checksums and sends the previous span.
+    ``buf`` holds two READ_SIZE halves, used in turn: each yielded view is
+    valid until the next one.
+    """
     mapped = mapped_ranges(disk)
     if mapped is None:
         raise BlockIOError(f"{disk.path} lost its allocation map during the export")
-    view = memoryview(buf)
-    for offset, length in read_spans(mapped):
-        read_at(disk, view[:length], offset)
-        yield offset, view[:length]
+    halves = (memoryview(buf)[:READ_SIZE], memoryview(buf)[READ_SIZE:2 * READ_SIZE])
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="osdef-read") as reader:
+        pending = None
+        for i, (offset, length) in enumerate(read_spans(mapped)):
+            view = halves[i % 2][:length]
+            reading = reader.submit(read_at, disk, view, offset)
+            if pending is not None:
+                pending[0].result()
+                yield pending[1], pending[2]
+            pending = (reading, offset, view)
+        if pending is not None:
+            pending[0].result()
+            yield pending[1], pending[2]
 
 
 def pieces(ranges: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:

@@ -24,8 +24,8 @@ import zstandard
 
 from osdef.errors import StreamError
 from osdef.stream import format as fmt_
-from osdef.stream.blockio import ZEROS, MiB, Disk, enlarge_pipe, is_zero, open_disk, sync, write_at, write_out, \
-    zero_range
+from osdef.stream.blockio import ZEROS, MiB, Disk, enlarge_pipe, is_zero, open_disk, start_writeback, sync, \
+    write_at, write_out, zero_range
 from osdef.stream.extents import nonzero_runs
 
 
@@ -131,6 +131,7 @@ class _Reader:
 
 
 SMALL_GAP = 64 * 1024  # on block devices, gaps below this are written as zeros (cheaper than an ioctl each)
+WRITEBACK_WINDOW = 8 * MiB  # start the write-out of written data every this many bytes of disk
 
 
 class _Target:
@@ -141,12 +142,16 @@ class _Target:
         self.end = 0  # everything before this offset is defined
         self.data_bytes = 0
         self.zeroed_bytes = 0
+        self._flushed_to = 0  # write-out of everything before this offset has been started
 
     def write(self, offset: int, data) -> None:
         self.zero_until(offset)
         write_at(self.disk, data, offset)
         self.data_bytes += len(data)
         self.end = offset + len(data)
+        if self.end - self._flushed_to >= WRITEBACK_WINDOW:
+            start_writeback(self.disk, self._flushed_to, self.end - self._flushed_to)
+            self._flushed_to = self.end
 
     def zero_until(self, offset: int) -> None:
         gap = offset - self.end
