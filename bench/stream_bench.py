@@ -308,7 +308,7 @@ def run_all(disk: dict, work: Path, repeat: int) -> dict:
                                         before=lambda: sh(f"fallocate -p -o 0 -l {size} {ltgt_file} && "
                                                           f"blockdev --flushbufs {ltgt}"))
         sh(f"cmp {src} {ltgt}")
-        res["li_osdef"] = measure(Run("osdef sparse onto a dirty target (holes: BLKZEROOUT)"),
+        res["li_osdef"] = measure(Run("osdef sparse onto a dirty target (holes: discard)"),
                                   f"{q} import {ltgt} < {work}/s.osdef", repeat, parse_json=True,
                                   before=lambda: make_dirty(ltgt, size))
         sh(f"cmp {src} {ltgt}")

@@ -111,27 +111,43 @@ def plan_extents(disk: Disk) -> ExtentPlan | None:
 def extent_spans(disk: Disk, buf: bytearray) -> Iterator[tuple[int, memoryview]]:
     """Yield (offset, data) for every span of the allocation map, in order.
 
-    Reads run one span ahead on a helper thread (preadv releases the GIL), so
-    the disk is read while the caller checksums and sends the previous span.
-    ``buf`` holds two READ_SIZE halves, used in turn: each yielded view is
-    valid until the next one.
+    A loop device's spans are read from its backing file (checked and flushed
+    by loopmap.open_backing): the same bytes, without the loop driver and a
+    second page cache.  Reads run one span ahead on a helper thread (preadv
+    releases the GIL), so the disk is read while the caller checksums and
+    sends the previous span.  ``buf`` holds two READ_SIZE halves, used in
+    turn: each yielded view is valid until the next one.
     """
-    mapped = mapped_ranges(disk)
-    if mapped is None:
-        raise BlockIOError(f"{disk.path} lost its allocation map during the export")
+    shift, backing_fd = 0, None
+    if disk.is_block:
+        backing = loopmap.open_backing(disk.fd, disk.size)
+        if backing is None:
+            raise BlockIOError(f"{disk.path} lost its allocation map during the export")
+        backing_fd, shift = backing
+        source = Disk(disk.path, backing_fd, shift + disk.size, False)
+        mapped = loopmap.backing_extents(backing_fd, shift, disk.size)
+    else:
+        source = disk
+        mapped = mapped_ranges(disk)
+        if mapped is None:
+            raise BlockIOError(f"{disk.path} lost its allocation map during the export")
     halves = (memoryview(buf)[:READ_SIZE], memoryview(buf)[READ_SIZE:2 * READ_SIZE])
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="osdef-read") as reader:
-        pending = None
-        for i, (offset, length) in enumerate(read_spans(mapped)):
-            view = halves[i % 2][:length]
-            reading = reader.submit(read_at, disk, view, offset)
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="osdef-read") as reader:
+            pending = None
+            for i, (offset, length) in enumerate(read_spans(mapped)):
+                view = halves[i % 2][:length]
+                reading = reader.submit(read_at, source, view, shift + offset)
+                if pending is not None:
+                    pending[0].result()
+                    yield pending[1], pending[2]
+                pending = (reading, offset, view)
             if pending is not None:
                 pending[0].result()
                 yield pending[1], pending[2]
-            pending = (reading, offset, view)
-        if pending is not None:
-            pending[0].result()
-            yield pending[1], pending[2]
+    finally:
+        if backing_fd is not None:
+            os.close(backing_fd)
 
 
 def pieces(ranges: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:

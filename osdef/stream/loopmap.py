@@ -56,11 +56,26 @@ def backing_ranges(fd: int, size: int) -> Iterator[tuple[int, int]] | None:
     ``fd`` is the open loop device of ``size`` bytes.  The checks run now; the
     ranges are listed lazily (a fragmented backing file can have many extents).
     """
-    checked = _backing_file(fd, size)
+    checked = open_backing(fd, size)
     if checked is None:
         return None
     bfd, lo_offset = checked
-    return _closing(bfd, _shifted(seek_extents(bfd, lo_offset, lo_offset + size), lo_offset, size))
+    return _closing(bfd, backing_extents(bfd, lo_offset, size))
+
+
+def open_backing(fd: int, size: int) -> tuple[int, int] | None:
+    """(read-only fd of the backing file, loop offset) once everything checks out, else None.
+
+    After this the file holds what the device shows (its dirty pages were
+    flushed), so its bytes at ``offset + loop offset`` may be read instead of
+    the device's: one page cache instead of two.  The caller closes the fd.
+    """
+    return _backing_file(fd, size)
+
+
+def backing_extents(bfd: int, lo_offset: int, size: int) -> Iterator[tuple[int, int]]:
+    """The backing file's data extents as device ranges."""
+    return _shifted(seek_extents(bfd, lo_offset, lo_offset + size), lo_offset, size)
 
 
 def _backing_file(fd: int, size: int) -> tuple[int, int] | None:

@@ -80,8 +80,17 @@ def test_loop_map_sees_data_written_through_the_device(loops, tmp_path):
         os.pwrite(fd, b"\x5a" * 4096, 2 * MiB)  # buffered in the device's page cache, not yet in src
         with blockio.open_disk(dev, write=False) as disk:
             assert list(extents.data_ranges(disk)) == [(2 * MiB, 4096)]
+        # the export reads the backing file: the block must be there, with its bytes
+        os.pwrite(fd, b"\xa5" * 4096, 3 * MiB)
+        export_to_file(dev, tmp_path / "stream")
     finally:
         os.close(fd)
+    tgt = fill_random(tmp_path / "t", 4 * MiB)
+    import_from_file(tmp_path / "stream", tgt)
+    expected = bytearray(4 * MiB)
+    expected[2 * MiB:2 * MiB + 4096] = b"\x5a" * 4096
+    expected[3 * MiB:3 * MiB + 4096] = b"\xa5" * 4096
+    assert read_all(tgt) == bytes(expected)
 
 
 @settings(max_examples=12, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
