@@ -5,18 +5,19 @@ Block devices: ``lseek(SEEK_DATA)`` fails with EINVAL, so the whole device is
 read — except a loop device, whose backing file's extents are used
 (osdef.stream.loopmap).
 
-Two ways to announce an exact size before streaming (EXP_SIZE_FD): with an
-allocation map, an ``ExtentPlan`` counts the map's spans (zero blocks inside
-extents are then sent, the disk is read once); without one, a ``Scan``.  Either way the ranges are cut into *pieces* at 1 MiB-aligned chunk
-boundaries; within each piece only the runs of 4 KiB blocks holding non-zero
-bytes are sent.  That also drops allocated-but-zero blocks inside file
-extents, and keeps a few scattered metadata blocks on a block device from
-costing a whole MiB each.
+Two ways to stream, each able to announce its exact size first (EXP_SIZE_FD):
 
-A ``Scan`` (the optional pre-pass that lets the exporter announce its exact
-size) remembers, one bit per chunk, which chunks hold non-zero data: memory is
-1 bit per MiB of disk (1.25 MiB for 10 TiB), and the streaming pass never
-re-reads chunks the scan found empty (a block device is read fully only once).
+* with an allocation map, ``extent_spans``: the map's extents cut at 8 MiB,
+  sent as they are (allocated zero blocks included); ``ExtentPlan`` counts
+  them from the map alone, so the data is read once;
+* ``data_pieces``: the ranges cut into *pieces* at 1 MiB-aligned chunk
+  boundaries, and within each piece only the runs of 4 KiB blocks holding
+  non-zero bytes are sent.  That drops allocated-but-zero blocks, and keeps a
+  few scattered metadata blocks on a block device from costing a whole MiB
+  each.  Its exact size needs a ``Scan``: a pre-pass that remembers, one bit
+  per chunk, which chunks hold non-zero data (1 bit per MiB of disk, 1.25 MiB
+  for 10 TiB); the streaming pass never re-reads chunks the scan found empty
+  (a block device is read fully only once).
 """
 
 from __future__ import annotations
