@@ -129,10 +129,10 @@ def _write_sparse(disk: Disk, write, buf: bytearray, metadata: dict, scan: Scan 
     write(enc.trailer())
 
 
-def _write_extents(disk: Disk, write, metadata: dict, length: int) -> None:
+def _write_extents(disk: Disk, write, buf: bytearray, metadata: dict, length: int) -> None:
     enc = fmt_.Encoder(disk.size, metadata, length)
     write(enc.header)
-    for offset, data in extent_spans(disk, bytearray(2 * READ_SIZE)):
+    for offset, data in extent_spans(disk, buf):
         write(enc.record(offset, data), data)
     write(enc.trailer())
 
@@ -185,13 +185,14 @@ def export_disk(device: str | os.PathLike, out_fd: int, *, size_fd: int | None =
 
 def _export(device, out_fd: int, size_fd: int | None, fmt: str, compression: str, meta: dict,
             zstd_level: int, zstd_threads: int) -> int:
-    buf = bytearray(READ_SIZE)
     with open_disk(device, write=False) as disk:
         advise_sequential(disk.fd)
         enlarge_pipe(out_fd)
         scan = expected = extent_plan = None
         if size_fd is not None and fmt == "sparse" and compression == "none":
             extent_plan = plan_extents(disk)
+        # the extent path reads ahead into two halves; the others use one READ_SIZE buffer
+        buf = bytearray(2 * READ_SIZE if extent_plan is not None else READ_SIZE)
         if extent_plan is not None:
             expected = fmt_.stream_length(meta, extent_plan.records, extent_plan.data_bytes)
             _announce(size_fd, expected)
@@ -200,7 +201,7 @@ def _export(device, out_fd: int, size_fd: int | None, fmt: str, compression: str
             _announce(size_fd, expected)
         out = _ZstdOutput(out_fd, zstd_level, zstd_threads) if compression == "zstd" else _Output(out_fd)
         if extent_plan is not None:
-            _write_extents(disk, out.write, meta, expected)
+            _write_extents(disk, out.write, buf, meta, expected)
         elif fmt == "sparse":
             _write_sparse(disk, out.write, buf, meta, scan)
         else:
