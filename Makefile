@@ -22,6 +22,7 @@ APT_RUNTIME := python3-guestfs libguestfs-tools linux-image-amd64 qemu-utils zst
 APT_BUILD   := debootstrap sudo git curl procps
 APT_TEST    := qemu-system-x86 ovmf
 APT_PACKAGES := $(APT_RUNTIME) $(APT_BUILD) $(APT_TEST)
+APT_BENCH   := dump ganeti-instance-debootstrap
 
 TEST_DIRS := $(wildcard tests/unit) $(filter-out tests/unit tests/fixtures,$(wildcard tests/*/))
 
@@ -29,10 +30,10 @@ TEST_DIRS := $(wildcard tests/unit) $(filter-out tests/unit tests/fixtures,$(wil
 
 all: test
 
-deps: .stamps/apt
-.stamps/apt: Makefile
+# $(call apt_ensure,PACKAGES): install those of PACKAGES that are missing (idempotent).
+define apt_ensure
 	@mkdir -p .stamps
-	@missing=$$(for p in $(APT_PACKAGES); do \
+	@missing=$$(for p in $(1); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	    echo "apt: installing $$missing"; \
@@ -41,6 +42,15 @@ deps: .stamps/apt
 	    apt-get install -y -q --no-install-recommends $$missing >/dev/null || exit 1; \
 	fi
 	@touch $@
+endef
+
+deps: .stamps/apt
+.stamps/apt: Makefile
+	$(call apt_ensure,$(APT_PACKAGES))
+
+# The benchmarks' reference tools (ganeti-instance-debootstrap's create and dump-based export).
+.stamps/apt-bench: Makefile .stamps/apt
+	$(call apt_ensure,$(APT_BENCH))
 
 venv: .stamps/venv
 .stamps/venv: pyproject.toml .stamps/apt
@@ -65,7 +75,7 @@ install-extstorage: venv
 demo: venv
 	$(VPY) -m osdef.demo
 
-bench: venv
+bench: venv .stamps/apt-bench
 	@for b in bench/*_bench.py; do echo "== $$b"; $(VPY) $$b || exit 1; done
 
 clean:
