@@ -20,6 +20,7 @@ import fcntl
 import os
 import tempfile
 import threading
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -173,15 +174,18 @@ class FilesystemImageLayout(_PartitionedLayout):
         session.call("e2fsck", session.g.e2fsck, self.root.device, correct=True)
 
     def _new_uuid(self, session: GuestSession) -> None:
-        # must follow e2fsck -f directly, before any mount (tune2fs -U refuses otherwise)
-        session.call("set a random filesystem UUID", session.g.set_uuid_random, self.root.device)
+        # must follow e2fsck -f directly, before any mount (tune2fs -U refuses otherwise);
+        # chosen here so it need not be read back
+        fresh = str(uuid.uuid4())
+        session.call("set a fresh filesystem UUID", session.g.set_uuid, self.root.device, fresh)
+        self.root.uuid = fresh
 
     def _grow(self, session: GuestSession) -> None:
         session.call("resize2fs", session.g.resize2fs, self.root.device)
 
     def _mount(self, session: GuestSession) -> None:
-        self.root.fs_type = session.fs_type(self.root.device)
-        self.root.uuid = session.call("read the root UUID", session.g.vfs_uuid, self.root.device)
+        # e2fsck accepted it, check() required ext2/3/4: no blkid probe needed
+        self.root.fs_type = self.fs_type
         self._make_esp(session)
         session.mount(self.root.device, "/", self.root.fs_type)
         self._mount_esp(session)
@@ -329,6 +333,7 @@ class DiskImageLayout(Layout):
         end -= (end + 1) % (MiB // sector)  # keep the end 1 MiB aligned
         if end > last["part_end"] // sector:
             session.call("resize the last partition", g.part_resize, dev, number, end)
+            session.forget_partitions()
         self._last = session.partition(0, number)
 
     def _grow_fs_and_mount(self, session: GuestSession) -> None:
