@@ -6,7 +6,10 @@ and naming the host:
   osdef      install_root onto a 10 GiB and a 100 GiB sparse file and a 10 GiB
              loop device; reports total, appliance launch, host-side data
              write and in-appliance work, plus a bare appliance launch (same disk,
-             no work) measured in the same run;
+             no work) measured in the same run.  The first create runs the
+             guest's grub-install and fills a fresh boot area cache
+             (osdef.guest.bootarea); the others use it, as every later create of
+             the image on a node does;
   tools      what an admin would script with libguestfs-tools for the same
              result: zstd -d, truncate + sfdisk, dd conv=sparse into the
              partition, guestfish (e2fsck, resize2fs, grub-install, update-grub),
@@ -37,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from osdef.config import ImageSettings, LibguestfsSettings  # noqa: E402
+from osdef.guest.bootarea import BootAreaCache  # noqa: E402
 from osdef.guest.install import install_root  # noqa: E402
 from osdef.guest.session import GuestSession  # noqa: E402
 from osdef.images import ImageStore  # noqa: E402
@@ -70,13 +74,15 @@ def timed(fn: Callable[[], object]) -> float:
 
 # -- osdef -------------------------------------------------------------------------
 
-def bench_osdef(art, disk: Path, settings: LibguestfsSettings) -> dict[str, float]:
+def bench_osdef(art, disk: Path, settings: LibguestfsSettings,
+                cache: BootAreaCache | None) -> dict[str, float]:
     """One create; "host write" overlaps the launch (it runs while the appliance boots)."""
     with art.open() as stream:
         started = time.monotonic()
         report = install_root(disk, stream, art.size, "filesystem", fs_type="ext4",
                               partition_table="gpt", boot="bios", settings=settings,
-                              hostname=HOSTNAME, serial_console=True, log=lambda m: None)
+                              hostname=HOSTNAME, serial_console=True, log=lambda m: None,
+                              boot_cache=cache)
         total = time.monotonic() - started
     t = report.timings
     host = sum(t.get(k, 0.0) for k in HOST_STEPS)
@@ -87,14 +93,15 @@ def bench_osdef(art, disk: Path, settings: LibguestfsSettings) -> dict[str, floa
             "allocated GiB": os.stat(disk).st_blocks * 512 / GiB if disk.is_file() else float("nan")}
 
 
-def bench_osdef_loop(art, work: Path, settings: LibguestfsSettings, runs: int) -> dict[str, float]:
+def bench_osdef_loop(art, work: Path, settings: LibguestfsSettings, runs: int,
+                     cache: BootAreaCache) -> dict[str, float]:
     backing = sparse(work / "loop-backing.img", 10 * GiB)
     loop = subprocess.run(["losetup", "-f", "--show", str(backing)], check=True,
                           capture_output=True, text=True).stdout.strip()
     try:
         rows = []
         for _ in range(runs):
-            row = bench_osdef(art, Path(loop), settings)
+            row = bench_osdef(art, Path(loop), settings, cache)
             row.pop("allocated GiB")
             row["launch alone"] = bench_launch_alone(Path(loop), settings)
             rows.append(row)
@@ -226,20 +233,27 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="create-", dir=args.workdir))
     lines = [f"image {art.name}: {art.size / GiB:.2f} GiB filesystem image, "
              f"{art.used_size / GiB:.2f} GiB data; {args.runs} run(s), medians; libguestfs TCG", ""]
+    cache = BootAreaCache(work / "bootareas", art.sha256, lambda m: None)
     try:
         results: dict[str, dict[str, float]] = {}
+        if not args.skip_osdef:  # the image's first create on a node: grub-install, cache filled
+            disk = sparse(work / "disk0.img", 10 * GiB)
+            row = bench_osdef(art, disk, settings, cache)
+            row["launch alone"] = bench_launch_alone(disk, settings)
+            results["osdef 10 GiB file, first create (grub-install)"] = row
+            print(f"osdef first create: {fmt(row)}", flush=True)
         for label, size in () if args.skip_osdef else (("osdef 10 GiB file", 10 * GiB),
                                                         ("osdef 100 GiB file", 100 * GiB)):
             rows = []
             for _ in range(args.runs):
                 disk = sparse(work / "disk0.img", size)
-                row = bench_osdef(art, disk, settings)
+                row = bench_osdef(art, disk, settings, cache)
                 row["launch alone"] = bench_launch_alone(disk, settings)
                 rows.append(row)
             results[label] = median_rows(rows)
             print(f"{label}: {fmt(results[label])}", flush=True)
         if not args.skip_osdef:
-            results["osdef 10 GiB loop device"] = bench_osdef_loop(art, work, settings, args.runs)
+            results["osdef 10 GiB loop device"] = bench_osdef_loop(art, work, settings, args.runs, cache)
             print(f"osdef 10 GiB loop device: {fmt(results['osdef 10 GiB loop device'])}", flush=True)
         if not args.skip_tools:
             rows = [bench_tools(art, work, work / "disk0.img", env) for _ in range(args.runs)]
@@ -255,8 +269,11 @@ def main() -> int:
             print("\n".join(lines))
             return 0
         o10, o100 = results["osdef 10 GiB file"], results["osdef 100 GiB file"]
+        first = results["osdef 10 GiB file, first create (grub-install)"]
         lines += ["", f"- 100 GiB / 10 GiB total: {o100['total'] / o10['total']:.2f} (target ≤ 1.1)",
-                  f"- 10 GiB total − launch alone: {o10['total'] - o10['launch alone']:.1f} s (target ≤ 6 s)"]
+                  f"- 10 GiB total − launch alone: {o10['total'] - o10['launch alone']:.1f} s (target ≤ 6 s)",
+                  f"- same, the image's first create on the node (grub-install): "
+                  f"{first['total'] - first['launch alone']:.1f} s"]
         if "libguestfs-tools pipeline" in results:
             tools = results["libguestfs-tools pipeline"]["total"]
             lines.append(f"- osdef / libguestfs-tools: {o10['total'] / tools:.2f} (target ≤ 0.6)")

@@ -11,4 +11,5 @@ NAME = "bootloader"
 
 def run(ctx):
     install(ctx.guest, ctx.disk_device, ctx.boot, ctx.log, root_uuid=ctx.root_uuid,
-            root_fs_type=ctx.root_fs_type, grub_config=ctx.grub_config)
+            root_fs_type=ctx.root_fs_type, grub_config=ctx.grub_config,
+            boot_area=ctx.boot_area, capture=ctx.boot_capture)

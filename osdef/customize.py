@@ -55,6 +55,8 @@ class HookContext:
     log: Callable[[str], None] = print
     instance: Any = None  # osdef.ganeti.environment.Instance (NICs, disks, reinstall), if known
     saved_host_keys: dict[str, bytes] | None = None  # reinstall: the old installation's SSH host keys
+    boot_area: Any = None  # osdef.guest.bootarea.BootArea already on the disk: skip grub-install
+    boot_capture: Path | None = None  # where the bootloader step saves /boot/grub for the cache
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from osdef.paths import source_root
 
 # image artifact format (osdef.images) → layout (osdef.guest)
 LAYOUT_OF_FORMAT = {"fs-image": "filesystem", "disk-raw": "disk", "tar": "tar"}
+BOOT_AREAS = "bootareas"  # in the image cache: grub boot areas per image and layout
 
 
 def image_store(ctx):
@@ -38,6 +39,7 @@ def hooks_dir(ctx) -> Path:
 
 
 def create(ctx, say: Callable[[str], None]) -> None:
+    from osdef.guest.bootarea import BootAreaCache
     from osdef.guest.install import install_root
     from osdef.guest.network import model as network_model
 
@@ -72,6 +74,7 @@ def create(ctx, say: Callable[[str], None]) -> None:
             skip_hooks=set(variant.skip_hooks), site_hooks_dir=ctx.config.hooks_dir,
             params=ctx.params, log=say, hooks_dir=hooks_dir(ctx),
             extra_disks=extra, instance=inst, saved_host_keys=saved_keys,
+            boot_cache=BootAreaCache(store.cache_dir / BOOT_AREAS, artifact.sha256, say),
         )
     total = report.timings.get("total")
     say(f"done: {inst.name} on {disk0} (root {report.root_fs_type} UUID {report.root_uuid}"

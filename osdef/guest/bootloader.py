@@ -12,18 +12,25 @@ itself from /etc/default/grub (`grub_config="osdef"`, the default; ≈0.3 s).
 Anything else, or `grub_config="update-grub"`, runs the guest's update-grub.
 The guest's own update-grub (run by every kernel upgrade) later replaces the
 file with Debian's full one built from the same /etc/default/grub.
+
+BIOS: grub-probe, a size check and grub-install run as one guest command
+(every command costs about a second under TCG).  When osdef.guest.bootarea
+holds this image's boot area for the layout, its boot code is already on the
+disk and grub-install is skipped: /boot/grub is unpacked from the cache.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 
 from osdef.errors import GuestError
+from osdef.guest.bootarea import BootArea
+from osdef.guest.grubdefaults import (DEFAULTS_QUERY, GRUB_DEFAULTS, GRUB_DEFAULTS_D, GrubDefaults,
+                                      evaluate, parse_defaults_query)
 from osdef.guest.session import GuestSession, one_line
 
-GRUB_DEFAULTS = "/etc/default/grub"
 SERIAL_MARK_BEGIN = "# osdef: serial console (begin)"
 SERIAL_MARK_END = "# osdef: serial console (end)"
 SERIAL_BLOCK = "\n".join([
@@ -67,29 +74,6 @@ def set_serial_console(session: GuestSession, log: Callable[[str], None]) -> boo
 
 
 GRUB_CONFIGS = ("osdef", "update-grub")
-_DEFAULTS_QUERY = (". /etc/default/grub >/dev/null 2>&1; "
-                   'printf "%s\\n" "$GRUB_CMDLINE_LINUX" "$GRUB_CMDLINE_LINUX_DEFAULT" '
-                   '"${GRUB_TIMEOUT:-5}" "$GRUB_TERMINAL" "$GRUB_SERIAL_COMMAND" "$GRUB_DISTRIBUTOR"')
-
-
-@dataclass(frozen=True)
-class GrubDefaults:
-    """The /etc/default/grub values grub.cfg depends on (after shell evaluation)."""
-
-    cmdline: str = ""
-    cmdline_default: str = ""
-    timeout: str = "5"
-    terminal: str = ""
-    serial_command: str = ""
-    distributor: str = ""
-
-
-def parse_defaults_query(output: str) -> GrubDefaults:
-    """The six lines printed by _DEFAULTS_QUERY."""
-    lines = (output.split("\n") + [""] * 6)[:6]
-    cmdline, default, timeout, terminal, serial, distributor = (" ".join(l.split()) for l in lines)
-    return GrubDefaults(cmdline, default, timeout if timeout.lstrip("-").isdigit() else "5",
-                        terminal, serial, distributor)
 
 
 def _version_key(version: str) -> tuple:
@@ -147,7 +131,7 @@ def _write_grub_cfg(session: GuestSession, root_uuid: str, root_fs_type: str,
     kernel = newest_kernel(session.call("list /boot", session.g.ls, "/boot"))
     if kernel is None:
         return False
-    defaults = parse_defaults_query(session.sh(_DEFAULTS_QUERY, what="read /etc/default/grub"))
+    defaults = read_defaults(session)
     name = f"{defaults.distributor} GNU/Linux".strip() if defaults.distributor else "GNU/Linux"
     session.write_text("/boot/grub/grub.cfg", render_grub_cfg(defaults, root_uuid, *kernel, name),
                        mode=0o444)
@@ -155,8 +139,21 @@ def _write_grub_cfg(session: GuestSession, root_uuid: str, root_fs_type: str,
     return True
 
 
-def grub_install_device(session: GuestSession, disk_device: str, log: Callable[[str], None]) -> str:
-    """The appliance kernel's name of `disk_device`, the argument grub-install needs.
+def read_defaults(session: GuestSession) -> GrubDefaults:
+    """/etc/default/grub and grub.d/*.cfg: parsed in Python when plain, else through the guest's shell."""
+    texts = [session.read_text_or_none(GRUB_DEFAULTS) or ""]
+    texts += [session.read_text(path) for path in sorted(session.glob(GRUB_DEFAULTS_D))]
+    found = evaluate(texts, lambda: session.read_text_or_none("/etc/os-release"))
+    if found is not None:
+        return found
+    return parse_defaults_query(session.sh(DEFAULTS_QUERY, what="read /etc/default/grub"))
+
+
+_MARK = "__osdef_grub "
+
+
+def bios_install_script(want_size: int) -> str:
+    """grub-probe, the size check and grub-install as one guest command (each costs ≈1 s under TCG).
 
     libguestfs API names (/dev/sda = the first drive added) are translated by
     its daemon, but a command run in the guest sees the kernel's names, and the
@@ -164,29 +161,88 @@ def grub_install_device(session: GuestSession, disk_device: str, log: Callable[[
     appliance's own (ext2) root disk can be /dev/sda.  grub-install given the
     wrong disk fails with "embedding is not possible, but this is required for
     cross-disk install".  grub-probe names the disk holding /boot/grub, the very
-    disk grub-install compares its target with; its size is checked against
-    DISK_0 so a wrong answer stops here instead of writing a boot sector elsewhere.
+    disk grub-install compares its target with; its size must equal DISK_0's,
+    so a wrong answer stops before a boot sector is written anywhere.
     """
-    out = session.run(["grub-probe", "--target=disk", "/boot/grub"], what="grub-probe (disk of /boot/grub)")
-    found = [line.strip() for line in out.splitlines() if line.strip().startswith("/dev/")]
-    if not found:
-        raise GuestError(f"grub-probe did not name the disk holding /boot/grub: {one_line(out) or 'no output'}")
-    kernel_device = found[-1]
-    if kernel_device != disk_device:
-        want = session.call(f"size of {disk_device}", session.g.blockdev_getsize64, disk_device)
-        size_out = session.run(["blockdev", "--getsize64", kernel_device], what=f"size of {kernel_device}")
-        have = int(size_out.split()[-1]) if size_out.split() and size_out.split()[-1].isdigit() else -1
-        if have != want:
-            raise GuestError(f"grub-probe puts /boot/grub on {kernel_device} ({have} bytes), "
-                             f"not on the instance's disk {disk_device} ({want} bytes): bootloader not installed")
-        log(f"grub-install target {kernel_device} (the appliance kernel's name of {disk_device})")
-    return kernel_device
+    return (
+        'dev=$(grub-probe --target=disk /boot/grub 2>/dev/null | grep "^/dev/" | tail -n 1); '
+        f'if [ -z "$dev" ]; then echo "{_MARK}no-disk $(grub-probe --target=disk /boot/grub 2>&1 | tail -n 1)"; exit 0; fi; '
+        'size=$(blockdev --getsize64 "$dev" 2>/dev/null); '
+        f'if [ "$size" != "{want_size}" ]; then echo "{_MARK}wrong-disk $dev ${{size:-unknown}}"; exit 0; fi; '
+        f'echo "{_MARK}target $dev"; '
+        'grub-install --target=i386-pc "$dev"'
+    )
+
+
+def check_bios_install(output: str, disk_device: str, want_size: int) -> str:
+    """The kernel device grub-install ran on, from bios_install_script's output; else GuestError."""
+    for line in output.splitlines():
+        if not line.startswith(_MARK):
+            continue
+        kind, _, rest = line[len(_MARK):].partition(" ")
+        if kind == "target":
+            return rest.strip()
+        if kind == "no-disk":
+            raise GuestError(f"grub-probe did not name the disk holding /boot/grub: {rest.strip() or 'no output'}")
+        if kind == "wrong-disk":
+            device, _, size = rest.partition(" ")
+            raise GuestError(f"grub-probe puts /boot/grub on {device} ({size.strip()} bytes), "
+                             f"not on the instance's disk {disk_device} ({want_size} bytes): "
+                             "bootloader not installed")
+    raise GuestError(f"grub-install (BIOS) gave no answer: {one_line(output) or 'no output'}")
+
+
+def _install_bios(session: GuestSession, disk_device: str, log: Callable[[str], None],
+                  boot_area: BootArea | None, capture: Path | None) -> None:
+    if boot_area is not None:
+        session.call("create /boot/grub", session.g.mkdir_p, "/boot/grub")
+        session.call("unpack /boot/grub from the cached boot area", session.g.tar_in,
+                     str(boot_area.grub_tree), "/boot/grub")
+        log(f"grub boot area from the cache {boot_area.directory} (grub-install skipped)")
+        return
+    want = session.call(f"size of {disk_device}", session.g.blockdev_getsize64, disk_device)
+    before = _stat_files(session, "/boot/grub") if capture is not None else {}
+    out = session.sh(bios_install_script(want), what="grub-install (BIOS)")
+    target = check_bios_install(out, disk_device, want)
+    if target != disk_device:
+        log(f"grub-install target {target} (the appliance kernel's name of {disk_device})")
+    if capture is not None:
+        # files of the image that grub-install left alone are on every create of it: not cached
+        after = _stat_files(session, "/boot/grub", list(before))
+        untouched = [name for name, stat in before.items() if after.get(name) == stat]
+        excludes = ["./grub.cfg", *(f"./{name}" for name in sorted(untouched))]
+        session.call("keep /boot/grub for the boot area cache", session.g.tar_out, "/boot/grub",
+                     str(capture), excludes=excludes)
+
+
+def _stat_files(session: GuestSession, directory: str,
+                names: list[str] | None = None) -> dict[str, tuple[int, int, int]]:
+    """name → (size, mtime s, mtime ns) of the regular files in `directory` (or of `names`).
+
+    Top level only: grub-install's own directories (i386-pc, fonts, locale) are always kept.
+    """
+    if names is None:
+        if not session.exists(directory):
+            return {}
+        names = list(session.call(f"list {directory}", session.g.ls, directory))
+    if not names:
+        return {}
+    stats = session.call(f"stat the files in {directory}", session.g.lstatnslist, directory, names)
+    return {name: (st["st_size"], st["st_mtime_sec"], st["st_mtime_nsec"])
+            for name, st in zip(names, stats)
+            if st["st_ino"] >= 0 and st["st_mode"] & 0o170000 == 0o100000}
 
 
 def install(session: GuestSession, disk_device: str, boot: str,
             log: Callable[[str], None], *, root_uuid: str = "", root_fs_type: str = "",
-            grub_config: str = "osdef") -> None:
-    """grub-install for `boot` ("bios" | "efi"; "none" does nothing) and write grub.cfg."""
+            grub_config: str = "osdef", boot_area: BootArea | None = None,
+            capture: Path | None = None) -> None:
+    """grub-install for `boot` ("bios" | "efi"; "none" does nothing) and write grub.cfg.
+
+    BIOS: with `boot_area` (osdef.guest.bootarea; its boot code is already on
+    the disk) only /boot/grub is unpacked; else grub-install runs and, with
+    `capture`, /boot/grub (without grub.cfg) is saved there as a tar.
+    """
     if grub_config not in GRUB_CONFIGS:
         raise GuestError(f"unknown grub_config {grub_config!r} (use one of: {', '.join(GRUB_CONFIGS)})")
     if boot == "none":
@@ -197,8 +253,7 @@ def install(session: GuestSession, disk_device: str, boot: str,
         raise GuestError(f"the image has no grub-install: add the {package} package to the image"
                          " or use boot: none")
     if boot == "bios":
-        target = grub_install_device(session, disk_device, log)
-        session.run(["grub-install", "--target=i386-pc", target], what="grub-install (BIOS)")
+        _install_bios(session, disk_device, log, boot_area, capture)
     elif boot == "efi":
         if not session.exists("/boot/efi"):
             raise GuestError("boot: efi needs the EFI system partition mounted on /boot/efi")

@@ -1,14 +1,18 @@
 """The create and rename pipelines the Ganeti entry points call.
 
-create: check sizes → host steps (wipe, partition table; the zero-skipping
-copy of a filesystem image runs on a thread while the appliance boots, whose
-block caches are dropped afterwards) → one appliance: layout steps (fsck/UUID/grow/mkfs/unpack, mount) → hooks
-(built-in steps, then the site's) → clean shutdown.  Any failure undoes the
-completed steps (the disk's first and last MiB end up zeroed) and re-raises.
+create: check sizes → host steps (wipe, partition table, the cached grub boot
+area when there is one; the zero-skipping copy of a filesystem image runs on a
+thread while the appliance boots, whose block caches are dropped afterwards)
+→ one appliance: layout steps (fsck/UUID/grow/mkfs/unpack, mount) → hooks
+(built-in steps, then the site's) → clean shutdown → the boot area
+grub-install wrote is cached for the image's next creates
+(osdef.guest.bootarea).  Any failure undoes the completed steps (the disk's
+first and last MiB end up zeroed) and re-raises.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,14 +22,15 @@ from typing import Any, BinaryIO
 from osdef.config import LibguestfsSettings
 from osdef.customize import BUILTIN_HOOKS_DIR, HookContext, run_hooks
 from osdef.errors import GuestError
+from osdef.guest.bootarea import BootArea, BootAreaCache, write_boot_area
 from osdef.guest.bootloader import GRUB_CONFIGS
 from osdef.guest.hostnames import validate_fqdn
 from osdef.guest.layout import DiskImageLayout, FilesystemImageLayout, Layout, TarballLayout
-from osdef.guest.partition import BOOT_MODES, TABLES
+from osdef.guest.partition import BOOT_MODES, TABLES, PartitionPlan
 from osdef.guest.cloudinit import update_seed_hostname
 from osdef.guest.rename import rename_guest
 from osdef.guest.session import GuestSession
-from osdef.guest.steps import BackgroundSteps, StepRunner
+from osdef.guest.steps import BackgroundSteps, Step, StepRunner
 from osdef.guest.target import disk_size
 
 IMAGE_FORMATS = ("filesystem", "disk", "tar")
@@ -43,6 +48,7 @@ class InstallReport:
     bytes_written: int
     steps_run: list[str]
     timings: dict[str, float] = field(default_factory=dict)  # step name → seconds
+    boot_area_from_cache: bool = False  # grub-install skipped: osdef.guest.bootarea
 
 
 def make_layout(disk: Path, image_stream: BinaryIO, image_size: int, image_format: str, *,
@@ -71,7 +77,8 @@ def install_root(disk: Path, image_stream: BinaryIO, image_size: int, image_form
                  log: Callable[[str], None] = print,
                  hooks_dir: Path = BUILTIN_HOOKS_DIR, grub_config: str = "osdef",
                  extra_disks: Sequence[Path] = (), instance: Any = None,
-                 saved_host_keys: dict[str, bytes] | None = None) -> InstallReport:
+                 saved_host_keys: dict[str, bytes] | None = None,
+                 boot_cache: BootAreaCache | None = None) -> InstallReport:
     """Lay the image onto `disk`, customize it, install the bootloader.
 
     `image_stream` is the decompressed image (file-like, binary, read once);
@@ -80,8 +87,9 @@ def install_root(disk: Path, image_stream: BinaryIO, image_size: int, image_form
     grub.cfg itself when the guest is simple (fast), "update-grub" always runs
     the guest's update-grub.  `extra_disks` (DISK_1.. in order) are attached
     after `disk` so steps reach disk i as session.device(i); `instance` and
-    `saved_host_keys` are handed to the steps.  Everything is validated
-    before the first byte is written.
+    `saved_host_keys` are handed to the steps.  `boot_cache`: the image's
+    cached BIOS boot areas (used, or filled by this create's grub-install).
+    Everything is validated before the first byte is written.
     """
     disk = Path(disk)
     fqdn = validate_fqdn(hostname)
@@ -91,10 +99,23 @@ def install_root(disk: Path, image_stream: BinaryIO, image_size: int, image_form
                          partition_table=partition_table, boot=boot)
     layout.check(disk_size(disk))
 
+    plan: PartitionPlan | None = getattr(layout, "plan", None)  # None: the image's own table
+    cache = boot_cache if plan is not None and boot == "bios" and "bootloader" not in skip_hooks else None
+    boot_area: BootArea | None = None
+    capture_dir: tempfile.TemporaryDirectory[str] | None = None
+    if cache is not None and plan is not None:
+        boot_area = cache.load(plan, boot, fs_type)
+        if boot_area is None:
+            capture_dir = tempfile.TemporaryDirectory(prefix="osdef-bootarea-")
+    capture = Path(capture_dir.name) / "grub.tar" if capture_dir is not None else None
+
     runner = StepRunner(log)
     started = time.monotonic()
     try:
         host = layout.host_steps()
+        if boot_area is not None:
+            area = boot_area
+            host.append(Step("write the cached grub boot area", lambda: write_boot_area(disk, area)))
         runner.run([s for s in host if not s.during_launch])
         background = BackgroundSteps(runner, [s for s in host if s.during_launch])
         if background.steps:
@@ -122,7 +143,8 @@ def install_root(disk: Path, image_stream: BinaryIO, image_size: int, image_form
                               disk_device=root.disk_device or session.device(0), boot=boot,
                               grub_config=grub_config,
                               params=dict(params or {}), log=log, instance=instance,
-                              saved_host_keys=saved_host_keys)
+                              saved_host_keys=saved_host_keys, boot_area=boot_area,
+                              boot_capture=capture)
             hooks_started = time.monotonic()
             ran = run_hooks(ctx, skip=set(skip_hooks), builtin_dir=hooks_dir,
                             site_dir=site_hooks_dir)
@@ -132,7 +154,13 @@ def install_root(disk: Path, image_stream: BinaryIO, image_size: int, image_form
     except BaseException:
         log("create failed: invalidating the disk")
         runner.rollback()
+        if capture_dir is not None:
+            capture_dir.cleanup()
         raise
+    if capture_dir is not None:
+        with capture_dir:
+            if cache is not None and plan is not None and capture is not None and capture.is_file():
+                cache.store(disk, plan, boot, fs_type, capture)  # grub-install ran: keep its output
     runner.timings["total"] = time.monotonic() - started
     stats = layout.copy_stats
     return InstallReport(
@@ -140,7 +168,7 @@ def install_root(disk: Path, image_stream: BinaryIO, image_size: int, image_form
         root_fs_type=layout.root.fs_type,
         bytes_read=stats.bytes_read if stats else 0,
         bytes_written=stats.bytes_written if stats else 0,
-        steps_run=ran, timings=dict(runner.timings))
+        steps_run=ran, timings=dict(runner.timings), boot_area_from_cache=boot_area is not None)
 
 
 def rename(disk: Path, old: str, new: str, *, settings: LibguestfsSettings,

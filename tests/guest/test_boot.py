@@ -3,7 +3,8 @@
 After the boot the disk is read back through libguestfs: the first-boot
 steps ran (fresh SSH host keys, a new machine-id).  Two boots cover
 BIOS on gpt with osdef's own grub.cfg, and EFI (OVMF) on msdos with the guest's
-update-grub.
+update-grub.  The BIOS disk is the image's second create: its boot area comes
+from the cache the first create's grub-install filled (osdef.guest.bootarea).
 The disk is a test-owned temp file, so qemu runs without -snapshot and is powered down over QMP.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from osdef.errors import ImageError
+from osdef.guest.bootarea import MBR_CODE, BootAreaCache
 from osdef.guest.install import install_root
 
 from .conftest import allocated, read_back, sparse_file
@@ -106,15 +108,28 @@ def test_created_disk_boots_to_a_login_prompt(tmp_path, settings, table, boot, g
         firmware = ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
                     "-drive", f"if=pflash,format=raw,file={tmp_path / 'vars.fd'}"]
     artifact = _debian12()
-    disk = sparse_file(tmp_path / "disk0.img", 4 * GiB)
     logs: list[str] = []
-    with artifact.open() as stream:
-        report = install_root(disk, stream, artifact.size, "filesystem", fs_type="ext4",
-                              partition_table=table, boot=boot, settings=settings,
-                              grub_config=grub_config,
-                              hostname="boot-test.example.org", serial_console=True,
-                              log=logs.append)
+    cache = BootAreaCache(tmp_path / "bootareas", artifact.sha256, logs.append)
+    disk = sparse_file(tmp_path / "disk0.img", 4 * GiB)
+
+    def create(target: Path, hostname: str):
+        with artifact.open() as stream:
+            return install_root(target, stream, artifact.size, "filesystem", fs_type="ext4",
+                                partition_table=table, boot=boot, settings=settings,
+                                grub_config=grub_config, hostname=hostname,
+                                serial_console=True, log=logs.append, boot_cache=cache)
+
+    if boot == "bios":  # the first create runs grub-install and fills the cache
+        first = sparse_file(tmp_path / "first.img", 2 * GiB)
+        assert not create(first, "first.example.org").boot_area_from_cache
+        assert any("boot area cached in" in line for line in logs)
+    report = create(disk, "boot-test.example.org")
     assert "bootloader" in report.steps_run
+    assert report.boot_area_from_cache == (boot == "bios")
+    if boot == "bios":  # same boot code and core.img (BIOS boot partition: 1-2 MiB)
+        a, b = (open(d, "rb").read(2 << 20) for d in (first, disk))
+        assert a[:MBR_CODE] == b[:MBR_CODE] and a[1 << 20:] == b[1 << 20:]
+        assert b[:MBR_CODE].strip(b"\0") and b[1 << 20:].strip(b"\0")
     assert any("update-grub skipped" in line for line in logs) == (grub_config == "osdef")
     assert allocated(disk) < artifact.used_size + 256 * (1 << 20)  # sparse: ≈ the image's data
 

@@ -225,7 +225,8 @@ def test_newest_kernel_by_version():
 
 
 def test_grub_cfg_from_the_defaults_with_serial_console():
-    from osdef.guest.bootloader import parse_defaults_query, render_grub_cfg
+    from osdef.guest.bootloader import render_grub_cfg
+    from osdef.guest.grubdefaults import parse_defaults_query
 
     defaults = parse_defaults_query(
         " console=tty0 console=ttyS0,115200\nquiet\n5\nconsole serial\n"
@@ -242,42 +243,28 @@ def test_grub_cfg_from_the_defaults_with_serial_console():
 
 # -- grub-install target: the appliance kernel's device name ----------------------------
 
-class _FakeGrubSession:
-    """Answers grub-probe/blockdev like an appliance whose kernel swapped sda and sdb."""
-
-    def __init__(self, probed: str, sizes: dict[str, int]):
-        self.probed, self.sizes, self.ran = probed, sizes, []
-        self.g = type("G", (), {"blockdev_getsize64": staticmethod(lambda dev: sizes["api:" + dev])})()
-
-    def call(self, what, fn, *args):
-        return fn(*args)
-
-    def run(self, argv, what=""):
-        self.ran.append(list(argv))
-        if argv[0] == "grub-probe":
-            return f"grub-probe: warning: noise\n{self.probed}\n"
-        if argv[0] == "blockdev":
-            return f"{self.sizes[argv[-1]]}\n"
-        return ""
+def test_bios_install_script_checks_the_probed_disk_size_before_grub_install():
+    from osdef.guest.bootloader import bios_install_script
+    script = bios_install_script(2 << 30)
+    assert script.index("grub-probe --target=disk /boot/grub") < script.index('!= "2147483648"') \
+        < script.index('grub-install --target=i386-pc "$dev"')
 
 
-def test_grub_install_gets_the_kernel_name_of_disk_0_not_the_api_name():
-    from osdef.guest.bootloader import grub_install_device
-    session = _FakeGrubSession("/dev/sdb", {"api:/dev/sda": 2 << 30, "/dev/sdb": 2 << 30})
-    logged: list[str] = []
-    assert grub_install_device(session, "/dev/sda", logged.append) == "/dev/sdb"
-    assert "/dev/sdb" in logged[0]
+def test_grub_install_ran_on_the_kernel_name_of_disk_0():
+    from osdef.guest.bootloader import check_bios_install
+    out = "__osdef_grub target /dev/sdb\nInstalling for i386-pc platform.\nInstallation finished.\n"
+    assert check_bios_install(out, "/dev/sda", 2 << 30) == "/dev/sdb"
 
 
 def test_grub_install_refuses_a_probed_disk_of_another_size():
-    from osdef.guest.bootloader import grub_install_device
-    session = _FakeGrubSession("/dev/sdb", {"api:/dev/sda": 2 << 30, "/dev/sdb": 4 << 30})
-    with pytest.raises(GuestError, match="not on the instance's disk /dev/sda"):
-        grub_install_device(session, "/dev/sda", print)
+    from osdef.guest.bootloader import check_bios_install
+    with pytest.raises(GuestError, match=r"on /dev/sdb \(4294967296 bytes\), not on the instance's disk /dev/sda"):
+        check_bios_install("__osdef_grub wrong-disk /dev/sdb 4294967296\n", "/dev/sda", 2 << 30)
 
 
-def test_grub_install_device_needs_an_answer_from_grub_probe():
-    from osdef.guest.bootloader import grub_install_device
-    session = _FakeGrubSession("error: cannot find a device", {})
-    with pytest.raises(GuestError, match="grub-probe did not name"):
-        grub_install_device(session, "/dev/sda", print)
+def test_grub_install_needs_an_answer_from_grub_probe():
+    from osdef.guest.bootloader import check_bios_install
+    with pytest.raises(GuestError, match="grub-probe did not name .*cannot find a device"):
+        check_bios_install("__osdef_grub no-disk grub-probe: error: cannot find a device\n", "/dev/sda", 1)
+    with pytest.raises(GuestError, match="gave no answer"):
+        check_bios_install("sh: 1: grub-probe: not found\n", "/dev/sda", 1)
