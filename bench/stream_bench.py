@@ -189,6 +189,16 @@ def count_extents(img: Path) -> int:
 
 # ---------------------------------------------------------------- runs
 
+def write_dense(path: Path, size: int) -> None:
+    """`size` bytes of incompressible non-zero data (the reference writes of real data)."""
+    rng = random.Random(7)
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            n = min(left, 16 * MiB)
+            f.write(rng.randbytes(n))
+            left -= n
+
 def fresh_target(path: Path, size: int):
     def make():
         path.unlink(missing_ok=True)
@@ -275,6 +285,14 @@ def run_all(disk: dict, work: Path, repeat: int) -> dict:
                            f"dd if={src} bs=4M status=none | {q} import {tgt}", repeat, before=make_t,
                            parse_json=True)
     sh(f"cmp {src} {tgt}")
+    # the device's write rate for data: dd writing as many non-zero bytes as the stream carries
+    dense = work / "dense.bin"
+    write_dense(dense, disk["allocated"])
+    res["i_dd_data"] = measure(Run(f"`dd bs=4M conv=fsync` of {fmt_size(disk['allocated'])} of non-zero data "
+                                   "(reference: the device's write rate for data)"),
+                               f"dd if={dense} of={tgt} bs=4M conv=notrunc,fsync status=none", repeat,
+                               before=make_t)
+    res["i_dd_data"].data_bytes = disk["allocated"]
     res["i_qemu"] = measure(Run("`qemu-img convert -n` qcow2 → raw"),
                             f"qemu-img convert -n -O raw {qcow} {tgt} && sync -f {tgt}", repeat, before=make_t)
     res["i_qemu"].data_bytes = disk["allocated"]
@@ -303,6 +321,12 @@ def run_all(disk: dict, work: Path, repeat: int) -> dict:
         res["li_dd"] = measure(Run("`dd bs=4M conv=fsync` (raw)"),
                                f"dd if={src} of={ltgt} bs=4M conv=fsync status=none", repeat)
         res["li_dd"].data_bytes = size
+        res["li_dd_data"] = measure(Run(f"`dd bs=4M conv=fsync` of {fmt_size(disk['allocated'])} of non-zero "
+                                        "data (reference)"),
+                                    f"dd if={dense} of={ltgt} bs=4M conv=fsync status=none", repeat,
+                                    before=lambda: sh(f"fallocate -p -o 0 -l {size} {ltgt_file} && "
+                                                      f"blockdev --flushbufs {ltgt}"))
+        res["li_dd_data"].data_bytes = disk["allocated"]
         res["li_osdef_fresh"] = measure(Run("osdef sparse onto a fresh target (sparse backing file)"),
                                         f"{q} import {ltgt} < {work}/s.osdef", repeat, parse_json=True,
                                         before=lambda: sh(f"fallocate -p -o 0 -l {size} {ltgt_file} && "
@@ -314,7 +338,7 @@ def run_all(disk: dict, work: Path, repeat: int) -> dict:
         sh(f"cmp {src} {ltgt}")
     finally:
         sh(f"losetup -d {ltgt}; losetup -d {loop}")
-    for p in (tgt, ltgt_file, qcow, work / "s.osdef", work / "s.osdef.zst"):
+    for p in (tgt, ltgt_file, qcow, dense, work / "s.osdef", work / "s.osdef.zst"):
         p.unlink(missing_ok=True)
     return res
 
@@ -334,6 +358,10 @@ def table(rows: list[Run], alloc: int, ref: Run | None = None) -> list[str]:
         rss = f"{r.rss_kib / 1024:.0f} MiB" if r.rss_kib else "—"
         out.append(f"| {r.name} | {r.wall:.2f} | {fmt_size(r.stream)} | {ratio} | {rss} |")
     return out
+
+
+def dense_rate(run: Run) -> float:
+    return run.data_bytes / run.wall
 
 
 def verdict(ok: bool) -> str:
@@ -362,14 +390,14 @@ def render(disk: dict, res: dict, args, started: str) -> str:
     lines += table([r[k] for k in ("e_dd", "e_osdef", "e_osdef_nosize", "e_zstd", "e_raw", "e_qemu", "e_gid",
                                    "read_extents") if k in r], alloc)
     lines += ["", "### Import, file disk", ""]
-    lines += table([r[k] for k in ("i_dd", "i_osdef", "i_zstd", "i_raw", "i_qemu") if k in r], alloc)
+    lines += table([r[k] for k in ("i_dd", "i_dd_data", "i_osdef", "i_zstd", "i_raw", "i_qemu") if k in r], alloc)
     lines += ["", "### Loop block device", "",
               "Export from a read-only loop device over the same image: osdef maps it through its backing "
               "file (SEEK_DATA on the file); \"unmapped\" rows ignore the backing file, as for a DRBD or LVM "
               "device (no SEEK_DATA on block devices: the whole device is read, all-zero 4 KiB blocks "
               "skipped). Import onto a loop device over a sparse file.", ""]
     lines += table([r[k] for k in ("l_dd", "l_osdef", "l_unmapped", "l_unmapped_nosize", "l_qemu", "li_dd",
-                                   "li_osdef_fresh", "li_osdef") if k in r], alloc)
+                                   "li_dd_data", "li_osdef_fresh", "li_osdef") if k in r], alloc)
 
     # Targets from issue 5.
     e, dd = r["e_osdef"], r["e_dd"]
@@ -408,6 +436,11 @@ def render(disk: dict, res: dict, args, started: str) -> str:
               f"| same, onto a dirty target (old data zeroed too) | "
               f"{((lid.data_bytes or alloc) / lid.wall) / (lidd.data_bytes / lidd.wall):.2f} × | "
               f"{verdict((lid.data_bytes or alloc) / lid.wall >= 0.8 * lidd.data_bytes / lidd.wall)} |",
+              f"| reference: import ÷ dd writing the same amount of non-zero data (file) | "
+              f"{imp_ours / MiB:,.0f} vs {dense_rate(r['i_dd_data']) / MiB:,.0f} MiB/s = "
+              f"{imp_ours / dense_rate(r['i_dd_data']):.2f} × | — |",
+              f"| reference: same, loop device (fresh target) | "
+              f"{(li.data_bytes or alloc) / li.wall / dense_rate(r['li_dd_data']):.2f} × | — |",
               f"| peak RSS ≤ 100 MiB | {max(x.rss_kib or 0 for x in r.values()) / 1024:.0f} MiB | "
               f"{verdict(max(x.rss_kib or 0 for x in r.values()) <= 100 * 1024)} |",
               "",

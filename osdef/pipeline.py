@@ -74,7 +74,8 @@ def create(ctx, say: Callable[[str], None]) -> None:
             skip_hooks=set(variant.skip_hooks), site_hooks_dir=ctx.config.hooks_dir,
             params=ctx.params, log=say, hooks_dir=hooks_dir(ctx),
             extra_disks=extra, instance=inst, saved_host_keys=saved_keys,
-            boot_cache=BootAreaCache(store.cache_dir / BOOT_AREAS, artifact.sha256, say),
+            boot_cache=BootAreaCache(store.cache_dir / BOOT_AREAS, artifact.sha256, say,
+                                     image_name=artifact.name),
         )
     total = report.timings.get("total")
     say(f"done: {inst.name} on {disk0} (root {report.root_fs_type} UUID {report.root_uuid}"

@@ -99,9 +99,11 @@ def _trim(data: bytes) -> bytes:
 class BootAreaCache:
     """Boot areas of one image, in `directory` (the image cache's bootareas/)."""
 
-    def __init__(self, directory: Path, image_sha256: str, log: Callable[[str], None] = print):
+    def __init__(self, directory: Path, image_sha256: str, log: Callable[[str], None] = print,
+                 image_name: str = ""):
         self.directory = Path(directory)
         self.image_sha256 = image_sha256
+        self.image_name = image_name
         self.log = log
 
     def key(self, plan: PartitionPlan, boot: str, fs_type: str) -> str:
@@ -154,7 +156,8 @@ class BootAreaCache:
             (Path(tmp) / "mbr.bin").write_bytes(mbr)
             (Path(tmp) / "core.bin").write_bytes(core)
             shutil.copyfile(grub_tree, Path(tmp) / "grub.tar")
-            meta = {"format": FORMAT, "image_sha256": self.image_sha256, "table": plan.table,
+            meta = {"format": FORMAT, "image": self.image_name, "image_sha256": self.image_sha256,
+                    "table": plan.table,
                     "boot": boot, "fs_type": fs_type, "core_offset": offset,
                     "sha256": {name: _sha256(Path(tmp) / name) for name in FILES}}
             (Path(tmp) / "entry.json").write_text(json.dumps(meta, indent=1) + "\n")
@@ -165,6 +168,7 @@ class BootAreaCache:
             os.rename(tmp, final)  # fails if another create stored it first: fine
             tmp = None
             self.log(f"boot area cached in {final} for the next creates of this image")
+            self._drop_older_builds()
             return final
         except OSError as exc:
             if final.is_dir():
@@ -174,6 +178,20 @@ class BootAreaCache:
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
+
+
+    def _drop_older_builds(self) -> None:
+        """Remove the entries of earlier builds of this image (another sha256): never used again."""
+        if not self.image_name:
+            return
+        for entry in self.directory.iterdir():
+            try:
+                meta = json.loads((entry / "entry.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if meta.get("image") == self.image_name and meta.get("image_sha256") != self.image_sha256:
+                shutil.rmtree(entry, ignore_errors=True)
+                self.log(f"removed the boot area of an earlier build of {self.image_name}: {entry}")
 
 
 def write_boot_area(disk: Path, area: BootArea) -> None:

@@ -167,8 +167,10 @@ def bios_install_script(want_size: int) -> str:
     return (
         'dev=$(grub-probe --target=disk /boot/grub 2>/dev/null | grep "^/dev/" | tail -n 1); '
         f'if [ -z "$dev" ]; then echo "{_MARK}no-disk $(grub-probe --target=disk /boot/grub 2>&1 | tail -n 1)"; exit 0; fi; '
-        'size=$(blockdev --getsize64 "$dev" 2>/dev/null); '
-        f'if [ "$size" != "{want_size}" ]; then echo "{_MARK}wrong-disk $dev ${{size:-unknown}}"; exit 0; fi; '
+        # /sys (bind-mounted by libguestfs) counts 512-byte sectors whatever the sector size
+        'sectors=$(cat "/sys/class/block/${dev#/dev/}/size" 2>/dev/null || echo 0); '
+        'size=$((sectors * 512)); '
+        f'if [ "$size" != "{want_size}" ]; then echo "{_MARK}wrong-disk $dev $size"; exit 0; fi; '
         f'echo "{_MARK}target $dev"; '
         'grub-install --target=i386-pc "$dev"'
     )

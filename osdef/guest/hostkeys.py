@@ -25,7 +25,7 @@ def save_host_keys(session: Any) -> dict[str, bytes]:
     keys: dict[str, bytes] = {}
     for path in session.glob(HOST_KEY_GLOB):
         if _is_key_file(path) and session.is_file(path):
-            keys[path] = bytes(session.call(f"read {path}", session.g.read_file, path))
+            keys[path] = session.read_bytes(path)
     return keys
 
 

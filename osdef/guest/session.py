@@ -21,6 +21,7 @@ T = TypeVar("T")
 _RC_MARK = "\n__osdef_rc="
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EXT_FAMILY = ("ext2", "ext3", "ext4")
+PREAD_MAX = 1 << 20  # below libguestfs's 2 MiB message limit
 
 
 def one_line(text: str, limit: int = 300) -> str:
@@ -150,7 +151,9 @@ class GuestSession:
             if not part.startswith(dev):
                 continue
             if part not in self._partnums:
-                self._partnums[part] = self.call(f"number of {part}", self.g.part_to_partnum, part)
+                suffix = part[len(dev):]  # /dev/sda2: the appliance's sd/vd names end in the number
+                self._partnums[part] = int(suffix) if suffix.isdigit() else \
+                    self.call(f"number of {part}", self.g.part_to_partnum, part)
             if self._partnums[part] == number:
                 return part
         raise GuestError(f"partition {number} not found on {self.disks[index]}")
@@ -234,9 +237,16 @@ class GuestSession:
     def is_file(self, path: str) -> bool:
         return bool(self.call(f"check {path}", self.g.is_file, path, followsymlinks=True))
 
+    def read_bytes(self, path: str) -> bytes:
+        """A file's content.  pread is one daemon call (≈10 ms under TCG); read_file goes
+        through a download to a host temp file (≈250 ms), so it only serves big files."""
+        data = bytes(self.call(f"read {path}", self.g.pread, path, PREAD_MAX, 0))
+        if len(data) < PREAD_MAX:
+            return data
+        return bytes(self.call(f"read {path}", self.g.read_file, path))
+
     def read_text(self, path: str) -> str:
-        data = self.call(f"read {path}", self.g.read_file, path)
-        return data.decode("utf-8", errors="replace")
+        return self.read_bytes(path).decode("utf-8", errors="replace")
 
     def read_text_or_none(self, path: str) -> str | None:
         return self.read_text(path) if self.is_file(path) else None

@@ -92,3 +92,16 @@ def test_an_unwritable_cache_does_not_fail(tmp_path):
     assert cache.store(_disk_with_grub(tmp_path / "a.img", GPT), GPT, "bios", "ext4",
                        _tree(tmp_path)) is None
     assert "boot area not cached" in logs[-1]
+
+
+def test_storing_a_new_build_drops_the_older_builds_entries(tmp_path):
+    logs: list[str] = []
+    old = BootAreaCache(tmp_path / "areas", "a" * 64, logs.append, image_name="debian-12")
+    other = BootAreaCache(tmp_path / "areas", "c" * 64, logs.append, image_name="debian-13")
+    new = BootAreaCache(tmp_path / "areas", "b" * 64, logs.append, image_name="debian-12")
+    disk = _disk_with_grub(tmp_path / "a.img", GPT)
+    old_entry = old.store(disk, GPT, "bios", "ext4", _tree(tmp_path))
+    other_entry = other.store(disk, GPT, "bios", "ext4", _tree(tmp_path))
+    assert old_entry and other_entry and new.store(disk, GPT, "bios", "ext4", _tree(tmp_path))
+    assert not old_entry.exists() and other_entry.exists()
+    assert new.load(GPT, "bios", "ext4") is not None and old.load(GPT, "bios", "ext4") is None
