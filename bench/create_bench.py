@@ -124,7 +124,7 @@ run
 e2fsck /dev/sda2 correct:true
 resize2fs /dev/sda2
 mount /dev/sda2 /
-sh "grub-install --target=i386-pc /dev/sda 2>&1"
+sh "grub-install --target=i386-pc $(grub-probe --target=disk /boot/grub) 2>&1"
 sh "update-grub 2>&1"
 umount-all
 """
