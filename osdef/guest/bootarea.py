@@ -38,6 +38,7 @@ from pathlib import Path
 
 from osdef.errors import GuestError
 from osdef.guest.partition import MiB, SECTOR, PartitionPlan
+from osdef.guest.steps import Step
 
 FORMAT = 1
 MBR_CODE = 440  # boot.img's code; the disk signature and partition table follow
@@ -208,3 +209,49 @@ def write_boot_area(disk: Path, area: BootArea) -> None:
             os.close(fd)
     except OSError as exc:
         raise GuestError(f"writing the cached boot area onto {disk} failed: {exc.strerror or exc}") from None
+
+
+class BootAreaUse:
+    """One create's use of the cache: write an entry from the host, or keep what grub-install writes.
+
+    Only for BIOS boot on a table osdef wrote (`plan`) with the bootloader step
+    running; otherwise inert.  Call `keep(disk)` after a successful create
+    (appliance down) and `discard()` after a failed one.
+    """
+
+    def __init__(self, cache: BootAreaCache | None, plan: PartitionPlan | None, boot: str,
+                 fs_type: str, bootloader_runs: bool = True):
+        self.cache = cache if plan is not None and boot == "bios" and bootloader_runs else None
+        self.plan, self.boot, self.fs_type = plan, boot, fs_type
+        self.area: BootArea | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if self.cache is not None and plan is not None:
+            self.area = self.cache.load(plan, boot, fs_type)
+            if self.area is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="osdef-bootarea-")
+
+    @property
+    def capture(self) -> Path | None:
+        """Where the bootloader step saves /boot/grub after grub-install (None: nothing to keep)."""
+        return Path(self._tmp.name) / "grub.tar" if self._tmp is not None else None
+
+    def host_steps(self, disk: Path) -> list[Step]:
+        area = self.area
+        if area is None:
+            return []
+        return [Step("write the cached grub boot area", lambda: write_boot_area(disk, area))]
+
+    def keep(self, disk: Path) -> None:
+        """Store what grub-install wrote on `disk`, if it ran; never raises."""
+        try:
+            capture = self.capture
+            if self.cache is not None and self.plan is not None and capture is not None \
+                    and capture.is_file():
+                self.cache.store(disk, self.plan, self.boot, self.fs_type, capture)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None

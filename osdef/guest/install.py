@@ -12,7 +12,6 @@ first and last MiB end up zeroed) and re-raises.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,15 +21,15 @@ from typing import Any, BinaryIO
 from osdef.config import LibguestfsSettings
 from osdef.customize import BUILTIN_HOOKS_DIR, HookContext, run_hooks
 from osdef.errors import GuestError
-from osdef.guest.bootarea import BootArea, BootAreaCache, write_boot_area
+from osdef.guest.bootarea import BootAreaCache, BootAreaUse
 from osdef.guest.bootloader import GRUB_CONFIGS
 from osdef.guest.hostnames import validate_fqdn
 from osdef.guest.layout import DiskImageLayout, FilesystemImageLayout, Layout, TarballLayout
-from osdef.guest.partition import BOOT_MODES, TABLES, PartitionPlan
+from osdef.guest.partition import BOOT_MODES, TABLES
 from osdef.guest.cloudinit import update_seed_hostname
 from osdef.guest.rename import rename_guest
 from osdef.guest.session import GuestSession
-from osdef.guest.steps import BackgroundSteps, Step, StepRunner
+from osdef.guest.steps import BackgroundSteps, StepRunner
 from osdef.guest.target import disk_size
 
 IMAGE_FORMATS = ("filesystem", "disk", "tar")
@@ -99,23 +98,13 @@ def install_root(disk: Path, image_stream: BinaryIO, image_size: int, image_form
                          partition_table=partition_table, boot=boot)
     layout.check(disk_size(disk))
 
-    plan: PartitionPlan | None = getattr(layout, "plan", None)  # None: the image's own table
-    cache = boot_cache if plan is not None and boot == "bios" and "bootloader" not in skip_hooks else None
-    boot_area: BootArea | None = None
-    capture_dir: tempfile.TemporaryDirectory[str] | None = None
-    if cache is not None and plan is not None:
-        boot_area = cache.load(plan, boot, fs_type)
-        if boot_area is None:
-            capture_dir = tempfile.TemporaryDirectory(prefix="osdef-bootarea-")
-    capture = Path(capture_dir.name) / "grub.tar" if capture_dir is not None else None
+    boot_area = BootAreaUse(boot_cache, getattr(layout, "plan", None), boot, fs_type,
+                            bootloader_runs="bootloader" not in skip_hooks)
 
     runner = StepRunner(log)
     started = time.monotonic()
     try:
-        host = layout.host_steps()
-        if boot_area is not None:
-            area = boot_area
-            host.append(Step("write the cached grub boot area", lambda: write_boot_area(disk, area)))
+        host = layout.host_steps() + boot_area.host_steps(disk)
         runner.run([s for s in host if not s.during_launch])
         background = BackgroundSteps(runner, [s for s in host if s.during_launch])
         if background.steps:
@@ -143,8 +132,8 @@ def install_root(disk: Path, image_stream: BinaryIO, image_size: int, image_form
                               disk_device=root.disk_device or session.device(0), boot=boot,
                               grub_config=grub_config,
                               params=dict(params or {}), log=log, instance=instance,
-                              saved_host_keys=saved_host_keys, boot_area=boot_area,
-                              boot_capture=capture)
+                              saved_host_keys=saved_host_keys, boot_area=boot_area.area,
+                              boot_capture=boot_area.capture)
             hooks_started = time.monotonic()
             ran = run_hooks(ctx, skip=set(skip_hooks), builtin_dir=hooks_dir,
                             site_dir=site_hooks_dir)
@@ -154,13 +143,9 @@ def install_root(disk: Path, image_stream: BinaryIO, image_size: int, image_form
     except BaseException:
         log("create failed: invalidating the disk")
         runner.rollback()
-        if capture_dir is not None:
-            capture_dir.cleanup()
+        boot_area.discard()
         raise
-    if capture_dir is not None:
-        with capture_dir:
-            if cache is not None and plan is not None and capture is not None and capture.is_file():
-                cache.store(disk, plan, boot, fs_type, capture)  # grub-install ran: keep its output
+    boot_area.keep(disk)  # when grub-install ran: its output, for the image's next creates
     runner.timings["total"] = time.monotonic() - started
     stats = layout.copy_stats
     return InstallReport(
@@ -168,7 +153,7 @@ def install_root(disk: Path, image_stream: BinaryIO, image_size: int, image_form
         root_fs_type=layout.root.fs_type,
         bytes_read=stats.bytes_read if stats else 0,
         bytes_written=stats.bytes_written if stats else 0,
-        steps_run=ran, timings=dict(runner.timings), boot_area_from_cache=boot_area is not None)
+        steps_run=ran, timings=dict(runner.timings), boot_area_from_cache=boot_area.area is not None)
 
 
 def rename(disk: Path, old: str, new: str, *, settings: LibguestfsSettings,

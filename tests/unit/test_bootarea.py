@@ -105,3 +105,28 @@ def test_storing_a_new_build_drops_the_older_builds_entries(tmp_path):
     assert old_entry and other_entry and new.store(disk, GPT, "bios", "ext4", _tree(tmp_path))
     assert not old_entry.exists() and other_entry.exists()
     assert new.load(GPT, "bios", "ext4") is not None and old.load(GPT, "bios", "ext4") is None
+
+
+def test_one_creates_use_of_the_cache(tmp_path):
+    from osdef.guest.bootarea import BootAreaUse
+
+    cache = BootAreaCache(tmp_path / "areas", "f" * 64, lambda m: None)
+    for inert in (BootAreaUse(None, GPT, "bios", "ext4"), BootAreaUse(cache, None, "bios", "ext4"),
+                  BootAreaUse(cache, GPT, "efi", "ext4"),
+                  BootAreaUse(cache, GPT, "bios", "ext4", bootloader_runs=False)):
+        assert inert.area is None and inert.capture is None and inert.host_steps(tmp_path) == []
+
+    first = BootAreaUse(cache, GPT, "bios", "ext4")  # miss: grub-install's output is captured
+    assert first.area is None and first.capture is not None and first.host_steps(tmp_path) == []
+    first.capture.write_bytes(b"tar")  # what the bootloader step does after grub-install
+    source = _disk_with_grub(tmp_path / "a.img", GPT)
+    first.keep(source)
+    assert first.capture is None  # temp dir gone
+
+    second = BootAreaUse(cache, GPT, "bios", "ext4")  # hit: written from the host
+    assert second.area is not None and second.capture is None
+    target = tmp_path / "b.img"
+    target.write_bytes(b"\0" * (4 * MiB))
+    for step in second.host_steps(target):
+        step.run()
+    assert target.read_bytes()[:MBR_CODE] == source.read_bytes()[:MBR_CODE]
