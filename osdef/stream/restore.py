@@ -24,8 +24,8 @@ import zstandard
 
 from osdef.errors import StreamError
 from osdef.stream import format as fmt_
-from osdef.stream.blockio import ZEROS, MiB, Disk, enlarge_pipe, is_zero, open_disk, start_writeback, sync, \
-    write_at, write_out, zero_range
+from osdef.stream.blockio import ZEROS, MiB, Disk, advise_sequential, enlarge_pipe, is_zero, open_disk, \
+    start_writeback, sync, write_at, write_out, zero_range
 from osdef.stream.extents import nonzero_runs
 
 
@@ -239,6 +239,7 @@ def import_disk(in_fd: int, device: str | os.PathLike, *, size_fd: int | None = 
 
 def _import(in_fd: int, disk: Disk, size_fd: int | None) -> ImportResult:
     enlarge_pipe(in_fd)
+    advise_sequential(in_fd)  # a stream read from a file: deeper read-ahead (a pipe: no-op)
     source = _FdSource(in_fd)
     prefix = source.peek(fmt_.DETECT_BYTES)
     if not prefix:
