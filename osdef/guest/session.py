@@ -47,7 +47,7 @@ class GuestSession:
         # kept until the partition tables change (forget_partitions)
         self._devices: list[str] | None = None
         self._partitions: list[str] | None = None
-        self._partnums: dict[str, int] = {}
+        self._partnums: dict[str, tuple[str, int]] = {}  # partition → (disk, number)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -148,15 +148,20 @@ class GuestSession:
         """Appliance device of partition `number` on disk `index`."""
         dev = self.device(index)
         for part in self.partitions():
-            if not part.startswith(dev):
-                continue
-            if part not in self._partnums:
-                suffix = part[len(dev):]  # /dev/sda2: the appliance's sd/vd names end in the number
-                self._partnums[part] = int(suffix) if suffix.isdigit() else \
-                    self.call(f"number of {part}", self.g.part_to_partnum, part)
-            if self._partnums[part] == number:
+            if self._disk_and_number(part) == (dev, number):
                 return part
         raise GuestError(f"partition {number} not found on {self.disks[index]}")
+
+    def _disk_and_number(self, part: str) -> tuple[str, int]:
+        if part not in self._partnums:
+            # the API names disks /dev/sdX and their partitions /dev/sdXN; ask only otherwise
+            disk = next((d for d in self.devices() if part[len(d):].isdigit() and part.startswith(d)), None)
+            if disk is not None:
+                self._partnums[part] = (disk, int(part[len(disk):]))
+            else:
+                self._partnums[part] = (self.call(f"disk of {part}", self.g.part_to_dev, part),
+                                        self.call(f"number of {part}", self.g.part_to_partnum, part))
+        return self._partnums[part]
 
     def drop_caches(self) -> None:
         """Forget what the appliance kernel read from the disks (they were written meanwhile).

@@ -268,3 +268,27 @@ def test_grub_install_needs_an_answer_from_grub_probe():
         check_bios_install("__osdef_grub no-disk grub-probe: error: cannot find a device\n", "/dev/sda", 1)
     with pytest.raises(GuestError, match="gave no answer"):
         check_bios_install("sh: 1: grub-probe: not found\n", "/dev/sda", 1)
+
+
+def test_partition_lookup_from_names_without_a_call_per_partition():
+    from osdef.config import LibguestfsSettings
+    from osdef.guest.session import GuestSession
+
+    calls: list[str] = []
+
+    class Handle:
+        def list_devices(self):
+            calls.append("list_devices")
+            return ["/dev/sda", "/dev/sdaa"]
+
+        def list_partitions(self):
+            calls.append("list_partitions")
+            return ["/dev/sda1", "/dev/sda2", "/dev/sdaa1"]
+
+    session = GuestSession([Path("a"), Path("b")], LibguestfsSettings())
+    session._g = Handle()
+    assert session.partition(1, 1) == "/dev/sdaa1"  # not sda's partition "a1"
+    assert session.partition(0, 2) == "/dev/sda2" and session.partition(0, 1) == "/dev/sda1"
+    assert calls == ["list_devices", "list_partitions"]  # listed once, numbers from the names
+    with pytest.raises(GuestError, match="partition 3 not found"):
+        session.partition(0, 3)
