@@ -10,8 +10,9 @@ two creates with different filesystem UUIDs and disk GUIDs wrote byte-identical
 boot areas.
 
 So the first BIOS create of an image on a node runs the guest's own
-grub-install and keeps what it wrote (`capture_tree` in the appliance, then
-`store` from the host once the appliance is down); later creates of the same
+grub-install and keeps what it wrote (/boot/grub as a tar, saved by
+osdef.guest.bootloader in the appliance; the two areas read by `store` from
+the host once the appliance is down); later creates of the same
 image and layout write the two areas from the host with the partition table
 and unpack the /boot/grub tree in the appliance: ≈1 s under TCG instead of
 ≈5 s for grub-probe + grub-install.  grub.cfg is never cached (it names the
@@ -39,6 +40,7 @@ from pathlib import Path
 from osdef.errors import GuestError
 from osdef.guest.partition import MiB, SECTOR, PartitionPlan
 from osdef.guest.steps import Step
+from osdef.guest.target import DiskTarget
 
 FORMAT = 1
 MBR_CODE = 440  # boot.img's code; the disk signature and partition table follow
@@ -180,7 +182,6 @@ class BootAreaCache:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
 
-
     def _drop_older_builds(self) -> None:
         """Remove the entries of earlier builds of this image (another sha256): never used again."""
         if not self.image_name:
@@ -198,17 +199,17 @@ class BootAreaCache:
 def write_boot_area(disk: Path, area: BootArea) -> None:
     """Write boot.img's code and core.img from the cache onto `disk` (host side, before launch)."""
     try:
-        mbr = area.mbr.read_bytes()
+        mbr = area.mbr.read_bytes()[:MBR_CODE]
         core = area.core.read_bytes()
-        fd = os.open(disk, os.O_WRONLY)
-        try:
-            os.pwrite(fd, mbr[:MBR_CODE], 0)
-            os.pwrite(fd, core, area.core_offset)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
     except OSError as exc:
-        raise GuestError(f"writing the cached boot area onto {disk} failed: {exc.strerror or exc}") from None
+        raise GuestError(f"cannot read the cached boot area {area.directory}: {exc.strerror or exc}") from None
+    with DiskTarget(disk) as target:
+        try:
+            os.pwrite(target.fd, mbr, 0)
+            os.pwrite(target.fd, core, area.core_offset)
+            target.sync()
+        except OSError as exc:
+            raise GuestError(f"writing the cached boot area onto {disk} failed: {exc.strerror or exc}") from None
 
 
 class BootAreaUse:

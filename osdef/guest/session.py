@@ -135,6 +135,7 @@ class GuestSession:
         return self.devices()[index]
 
     def partitions(self) -> list[str]:
+        """Appliance names of the partitions on all attached disks."""
         if self._partitions is None:
             self._partitions = list(self.call("list partitions", self.g.list_partitions))
         return self._partitions
