@@ -22,7 +22,9 @@ def _signature(g, device):
 
 
 def _has_partitions(g, device):
-    return any(p.startswith(device) for p in g.call("list partitions", g.g.list_partitions))
+    # /dev/sdaa1 is /dev/sdaa's, not /dev/sda's
+    return any(p.startswith(device) and p[len(device):].isdigit()
+               for p in g.call("list partitions", g.g.list_partitions))
 
 
 def run(ctx):

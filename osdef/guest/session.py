@@ -24,6 +24,16 @@ EXT_FAMILY = ("ext2", "ext3", "ext4")
 PREAD_MAX = 1 << 20  # below libguestfs's 2 MiB message limit
 
 
+def drive_letters(index: int) -> str:
+    """a … z, aa … az, ba …: the suffix libguestfs gives the index-th drive."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(ord("a") + rem) + letters
+    return letters
+
+
 def one_line(text: str, limit: int = 300) -> str:
     """Collapse a (possibly multi-line) message into one line of at most `limit` characters."""
     flat = " ".join(str(text).split())
@@ -43,11 +53,6 @@ class GuestSession:
         self.log = log or (lambda _msg: None)
         self._g: Any = None
         self._mounts: list[str] = []  # mountpoints, in mount order
-        # each listing costs a `udevadm settle` in the appliance (≈0.4 s under TCG):
-        # kept until the partition tables change (forget_partitions)
-        self._devices: list[str] | None = None
-        self._partitions: list[str] | None = None
-        self._partnums: dict[str, tuple[str, int]] = {}  # partition → (disk, number)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -97,8 +102,6 @@ class GuestSession:
 
     def close(self) -> None:
         """Drop the handle without a clean shutdown (used on the error path)."""
-        self._devices = self._partitions = None
-        self._partnums.clear()
         if self._g is not None:
             try:
                 self._g.close()
@@ -124,45 +127,24 @@ class GuestSession:
 
     # -- devices and mounts ----------------------------------------------------
 
-    def devices(self) -> list[str]:
-        """Appliance names of the attached disks, in the order they were added."""
-        if self._devices is None:
-            self._devices = list(self.call("list devices", self.g.list_devices))
-        return self._devices
-
     def device(self, index: int = 0) -> str:
-        """Appliance device name of the index-th attached disk (/dev/sda …)."""
-        return self.devices()[index]
+        """API name of the index-th attached disk: /dev/sda, /dev/sdb … /dev/sdaa (no call).
 
-    def partitions(self) -> list[str]:
-        """Appliance names of the partitions on all attached disks."""
-        if self._partitions is None:
-            self._partitions = list(self.call("list partitions", self.g.list_partitions))
-        return self._partitions
-
-    def forget_partitions(self) -> None:
-        """A step changed a partition table in the appliance: list the partitions again."""
-        self._partitions = None
-        self._partnums.clear()
+        libguestfs names drives by the order they were added, whatever the
+        appliance kernel calls them (guestfs(3), "BLOCK DEVICE NAMING"); a
+        listing would cost a `udevadm settle` (≈0.3 s under TCG) per call.
+        """
+        if not 0 <= index < len(self.disks):
+            raise GuestError(f"no disk number {index}: {len(self.disks)} attached")
+        return "/dev/sd" + drive_letters(index)
 
     def partition(self, index: int, number: int) -> str:
-        """Appliance device of partition `number` on disk `index`."""
-        dev = self.device(index)
-        for part in self.partitions():
-            if self._disk_and_number(part) == (dev, number):
-                return part
-        raise GuestError(f"partition {number} not found on {self.disks[index]}")
+        """API name of partition `number` on disk `index` (/dev/sda2), by the same rule.
 
-    def _disk_and_number(self, part: str) -> tuple[str, int]:
-        if part not in self._partnums:
-            # the API names disks /dev/sdX and their partitions /dev/sdXN; ask only otherwise
-            disk = next((d for d in self.devices() if part[len(d):].isdigit() and part.startswith(d)), None)
-            if disk is not None:
-                self._partnums[part] = (disk, int(part[len(disk):]))
-            else:
-                self._partnums[part] = (self.call(f"disk of {part}", self.g.part_to_dev, part),
-                                        self.call(f"number of {part}", self.g.part_to_partnum, part))
-        return self._partnums[part]
+        Not checked against a listing: osdef wrote or read the table itself, and
+        a missing partition fails the next call that names it.
+        """
+        return f"{self.device(index)}{number}"
 
     def drop_caches(self) -> None:
         """Forget what the appliance kernel read from the disks (they were written meanwhile).

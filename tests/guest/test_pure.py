@@ -270,25 +270,19 @@ def test_grub_install_needs_an_answer_from_grub_probe():
         check_bios_install("sh: 1: grub-probe: not found\n", "/dev/sda", 1)
 
 
-def test_partition_lookup_from_names_without_a_call_per_partition():
+def test_device_and_partition_names_follow_libguestfs_naming_without_calls():
     from osdef.config import LibguestfsSettings
-    from osdef.guest.session import GuestSession
+    from osdef.guest.session import GuestSession, drive_letters
 
-    calls: list[str] = []
+    assert [drive_letters(i) for i in (0, 1, 25, 26, 27, 51, 52, 701, 702)] == \
+        ["a", "b", "z", "aa", "ab", "az", "ba", "zz", "aaa"]
 
-    class Handle:
-        def list_devices(self):
-            calls.append("list_devices")
-            return ["/dev/sda", "/dev/sdaa"]
+    class Handle:  # any call would fail: names come from the drive order alone
+        pass
 
-        def list_partitions(self):
-            calls.append("list_partitions")
-            return ["/dev/sda1", "/dev/sda2", "/dev/sdaa1"]
-
-    session = GuestSession([Path("a"), Path("b")], LibguestfsSettings())
+    session = GuestSession([Path(f"d{i}") for i in range(28)], LibguestfsSettings())
     session._g = Handle()
-    assert session.partition(1, 1) == "/dev/sdaa1"  # not sda's partition "a1"
-    assert session.partition(0, 2) == "/dev/sda2" and session.partition(0, 1) == "/dev/sda1"
-    assert calls == ["list_devices", "list_partitions"]  # listed once, numbers from the names
-    with pytest.raises(GuestError, match="partition 3 not found"):
-        session.partition(0, 3)
+    assert session.device(0) == "/dev/sda" and session.device(27) == "/dev/sdab"
+    assert session.partition(0, 2) == "/dev/sda2" and session.partition(26, 1) == "/dev/sdaa1"
+    with pytest.raises(GuestError, match="no disk number 28: 28 attached"):
+        session.device(28)
