@@ -3,7 +3,8 @@
 `disk-image-create` runs from the project's venv (next to sys.executable),
 with the mirrors from the site config and images/elements on ELEMENTS_PATH.
 Its (long) output goes to a log file; a failure becomes one ImageError line
-that names the log.  Tar outputs lose the ./dev/* entries DIB copies from the
+that names the log.  Filesystem outputs are e2fsck'd once and get the recipe's
+fs_features (fscheck); tar outputs lose the ./dev/* entries DIB copies from the
 build host.  Building the argv and the environment are pure functions.
 """
 
@@ -24,6 +25,7 @@ from typing import TextIO
 
 from osdef.config import ImageSettings
 from osdef.errors import ImageError
+from osdef.images.fscheck import check_built_image
 from osdef.images.formats import FS_IMAGE, TAR
 from osdef.images.recipe import DibRecipe, Recipe
 
@@ -132,6 +134,8 @@ class DibBuilder:
         if not produced.is_file():
             raise ImageError(f"diskimage-builder reported success but wrote no {produced}; "
                              f"full log: {self.log_path}")
+        if dib.output == FS_IMAGE:
+            check_built_image(produced, dib.fs_type, dib.fs_features)
         if dib.output == TAR:
             stripped = work_dir / f"{recipe.name}.nodev.tar"
             strip_dev_entries(produced, stripped)

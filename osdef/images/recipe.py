@@ -42,9 +42,18 @@ DIB_OUTPUTS = ("fs-image", "tar")
 #: Formats a downloaded file may declare (disk-qcow2 is converted to disk-raw when stored).
 URL_FORMATS = ("fs-image", "disk-raw", "disk-qcow2", "tar")
 FS_TYPES = ("ext4", "xfs", "btrfs")
+#: what osdef does to DIB's output, part of every DIB digest: bumping it marks the
+#: images built before as built from a changed recipe (2: e2fsck -f -p and fs_features
+#: after the build)
+DIB_BUILD_REVISION = 2
+
+#: ext4 features a recipe may turn on after the build (tune2fs -O), when its guest's
+#: GRUB reads them: metadata_csum_seed lets a create change the filesystem UUID by
+#: rewriting the superblock instead of every metadata checksum
+FS_FEATURES = ("metadata_csum_seed",)
 
 _DIB_KEYS = {"description", "elements", "release", "architecture", "packages",
-             "output", "fs_type", "environment"}
+             "output", "fs_type", "fs_features", "environment"}
 _URL_KEYS = {"description", "url", "sha256", "format", "fs_type"}
 
 
@@ -58,6 +67,7 @@ class DibRecipe:
     architecture: str = "amd64"
     output: str = "fs-image"
     fs_type: str | None = "ext4"
+    fs_features: tuple[str, ...] = ()
     environment: dict[str, str] = field(default_factory=dict)
 
 
@@ -91,7 +101,9 @@ class Recipe:
         change to a key or to a local element's file changes it.
         """
         h = hashlib.sha256()
-        doc = {"kind": self.kind, "source": asdict(self.source)}
+        doc: dict[str, Any] = {"kind": self.kind, "source": asdict(self.source)}
+        if isinstance(self.source, DibRecipe):
+            doc["osdef_build"] = DIB_BUILD_REVISION
         h.update(json.dumps(doc, sort_keys=True).encode())
         if isinstance(self.source, DibRecipe):
             for base in element_dirs or []:
@@ -187,6 +199,13 @@ def _parse_dib(data: dict[str, Any], path: Path) -> DibRecipe:
             raise ImageError(f"{path}: fs_type: DIB builds here produce ext4 only, got {fs_type!r}")
     elif fs_type is not None:
         raise ImageError(f"{path}: fs_type only applies to output: fs-image")
+    fs_features = _str_list(data, "fs_features", path, ELEMENT_RE)
+    for feature in fs_features:
+        if feature not in FS_FEATURES:
+            raise ImageError(f"{path}: fs_features: {feature!r} is not one of "
+                             f"{', '.join(FS_FEATURES)}")
+    if fs_features and output != "fs-image":
+        raise ImageError(f"{path}: fs_features only applies to output: fs-image")
     env = data.get("environment") or {}
     if not isinstance(env, dict):
         raise ImageError(f"{path}: environment must be a mapping of DIB_* variables")
@@ -199,7 +218,7 @@ def _parse_dib(data: dict[str, Any], path: Path) -> DibRecipe:
         environment[key] = str(value)
     return DibRecipe(elements=tuple(elements), release=release, packages=tuple(packages),
                      architecture=architecture, output=output, fs_type=fs_type,
-                     environment=environment)
+                     fs_features=tuple(fs_features), environment=environment)
 
 
 def _reject_unknown(data: dict[str, Any], allowed: set[str], path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from osdef.config import ImageSettings
 from osdef.errors import ImageError
+from osdef.guest.extsuper import ExtSuperblock, checked_since_mount
 from osdef.images.dib import DibBuilder, dib_command, dib_environment, strip_dev_entries, venv_bin
 from osdef.images.recipe import DibRecipe, load_recipe
 
@@ -90,6 +91,13 @@ def test_real_debian_12_build(tmp_path):
                 out.write(chunk)
         out.truncate()
     assert image.stat().st_size == art.size
+    # e2fsck'd after DIB's loop mount (creates may skip their own full check), and the
+    # recipe's metadata_csum_seed is on (incompat 0x2000: a new UUID is a superblock write)
+    with open(image, "rb") as f:
+        head = f.read(2048)
+    assert checked_since_mount(head)
+    sb = ExtSuperblock.parse(head[1024:])
+    assert sb is not None and sb.incompat & 0x2000
     sbin = debugfs_ls(image, "/usr/sbin")
     for tool in ("grub-install", "sshd", "dhclient", "ifup"):
         assert tool in sbin, tool

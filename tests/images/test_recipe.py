@@ -25,6 +25,12 @@ def test_dib_recipe():
                                  packages=("openssh-server",), output="fs-image", fs_type="ext4")
 
 
+def test_dib_recipe_fs_features():
+    r = parse("elements: [a]\nrelease: b\nfs_features: [metadata_csum_seed]\n")
+    assert r.source.fs_features == ("metadata_csum_seed",)
+    assert r.digest() != parse("elements: [a]\nrelease: b\n").digest()
+
+
 def test_url_recipe():
     r = parse(f"url: http://h/x.raw\nsha256: {SHA.upper()}\nformat: disk-qcow2\n")
     assert r.kind == "url"
@@ -43,6 +49,9 @@ def test_url_recipe():
     ("elements: [debian-minimal]\nrelease: b\noutput: qcow2\n", "output must be one of"),
     ("elements: [debian-minimal]\nrelease: b\ncolour: red\n", "unknown key 'colour'"),
     ("elements: [debian-minimal]\nrelease: b\nenvironment: {lower: x}\n", "not a variable"),
+    ("elements: [a]\nrelease: b\nfs_features: [huge_dir]\n", "fs_features: 'huge_dir' is not one of"),
+    ("elements: [a]\nrelease: b\noutput: tar\nfs_features: [metadata_csum_seed]\n",
+     "fs_features only applies to output: fs-image"),
     ("release: bookworm\n", "either 'elements'"),
     ("- a\n", "must be a mapping"),
 ])
