@@ -2,7 +2,8 @@
 
 - FilesystemImageLayout: a bare ext2/3/4 image (DIB `-t raw` without `vm`).  Host:
   partition table + zero-skipping copy into the root partition.  Appliance:
-  e2fsck, fresh UUID, resize2fs, mount.  The default, fast path.
+  e2fsck (unless the image was checked after it was built: extsuper), fresh
+  UUID, resize2fs, mount.  The default, fast path.
 - DiskImageLayout: a raw partitioned disk image.  Host: zero-skipping copy
   onto the disk.  Appliance: GPT backup header moved, last partition and its
   filesystem (ext*, xfs, btrfs) grown, mount by inspection.
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from osdef.errors import GuestError
-from osdef.guest import partition
+from osdef.guest import extsuper, partition
 from osdef.guest.partition import MiB, Extent, PartitionPlan
 from osdef.guest.session import EXT_FAMILY, GuestSession
 from osdef.guest.sparsecopy import CopyStats, copy_skipping_zeros
@@ -132,6 +133,7 @@ class FilesystemImageLayout(_PartitionedLayout):
     """Root filesystem image → partition table + copy into the root partition (host), grow (appliance)."""
 
     kind = "filesystem-image"
+    image_checked: bool = False  # its superblock says: e2fsck'd after the last mount
 
     def check(self, disk_size: int) -> None:
         assert self.plan is not None
@@ -160,6 +162,9 @@ class FilesystemImageLayout(_PartitionedLayout):
             self.copy_stats = copy_skipping_zeros(self.image_stream, target.fd, extent.start,
                                                   extent.size, what="filesystem image")
             target.sync()
+            # read back after the whole stream passed its sha256 check
+            self.image_checked = extsuper.checked_since_mount(
+                os.pread(target.fd, 2 * extsuper.SUPERBLOCK_SIZE, extent.start))
 
     def guest_steps(self, session: GuestSession) -> list[Step]:
         return [
@@ -171,11 +176,16 @@ class FilesystemImageLayout(_PartitionedLayout):
 
     def _fsck(self, session: GuestSession) -> None:
         self._find_devices(session)
+        if self.image_checked:
+            # `osdef image build` e2fsck'd these very bytes; a second full check finds the same
+            session.log("root filesystem: checked when the image was built, not mounted since;"
+                        " no e2fsck")
+            return
         session.call("e2fsck", session.g.e2fsck, self.root.device, correct=True)
 
     def _new_uuid(self, session: GuestSession) -> None:
-        # must follow e2fsck -f directly, before any mount (tune2fs -U refuses otherwise);
-        # chosen here so it need not be read back
+        # before any mount: tune2fs -U wants a filesystem checked since its last mount
+        # (e2fsck just now, or the image's own check); chosen here so it need not be read back
         fresh = str(uuid.uuid4())
         session.call("set a fresh filesystem UUID", session.g.set_uuid, self.root.device, fresh)
         self.root.uuid = fresh
@@ -333,7 +343,6 @@ class DiskImageLayout(Layout):
         end -= (end + 1) % (MiB // sector)  # keep the end 1 MiB aligned
         if end > last["part_end"] // sector:
             session.call("resize the last partition", g.part_resize, dev, number, end)
-            session.forget_partitions()
         self._last = session.partition(0, number)
 
     def _grow_fs_and_mount(self, session: GuestSession) -> None:

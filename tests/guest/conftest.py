@@ -107,6 +107,28 @@ def guest_images(tmp_path_factory: pytest.TempPathFactory) -> Images:
 
 
 @pytest.fixture(scope="session")
+def unchecked_fs_image(guest_images: Images, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fs image as it looks after a mount (mounted after its last check): create must e2fsck it."""
+    image = tmp_path_factory.mktemp("unchecked") / "root.ext4"
+    run("cp", "--sparse=always", str(guest_images.fs_image), str(image))
+    for field, value in (("lastcheck", "20240101"), ("mtime", "20250101")):
+        run("debugfs", "-w", "-R", f"ssv {field} {value}", str(image))
+    return image
+
+
+def host_fsck(disk: Path, start: int, size: int, work: Path) -> str:
+    """e2fsck -f -n of the filesystem at [start, start+size) of a disk file, on a sparse copy
+    (a test-only look with host tools at our own synthetic guest; nothing is mounted)."""
+    part = work / "fsck-copy.img"
+    run("dd", f"if={disk}", f"of={part}", "bs=1M", f"skip={start // MiB}", f"count={size // MiB}",
+        "conv=sparse", "status=none")
+    proc = subprocess.run(["e2fsck", "-f", "-n", str(part)], capture_output=True, text=True)
+    part.unlink()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture(scope="session")
 def settings() -> LibguestfsSettings:
     """Tests run under TCG (no nested KVM here); product code takes this from the site config."""
     return LibguestfsSettings(backend_settings=("force_tcg",))

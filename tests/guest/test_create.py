@@ -15,11 +15,12 @@ from osdef.guest.distro import read_facts
 from osdef.guest.rename import rename_guest
 
 from .test_pure import MY_STEPS, in_order
-from .conftest import FS_IMAGE_SIZE, MiB, allocated, read_back, sparse_file
+from .conftest import FS_IMAGE_SIZE, MiB, allocated, host_fsck, read_back, sparse_file
 
 pytestmark = pytest.mark.guestfs
 DISK = 1024 * MiB
 SSH_UNIT = "/etc/systemd/system/osdef-ssh-host-keys.service"
+NO_FSCK = "checked when the image was built, not mounted since; no e2fsck"
 
 
 def _create(disk, stream, size, fmt, settings, logs, **kw):
@@ -80,6 +81,8 @@ def test_filesystem_image_create_then_rename(fs_disk, settings):
     assert in_order(report.steps_run, MY_STEPS)
     assert report.steps_run[-3:] == ["bootloader", "site:10-marker.py", "site:20-shell"]
     assert any("20-shell: hello from the guest" in line for line in logs)
+    # mkfs -d made the image and nothing mounted it since: no second e2fsck per create…
+    assert any(NO_FSCK in line for line in logs), logs
     assert disk.stat().st_size == DISK and allocated(disk) < 40 * MiB  # still sparse
 
     rename_logs: list[str] = []
@@ -107,6 +110,8 @@ def test_filesystem_image_create_then_rename(fs_disk, settings):
     }
     assert "console=ttyS0,115200" in view.files["/etc/default/grub"]
     assert allocated(disk) < 40 * MiB
+    # …and the new UUID, the grown filesystem and both customizations left it consistent
+    host_fsck(disk, last["part_start"], last["part_size"], disk.parent)
 
 
 def test_bios_boot_partition_type(fs_disk):
@@ -123,11 +128,12 @@ def test_bios_boot_partition_type(fs_disk):
 # -- 2. filesystem image onto a reused loop device (msdos): 2 launches ----------------------------
 
 @pytest.mark.blockdev
-def test_filesystem_image_on_a_loop_device(loop_device, guest_images, settings):
+def test_filesystem_image_on_a_loop_device(loop_device, unchecked_fs_image, settings):
     logs: list[str] = []
-    with open(guest_images.fs_image, "rb") as stream:
+    with open(unchecked_fs_image, "rb") as stream:
         _create(loop_device, stream, FS_IMAGE_SIZE, "filesystem", settings, logs,
                 partition_table="msdos")
+    assert not any(NO_FSCK in line for line in logs)  # mounted since its check: e2fsck ran
     view = read_back(loop_device, settings)
     _check_customized(view)
     assert view.table == "msdos" and view.root_device == "/dev/sda1"
