@@ -11,8 +11,8 @@ the host: their creates run e2fsck in the appliance.
 
 fs_features: metadata_csum_seed (for guests whose GRUB reads it — Debian 12's
 2.06-13 and later do) keeps the checksum seed in the superblock, so each
-create's `tune2fs -U` rewrites the superblock alone (≈0.4 s under TCG instead
-of ≈1.5 s rewriting every metadata checksum).
+create's `tune2fs -U` rewrites the superblock alone instead of every metadata
+checksum (measured under TCG in one appliance, cold: 1.3 s instead of 1.9 s).
 """
 
 from __future__ import annotations
