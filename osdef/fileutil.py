@@ -1,8 +1,9 @@
-"""Small file helpers shared by the installers: atomic replacement of a text file."""
+"""Small file helpers: atomic replacement of a text file; finding a tool in the sbin dirs."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -24,3 +25,8 @@ def write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def which_sbin(tool: str) -> str | None:
+    """shutil.which over PATH plus /usr/sbin and /sbin (a non-login root shell may lack them)."""
+    return shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")

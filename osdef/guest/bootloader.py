@@ -27,6 +27,7 @@ from pathlib import Path
 
 from osdef.errors import GuestError
 from osdef.guest.bootarea import BootArea
+from osdef.guest.extsuper import EXT_FAMILY
 from osdef.guest.grubdefaults import (DEFAULTS_QUERY, GRUB_DEFAULTS, GRUB_DEFAULTS_D, GrubDefaults,
                                       evaluate, parse_defaults_query)
 from osdef.guest.session import GuestSession, one_line
@@ -123,7 +124,7 @@ def render_grub_cfg(defaults: GrubDefaults, root_uuid: str, kernel: str, initrd:
 def _write_grub_cfg(session: GuestSession, root_uuid: str, root_fs_type: str,
                     log: Callable[[str], None]) -> bool:
     """Render grub.cfg without update-grub; False when the guest is not simple enough."""
-    if root_fs_type not in ("ext2", "ext3", "ext4") or not root_uuid:
+    if root_fs_type not in EXT_FAMILY or not root_uuid:
         return False
     mounts = session.call("list mounts", session.g.mountpoints)
     if "/boot" in mounts.values() or not session.exists("/boot/grub"):

@@ -29,7 +29,8 @@ from typing import BinaryIO
 from osdef.errors import GuestError
 from osdef.guest import extsuper, partition
 from osdef.guest.partition import MiB, Extent, PartitionPlan
-from osdef.guest.session import EXT_FAMILY, GuestSession
+from osdef.guest.extsuper import EXT_FAMILY
+from osdef.guest.session import GuestSession
 from osdef.guest.sparsecopy import CopyStats, copy_skipping_zeros
 from osdef.guest.steps import Step
 from osdef.guest.target import DiskTarget, wipe

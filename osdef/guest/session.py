@@ -16,11 +16,11 @@ import guestfs
 
 from osdef.config import LibguestfsSettings
 from osdef.errors import GuestError
+from osdef.guest.extsuper import EXT_FAMILY
 
 T = TypeVar("T")
 _RC_MARK = "\n__osdef_rc="
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-EXT_FAMILY = ("ext2", "ext3", "ext4")
 PREAD_MAX = 1 << 20  # below libguestfs's 2 MiB message limit
 
 

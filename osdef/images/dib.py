@@ -14,7 +14,6 @@ import importlib.metadata
 import os
 import pwd
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from typing import TextIO
 
 from osdef.config import ImageSettings
 from osdef.errors import ImageError
+from osdef.fileutil import which_sbin
 from osdef.images.fscheck import check_built_image
 from osdef.images.formats import FS_IMAGE, TAR
 from osdef.images.recipe import DibRecipe, Recipe
@@ -119,7 +119,7 @@ class DibBuilder:
             raise ImageError(f"{recipe.path}: DIB element {missing[0]!r} not found in "
                              f"{' or '.join(str(p) for p in search)}")
         for tool, package in (("sudo", "sudo"), ("debootstrap", "debootstrap")):
-            if shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is None:
+            if which_sbin(tool) is None:
                 raise ImageError(f"diskimage-builder needs {tool}: apt-get install {package}")
         if self.settings.build_tmp_dir is not None:
             self.settings.build_tmp_dir.mkdir(parents=True, exist_ok=True)

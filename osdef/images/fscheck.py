@@ -17,14 +17,13 @@ checksum (measured under TCG in one appliance, cold: 1.3 s instead of 1.9 s).
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 from osdef.errors import ImageError
+from osdef.fileutil import which_sbin
+from osdef.guest.extsuper import EXT_FAMILY
 
-EXT_TYPES = ("ext2", "ext3", "ext4")
 #: e2fsck exit codes that leave a consistent filesystem: 0 clean, 1 errors corrected
 ACCEPTED = (0, 1)
 
@@ -32,7 +31,7 @@ ACCEPTED = (0, 1)
 def check_built_image(path: Path, fs_type: str | None, features: tuple[str, ...] = ()) -> bool:
     """e2fsck -f -p an ext2/3/4 image in place, then turn `features` on; False (nothing
     done) for other filesystem types."""
-    if fs_type not in EXT_TYPES:
+    if fs_type not in EXT_FAMILY:
         return False
     proc = _run("e2fsck", "-f", "-p", str(path))
     if proc.returncode not in ACCEPTED:
@@ -47,7 +46,7 @@ def check_built_image(path: Path, fs_type: str | None, features: tuple[str, ...]
 
 
 def _run(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    exe = which_sbin(tool)
     if exe is None:
         raise ImageError(f"{tool} is needed to finish the built image: apt-get install e2fsprogs")
     return subprocess.run([exe, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
