@@ -1,4 +1,4 @@
-"""Block-level I/O on disks and pipes: sizes, positional reads/writes, zeroing, pipe sizing.
+"""Block-level I/O on disks and pipes: sizes, positional reads/writes, zeroing, pipe sizing, sendfile.
 
 Files and block devices are both "disks" here; the few places where they
 differ (size, how to zero a range cheaply) are decided by ``Disk.is_block``.
@@ -152,6 +152,36 @@ def write_out(fd: int, *parts) -> int:
                 views[0] = views[0][n:]
                 n = 0
     return total
+
+
+# sendfile cannot join these fds (out_fd opened O_APPEND, a file system without splice, an
+# old kernel): the caller writes the bytes itself
+_NO_SENDFILE = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP)
+
+
+def send_range(out_fd: int, src_fd: int, offset: int, length: int) -> bool:
+    """Copy ``length`` bytes at ``offset`` of ``src_fd`` to ``out_fd`` inside the kernel (sendfile).
+
+    Into a pipe the page cache's pages are passed by reference: the bytes are
+    neither copied into this process nor out of it.  Returns False, having
+    sent nothing, when the kernel cannot sendfile between these two fds.
+    """
+    done = 0
+    while done < length:
+        try:
+            n = os.sendfile(out_fd, src_fd, offset + done, length - done)
+        except OSError as e:
+            if e.errno == errno.EINTR:
+                continue
+            if done == 0 and e.errno in _NO_SENDFILE:
+                return False
+            raise BlockIOError(f"cannot send the disk's bytes at offset {offset + done} to fd {out_fd}: "
+                              f"{e.strerror}") from None
+        if n == 0:
+            raise BlockIOError(f"the disk ended at offset {offset + done} while being sent: "
+                               "was it resized during the export?")
+        done += n
+    return True
 
 
 def _write_zeros(disk: Disk, offset: int, length: int) -> None:

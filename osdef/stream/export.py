@@ -11,6 +11,14 @@ extent, its size counted from the map (osdef.stream.extents.ExtentPlan, one
 read of the data); any other disk, and zstd output, needs a pre-scan of the
 data (osdef.stream.extents.Scan).  Without a ``size_fd`` nothing is announced
 and all-zero blocks are dropped even inside allocated extents.
+
+Uncompressed output takes each record's data by sendfile from the disk's page
+cache, where the read that checksummed it left it (blockio.send_range): the
+data is copied once (the read) instead of twice; a raw dump is sent without
+being read into the process at all.  The bytes sent are therefore
+the disk's bytes at send time — the same ones for a stopped instance or a
+snapshot, the only disks Ganeti exports; were a disk written to during an
+export, a changed record fails its CRC on import instead of importing silently.
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ import zstandard
 from osdef import __version__
 from osdef.errors import StreamError
 from osdef.stream import format as fmt_
-from osdef.stream.blockio import MiB, Disk, advise_sequential, enlarge_pipe, open_disk, read_at, write_out
+from osdef.stream.blockio import (MiB, Disk, advise_sequential, enlarge_pipe, open_disk, read_at, send_range,
+                                  write_out)
 from osdef.stream.extents import READ_SIZE, Scan, data_pieces, extent_spans, plan_extents, scan_disk
 
 log = logging.getLogger(__name__)
@@ -45,9 +54,24 @@ class _Output:
     def __init__(self, fd: int):
         self.fd = fd
         self.written = 0
+        self._sendfile = True
 
     def write(self, *parts) -> None:
         self.written += write_out(self.fd, *parts)
+
+    def send(self, src_fd: int, offset: int, length: int) -> bool:
+        """Send ``length`` bytes of ``src_fd`` at ``offset`` by sendfile; False if the caller must write them."""
+        if self._sendfile and send_range(self.fd, src_fd, offset, length):
+            self.written += length
+            return True
+        self._sendfile = False
+        return False
+
+    def record(self, head: bytes, data: memoryview, src_fd: int, offset: int) -> None:
+        """Write a record: its header, then its data (``data``, also at ``offset`` of ``src_fd``)."""
+        self.write(head)
+        if not self.send(src_fd, offset, len(data)):
+            self.write(data)
 
     def close(self) -> None:
         pass
@@ -74,6 +98,9 @@ class _ZstdOutput(_Output):
     def write(self, *parts) -> None:
         for p in parts:
             self._zw.write(p)
+
+    def send(self, src_fd: int, offset: int, length: int) -> bool:
+        return False  # the compressor needs the bytes
 
     def close(self) -> None:
         self._zw.close()  # flushes the end of the frame through _sink_write
@@ -120,30 +147,31 @@ def _announce(size_fd: int, size: int) -> None:
         raise StreamError(f"cannot write the expected export size to fd {size_fd} (EXP_SIZE_FD)") from None
 
 
-def _write_sparse(disk: Disk, write, buf: bytearray, metadata: dict, scan: Scan | None) -> None:
+def _write_sparse(disk: Disk, out: _Output, buf: bytearray, metadata: dict, scan: Scan | None) -> None:
     length = fmt_.stream_length(metadata, scan.records, scan.data_bytes) if scan else 0
     enc = fmt_.Encoder(disk.size, metadata, length)
-    write(enc.header)
+    out.write(enc.header)
     for offset, data in data_pieces(disk, buf, scan):
-        write(enc.record(offset, data), data)
-    write(enc.trailer())
+        out.record(enc.record(offset, data), data, disk.fd, offset)
+    out.write(enc.trailer())
 
 
-def _write_extents(disk: Disk, write, buf: bytearray, metadata: dict, length: int) -> None:
+def _write_extents(disk: Disk, out: _Output, buf: bytearray, metadata: dict, length: int) -> None:
     enc = fmt_.Encoder(disk.size, metadata, length)
-    write(enc.header)
-    for offset, data in extent_spans(disk, buf):
-        write(enc.record(offset, data), data)
-    write(enc.trailer())
+    out.write(enc.header)
+    for span in extent_spans(disk, buf):
+        out.record(enc.record(span.offset, span.data), span.data, span.fd, span.at)
+    out.write(enc.trailer())
 
 
-def _write_raw(disk: Disk, write, buf: bytearray) -> None:
+def _write_raw(disk: Disk, out: _Output, buf: bytearray) -> None:
     view = memoryview(buf)
     offset = 0
     while offset < disk.size:
         part = view[:min(len(view), disk.size - offset)]
-        read_at(disk, part, offset)
-        write(part)
+        if not out.send(disk.fd, offset, len(part)):
+            read_at(disk, part, offset)
+            out.write(part)
         offset += len(part)
 
 
@@ -201,11 +229,11 @@ def _export(device, out_fd: int, size_fd: int | None, fmt: str, compression: str
             _announce(size_fd, expected)
         out = _ZstdOutput(out_fd, zstd_level, zstd_threads) if compression == "zstd" else _Output(out_fd)
         if extent_plan is not None:
-            _write_extents(disk, out.write, buf, meta, expected)
+            _write_extents(disk, out, buf, meta, expected)
         elif fmt == "sparse":
-            _write_sparse(disk, out.write, buf, meta, scan)
+            _write_sparse(disk, out, buf, meta, scan)
         else:
-            _write_raw(disk, out.write, buf)
+            _write_raw(disk, out, buf)
         out.close()
     if size_fd is not None and compression == "none" and out.written != expected:
         log.warning("export wrote %d bytes but announced %d: %s changed during the export",

@@ -27,6 +27,7 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from osdef.stream import loopmap
 from osdef.stream.blockio import MiB, BlockIOError, Disk, drop_cache, is_zero, read_at
@@ -109,15 +110,25 @@ def plan_extents(disk: Disk) -> ExtentPlan | None:
     return plan
 
 
-def extent_spans(disk: Disk, buf: bytearray) -> Iterator[tuple[int, memoryview]]:
-    """Yield (offset, data) for every span of the allocation map, in order.
+class Span(NamedTuple):
+    """One span of the disk as read: ``data`` is the disk's bytes at ``offset``, which lie at ``at`` of ``fd``."""
+
+    offset: int
+    data: memoryview
+    fd: int  # the disk, or a loop device's backing file
+    at: int
+
+
+def extent_spans(disk: Disk, buf: bytearray) -> Iterator[Span]:
+    """Yield a Span for every span of the allocation map, in order.
 
     A loop device's spans are read from its backing file (checked and flushed
     by loopmap.open_backing): the same bytes, without the loop driver and a
     second page cache.  Reads run one span ahead on a helper thread (preadv
     releases the GIL), so the disk is read while the caller checksums and
     sends the previous span.  ``buf`` holds two READ_SIZE halves, used in
-    turn: each yielded view is valid until the next one.
+    turn: each yielded view is valid until the next one; the span's ``fd``
+    is open until the generator ends.
     """
     shift, backing_fd = 0, None
     if disk.is_block:
@@ -141,11 +152,11 @@ def extent_spans(disk: Disk, buf: bytearray) -> Iterator[tuple[int, memoryview]]
                 reading = reader.submit(read_at, source, view, shift + offset)
                 if pending is not None:
                     pending[0].result()
-                    yield pending[1], pending[2]
+                    yield Span(pending[1], pending[2], source.fd, shift + pending[1])
                 pending = (reading, offset, view)
             if pending is not None:
                 pending[0].result()
-                yield pending[1], pending[2]
+                yield Span(pending[1], pending[2], source.fd, shift + pending[1])
     finally:
         if backing_fd is not None:
             os.close(backing_fd)

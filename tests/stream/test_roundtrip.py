@@ -260,3 +260,60 @@ def test_export_to_a_closed_pipe_is_one_stream_error(tmp_path):
         assert "\n" not in str(info.value)
     finally:
         os.close(w)
+
+
+@pytest.mark.parametrize("fmt,size_fd", [("sparse", True), ("sparse", False), ("raw", True)])
+def test_sendfile_and_written_output_are_the_same_stream(tmp_path, monkeypatch, fmt, size_fd):
+    """Record data goes out by sendfile; where the kernel refuses (an O_APPEND file: EINVAL)
+    the exporter writes the bytes itself, and the stream is byte for byte the same."""
+    src = Layout(11 * MiB + 5, ((3, 2 * MiB, "random"), (9 * MiB, MiB + 5, "random")), 13).create(tmp_path / "s")
+    calls = []
+    real_sendfile = os.sendfile
+
+    def counting_sendfile(*args):
+        calls.append(args)
+        return real_sendfile(*args)
+
+    monkeypatch.setattr(os, "sendfile", counting_sendfile)
+    streams = []
+    for name, flags in (("plain", 0), ("append", os.O_APPEND)):
+        fd = os.open(tmp_path / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | flags, 0o600)
+        size_r, size_w = os.pipe() if size_fd else (None, None)
+        try:
+            n = export_disk(src, fd, size_fd=size_w, fmt=fmt)
+        finally:
+            os.close(fd)
+            for x in (size_r, size_w):
+                if x is not None:
+                    os.close(x)
+        streams.append(read_all(tmp_path / name))
+        assert n == len(streams[-1])
+        if name == "plain":
+            sent = len(calls)
+            assert sent > 0, "no record data went out by sendfile"
+    assert len(calls) == sent + 1, "the O_APPEND export should try sendfile once, then write"
+    assert streams[0] == streams[1]
+    tgt = fill_random(tmp_path / "t", src.stat().st_size)
+    import_from_file(tmp_path / "plain", tgt)
+    assert_restored(src, tgt)
+
+
+def test_a_disk_written_during_export_fails_its_checksum_on_import(tmp_path, monkeypatch):
+    """sendfile sends the page cache's bytes as they are at send time: a disk changed between
+    the checksumming read and the send gives a record the importer refuses, never a silent import."""
+    from osdef.stream import export as export_mod
+
+    src = Layout(6 * MiB, ((0, 3 * MiB, "random"),), 17).create(tmp_path / "s")
+    real_send = export_mod.send_range
+
+    def write_then_send(out_fd, src_fd, offset, length):
+        with open(src, "r+b") as f:
+            f.seek(offset + 100)
+            f.write(b"changed under the exporter")
+        return real_send(out_fd, src_fd, offset, length)
+
+    monkeypatch.setattr(export_mod, "send_range", write_then_send)
+    export_to_file(src, tmp_path / "stream")
+    tgt = fill_random(tmp_path / "t", 6 * MiB)
+    with pytest.raises(StreamError, match="checksum mismatch in record 1"):
+        import_from_file(tmp_path / "stream", tgt)
