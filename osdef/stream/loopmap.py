@@ -1,10 +1,17 @@
-"""The allocation map of a loop device, taken from its backing file.
+"""A loop device's backing file: its allocation map for export, its bytes for import.
 
 A block device has no SEEK_DATA, so an exporter must read all of it.  A loop
 device (what osdef's ExtStorage provider and its snapshots are) is the
 exception: its data lives in a regular file whose holes SEEK_DATA can list.
 Ranges outside the backing file's data extents read as zeros through the
-device, so only the extents need to be read (still through the device).
+device, so only the extents need to be read.
+
+Import writes a loop device through its backing file too (``open_backing``
+with ``write=True``): one page cache instead of the device's and the file's,
+whose write-out runs one after the other (1.1 GiB from memory, fsync'ed:
+2.2-2.9 s through the device, 1.1-1.3 s into the file).  Only for a loop
+device at offset 0 without a size limit; ``drop_device_cache`` then discards
+the device's cached pages, which would otherwise still show the old bytes.
 
 Used only when everything checks out: a whole loop device (not a partition),
 its backing file found under ``/sys/dev/block/M:N/loop/backing_file`` and
@@ -24,6 +31,8 @@ from collections.abc import Iterator
 
 LOOP_MAJOR = 7
 LOOP_GET_STATUS64 = 0x4C05
+LO_FLAGS_READ_ONLY = 1
+BLKFLSBUF = 0x1261
 # struct loop_info64: lo_device, lo_inode, lo_rdevice, lo_offset, lo_sizelimit (u64 each),
 # lo_number, lo_encrypt_type, lo_encrypt_key_size, lo_flags (u32 each), names and key (160 bytes),
 # lo_init[2] (u64 each): 232 bytes.
@@ -63,14 +72,22 @@ def backing_ranges(fd: int, size: int) -> Iterator[tuple[int, int]] | None:
     return _closing(bfd, backing_extents(bfd, lo_offset, size))
 
 
-def open_backing(fd: int, size: int) -> tuple[int, int] | None:
-    """(read-only fd of the backing file, loop offset) once everything checks out, else None.
+def open_backing(fd: int, size: int, *, write: bool = False) -> tuple[int, int] | None:
+    """(fd of the backing file, loop offset) once everything checks out, else None.
 
     After this the file holds what the device shows (its dirty pages were
     flushed), so its bytes at ``offset + loop offset`` may be read instead of
     the device's: one page cache instead of two.  The caller closes the fd.
+    With ``write`` the file is opened read-write, and only for a writable
+    device at loop offset 0 whose file covers the whole device; after
+    writing, the caller syncs the file and calls ``drop_device_cache``.
     """
-    return _backing_file(fd, size)
+    return _backing_file(fd, size, write)
+
+
+def drop_device_cache(fd: int) -> None:
+    """Discard the loop device's own cached pages (BLKFLSBUF), stale after writes to its backing file."""
+    fcntl.ioctl(fd, BLKFLSBUF, 0)
 
 
 def backing_extents(bfd: int, lo_offset: int, size: int) -> Iterator[tuple[int, int]]:
@@ -78,7 +95,7 @@ def backing_extents(bfd: int, lo_offset: int, size: int) -> Iterator[tuple[int, 
     return _shifted(seek_extents(bfd, lo_offset, lo_offset + size), lo_offset, size)
 
 
-def _backing_file(fd: int, size: int) -> tuple[int, int] | None:
+def _backing_file(fd: int, size: int, write: bool = False) -> tuple[int, int] | None:
     """(open fd of the backing file, loop offset) once everything checks out, else None."""
     try:
         st = os.fstat(fd)
@@ -93,8 +110,11 @@ def _backing_file(fd: int, size: int) -> tuple[int, int] | None:
     except OSError:
         return None
     lo_device, lo_inode, _, lo_offset, lo_sizelimit = info[:5]
+    lo_flags = info[8]
+    if write and (lo_offset or lo_sizelimit or lo_flags & LO_FLAGS_READ_ONLY):
+        return None  # writes stay on the device: no offset arithmetic behind the driver's back
     try:
-        bfd = os.open(backing, os.O_RDONLY | os.O_CLOEXEC)
+        bfd = os.open(backing, (os.O_RDWR if write else os.O_RDONLY) | os.O_CLOEXEC)
     except OSError:
         return None  # e.g. "… (deleted)", or a path in another mount namespace
     try:
@@ -104,6 +124,8 @@ def _backing_file(fd: int, size: int) -> tuple[int, int] | None:
             raise LookupError("not the file the driver holds")
         if lo_sizelimit and lo_sizelimit < size:
             raise LookupError("the device would be smaller than it says: do not guess")
+        if write and bst.st_size < lo_offset + size:
+            raise LookupError("the file does not cover the device")
         try:
             os.lseek(bfd, 0, os.SEEK_DATA)  # does the backing filesystem answer SEEK_DATA at all?
         except OSError as e:

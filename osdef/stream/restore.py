@@ -7,6 +7,10 @@ blocks are zeroed cheaply (punched in files, BLKZEROOUT on block devices) and
 the tail beyond the source is zeroed, so the result is byte-identical to the
 source even on a target full of old data.
 
+A loop device is written through its backing file where osdef.stream.loopmap
+allows it (the same bytes, one page cache instead of two); its own cached
+pages are dropped afterwards, on success and on failure alike.
+
 On any failure the target's first and last MiB are zeroed (no partition
 table, no backup GPT: the half-written disk can never boot or pass as good)
 and a StreamError with one line is raised.
@@ -24,6 +28,7 @@ import zstandard
 
 from osdef.errors import StreamError
 from osdef.stream import format as fmt_
+from osdef.stream import loopmap
 from osdef.stream.blockio import ZEROS, MiB, Disk, advise_sequential, enlarge_pipe, is_zero, open_disk, \
     start_writeback, sync, write_at, write_out, zero_range
 from osdef.stream.extents import nonzero_runs
@@ -226,15 +231,38 @@ def _signals_raise():
 def import_disk(in_fd: int, device: str | os.PathLike, *, size_fd: int | None = None) -> ImportResult:
     """Restore the stream read from ``in_fd`` onto ``device``; see the module docstring."""
     disk = open_disk(device, write=True)
+    target = disk
     try:
+        target = _backing_target(disk)
         with _signals_raise():
-            return _import(in_fd, disk, size_fd)
+            return _import(in_fd, target, size_fd)
     except (StreamError, OSError) as e:
         message = str(e) if isinstance(e, StreamError) else f"import onto {disk.path} failed: {e}"
-        _wipe(disk)
+        _wipe(target)
         raise StreamError(f"{message} (the first and last MiB of {disk.path} were zeroed)") from None
     finally:
+        if target is not disk:
+            target.close()
+            _drop_device_cache(disk)
         disk.close()
+
+
+def _backing_target(disk: Disk) -> Disk:
+    """The loop device's backing file as the disk to write, where loopmap allows it; else ``disk``."""
+    if not disk.discard_zeroes:  # only loop devices
+        return disk
+    backing = loopmap.open_backing(disk.fd, disk.size, write=True)
+    if backing is None:
+        return disk
+    return Disk(disk.path, backing[0], disk.size, False)
+
+
+def _drop_device_cache(disk: Disk) -> None:
+    try:
+        loopmap.drop_device_cache(disk.fd)
+    except OSError as e:
+        raise StreamError(f"cannot drop the cached pages of {disk.path} after the import: {e.strerror}; "
+                          f"run `blockdev --flushbufs {disk.path}` before using it") from None
 
 
 def _import(in_fd: int, disk: Disk, size_fd: int | None) -> ImportResult:

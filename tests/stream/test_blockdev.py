@@ -166,24 +166,81 @@ def test_zero_range_on_block_device_handles_unaligned_edges(loops, tmp_path):
     assert read_all(tmp_path / "t")[100:5100] == bytes(5000)
 
 
-def test_import_onto_a_loop_device_keeps_its_backing_file_sparse(loops, tmp_path):
-    """Holes become discards (punched holes in the backing file), not BLKZEROOUT (which allocates)."""
+def _device_writes_only(monkeypatch):
+    """Make import write through the loop device, as for a loop device loopmap will not map."""
+    real = loopmap.open_backing
+    monkeypatch.setattr(loopmap, "open_backing",
+                        lambda fd, size, write=False: None if write else real(fd, size))
+
+
+@pytest.mark.parametrize("via", ["backing file", "device"])
+def test_import_onto_a_loop_device_keeps_its_backing_file_sparse(loops, tmp_path, monkeypatch, via):
+    """Holes become punched holes in the backing file (through the device: discards), never
+    BLKZEROOUT (which allocates)."""
     src = Layout(64 * MiB, ((MiB + 512, 100_000, "random"), (40 * MiB, 3 * MiB, "random")), 11).create(tmp_path / "s")
     export_to_file(src, tmp_path / "stream")
     backing = fill_random(tmp_path / "t", 64 * MiB, seed=3)  # old data everywhere
     dev = loops.attach(backing)
     with blockio.open_disk(dev, write=True) as disk:
         assert disk.discard_zeroes
+    if via == "device":
+        _device_writes_only(monkeypatch)
     import_from_file(tmp_path / "stream", dev)
     assert_restored(src, dev)
     allocated = backing.stat().st_blocks * 512
     assert allocated < 5 * MiB, allocated  # the data (~3.1 MiB), not the 64 MiB of old data
 
 
+def test_import_through_the_backing_file_leaves_no_stale_device_pages(loops, tmp_path, monkeypatch):
+    """The device's page cache held the old bytes; after the import, reads through it see the new ones.
+
+    A holder keeps the device open throughout (the last close would drop the cache anyway)."""
+    size = 12 * MiB
+    src = Layout(size, ((5000, 3 * MiB, "random"), (9 * MiB, MiB, "random")), 21).create(tmp_path / "s")
+    export_to_file(src, tmp_path / "stream")
+    dev = loops.attach(fill_random(tmp_path / "t", size, seed=6))
+    opened = []
+    real = loopmap.open_backing
+
+    def spy(fd, size, write=False):
+        opened.append(write)
+        return real(fd, size, write=write)
+
+    monkeypatch.setattr(loopmap, "open_backing", spy)
+    holder = os.open(dev, os.O_RDONLY)
+    try:
+        old = os.pread(holder, size, 0)  # the device's own page cache now holds the old bytes
+        import_from_file(tmp_path / "stream", dev)
+        new = os.pread(holder, size, 0)
+    finally:
+        os.close(holder)
+    assert opened == [True], "the import did not write through the backing file"
+    assert new != old and new == read_all(src)
+
+
+def test_a_loop_device_with_an_offset_is_written_through_the_device(loops, tmp_path):
+    src = Layout(4 * MiB, ((100, 2 * MiB, "random"),), 22).create(tmp_path / "s")
+    export_to_file(src, tmp_path / "stream")
+    backing = fill_random(tmp_path / "t", 6 * MiB, seed=7)
+    head = read_all(backing)[:MiB]
+    dev = subprocess.run(["losetup", "-f", "--show", "-o", str(MiB), str(backing)], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    loops.devices.append(dev)
+    with blockio.open_disk(dev, write=True) as disk:
+        assert loopmap.open_backing(disk.fd, disk.size, write=True) is None
+        bfd, shift = loopmap.open_backing(disk.fd, disk.size)  # reading it stays allowed
+        os.close(bfd)
+        assert shift == MiB
+    import_from_file(tmp_path / "stream", dev)
+    assert_restored(src, dev)
+    assert read_all(backing)[:MiB] == head  # the bytes before the loop offset are not the device's
+
+
 def test_blkzeroout_fallback_when_discard_is_refused(loops, tmp_path, monkeypatch):
     src = Layout(8 * MiB, ((3 * MiB + 100, 5000, "random"),), 12).create(tmp_path / "s")
     export_to_file(src, tmp_path / "stream")
     dev = loops.attach(fill_random(tmp_path / "t", 8 * MiB, seed=4))
+    _device_writes_only(monkeypatch)
     monkeypatch.setattr(blockio, "_blkdiscard", lambda disk, offset, length: False)
     import_from_file(tmp_path / "stream", dev)
     assert_restored(src, dev)
