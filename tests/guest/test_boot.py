@@ -1,7 +1,8 @@
 """The created disk boots: debian-12 (DIB filesystem image) → create → qemu (TCG) → `<hostname> login:`.
 
 After the boot the disk is read back through libguestfs: the first-boot
-steps ran (fresh SSH host keys, a new machine-id).  Two boots cover
+steps ran (fresh SSH host keys, a new machine-id, on BIOS grub-pc's install
+device in debconf).  Two boots cover
 BIOS on gpt with osdef's own grub.cfg, and EFI (OVMF) on msdos with the guest's
 update-grub.  The BIOS disk is the image's second create: its boot area comes
 from the cache the first create's grub-install filled (osdef.guest.bootarea).
@@ -31,6 +32,8 @@ GiB = 1 << 30
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 LOGIN_TIMEOUT = 240  # s; ~60 s on an idle 2-core machine under TCG
+GRUB_PC_MESSAGE = b"osdef: grub-pc upgrades install GRUB to /dev/vda"
+DEBCONF_CONFIG = "/var/cache/debconf/config.dat"
 
 
 def _debian12():
@@ -140,14 +143,33 @@ def test_created_disk_boots_to_a_login_prompt(tmp_path, settings, table, boot, g
         # key generation may still run after the prompt (RSA under TCG is slow)
         keys = qemu.wait_for(b"osdef: SSH host keys generated:", LOGIN_TIMEOUT)
         assert keys, f"no SSH host key message on the console; serial log ends:\n{qemu.tail()}"
+        if boot == "bios":  # printed before logins are allowed
+            assert qemu.wait_for(GRUB_PC_MESSAGE, 1), f"no grub-pc message; serial log ends:\n{qemu.tail()}"
     finally:
         qemu.powerdown()
 
+    debconf: dict[str, str | None] = {}
     view = read_back(disk, settings, paths=("/etc/ssh/ssh_host_ed25519_key",
-                                            "/etc/systemd/system/osdef-ssh-host-keys.service"))
+                                            "/etc/systemd/system/osdef-ssh-host-keys.service"),
+                     then=lambda s: debconf.update(config=s.read_text_or_none(DEBCONF_CONFIG)))
     assert view.files["/etc/hostname"] == "boot-test\n"
     assert re.fullmatch(r"[0-9a-f]{32}\n", view.files["/etc/machine-id"] or ""), view.files["/etc/machine-id"]
     assert view.exists["/etc/ssh/ssh_host_ed25519_key"]  # made on first boot by osdef's unit
     assert "console=ttyS0,115200" in view.files["/etc/default/grub"]
     if boot == "efi":
         assert "/boot/efi\tvfat" in view.files["/etc/fstab"]
+    # a grub-pc upgrade in this guest reinstalls GRUB on its virtio disk without asking (BIOS)
+    stanza = _debconf_stanza(debconf["config"] or "", "grub-pc/install_devices")
+    if boot == "bios":
+        assert stanza.get("Value") == "/dev/vda" and "seen" in stanza.get("Flags", ""), stanza
+    else:
+        assert not stanza.get("Value"), stanza
+
+
+def _debconf_stanza(config: str, name: str) -> dict[str, str]:
+    """One question's fields from debconf's config.dat (RFC 822-like stanzas)."""
+    for block in config.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if fields.get("Name") == name:
+            return fields
+    return {}
