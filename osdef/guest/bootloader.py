@@ -99,7 +99,7 @@ def render_grub_cfg(defaults: GrubDefaults, root_uuid: str, kernel: str, initrd:
     terminals = defaults.terminal.split() or ["console"]
     lines = [
         "# written by osdef at create time; the guest's update-grub replaces it on kernel upgrades",
-        f"set default=0",
+        "set default=0",
         f"set timeout={defaults.timeout}",
     ]
     if "serial" in terminals:
