@@ -10,8 +10,10 @@ Layout (all integers big-endian)::
 
 * ``stream_length`` is the exact length of the whole uncompressed stream, or 0
   when the exporter did not know it in advance (no pre-scan).
-* A record's ``crc`` is CRC-32 (zlib) over its offset and length fields and its
-  data: ~5.6 GB/s here, so checksumming never limits the 45 MB/s transport.
+* A record's ``crc`` is CRC-32 (zlib's polynomial and values) over its offset
+  and length fields and its data, computed by ISA-L (the ``isal`` package,
+  ~20 GiB/s here) where installed, else by zlib (~2.9 GiB/s here: a third of
+  a local 1 GiB import's time), so checksumming never limits a transfer.
   It detects corruption; integrity against an attacker is the job of Ganeti's
   TLS transport, so a cryptographic hash per byte (blake2b ~1 GB/s) would only
   cost time.
@@ -31,6 +33,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from osdef.errors import StreamError
+
+try:  # the same CRC-32 as zlib.crc32, SIMD-accelerated (~7 × faster here)
+    from isal.isal_zlib import crc32 as data_crc32
+except ImportError:  # a node without the isal wheel still works, slower
+    from zlib import crc32 as data_crc32
 
 MAGIC = b"\x89OSDEF\r\n"
 VERSION = 1
@@ -127,7 +134,7 @@ def encode_header(disk_size: int, metadata: dict, length: int = 0) -> bytes:
 
 def record_crc(offset: int, data) -> int:
     """CRC-32 over a record's offset and length fields and its data."""
-    return zlib.crc32(data, zlib.crc32(_FIELDS.pack(offset, len(data))))
+    return data_crc32(data, zlib.crc32(_FIELDS.pack(offset, len(data))))
 
 
 def encode_record_header(offset: int, data) -> bytes:

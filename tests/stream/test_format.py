@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zlib
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -127,3 +128,17 @@ def test_decoder_rejects_overlapping_records():
     stream = enc.header + a + b"abc" + b + b"z" + f.encode_trailer(2, 4, b"\0" * 32)
     with pytest.raises(f.FormatError, match="record 2"):
         decode(stream)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=70_000), st.integers(0, 2**32 - 1))
+def test_record_crc_is_zlibs_crc32_whichever_implementation_computes_it(data, start):
+    """isal's CRC-32 (used when installed) and zlib's must agree: streams stay readable across nodes."""
+    assert f.data_crc32(data, start) == zlib.crc32(data, start)
+    assert f.record_crc(5 * 4096, data) == zlib.crc32(data, zlib.crc32((5 * 4096).to_bytes(8, "big")
+                                                                     + len(data).to_bytes(8, "big")))
+
+
+def test_the_accelerated_crc_is_in_use():
+    """`make test` installs isal (a dependency): the slow fallback must not go unnoticed."""
+    assert f.data_crc32.__module__ == "isal.isal_zlib"
