@@ -318,19 +318,21 @@ def run_all(disk: dict, work: Path, repeat: int) -> dict:
                                 f"qemu-img convert -O qcow2 {loop} {lq} && sync -f {lq}", repeat)
         res["l_qemu"].stream = lq.stat().st_size
         lq.unlink()
+        def fresh_loop_target() -> None:  # every writer below starts from an all-hole backing file
+            sh(f"fallocate -p -o 0 -l {size} {ltgt_file} && blockdev --flushbufs {ltgt}")
+
         res["li_dd"] = measure(Run("`dd bs=4M conv=fsync` (raw)"),
-                               f"dd if={src} of={ltgt} bs=4M conv=fsync status=none", repeat)
+                               f"dd if={src} of={ltgt} bs=4M conv=fsync status=none", repeat,
+                               before=fresh_loop_target)
         res["li_dd"].data_bytes = size
         res["li_dd_data"] = measure(Run(f"`dd bs=4M conv=fsync` of {fmt_size(disk['allocated'])} of non-zero "
                                         "data (reference)"),
                                     f"dd if={dense} of={ltgt} bs=4M conv=fsync status=none", repeat,
-                                    before=lambda: sh(f"fallocate -p -o 0 -l {size} {ltgt_file} && "
-                                                      f"blockdev --flushbufs {ltgt}"))
+                                    before=fresh_loop_target)
         res["li_dd_data"].data_bytes = disk["allocated"]
         res["li_osdef_fresh"] = measure(Run("osdef sparse onto a fresh target (sparse backing file)"),
                                         f"{q} import {ltgt} < {work}/s.osdef", repeat, parse_json=True,
-                                        before=lambda: sh(f"fallocate -p -o 0 -l {size} {ltgt_file} && "
-                                                          f"blockdev --flushbufs {ltgt}"))
+                                        before=fresh_loop_target)
         sh(f"cmp {src} {ltgt}")
         res["li_osdef"] = measure(Run("osdef sparse onto a dirty target (holes: discard)"),
                                   f"{q} import {ltgt} < {work}/s.osdef", repeat, parse_json=True,
@@ -466,19 +468,29 @@ NOTES = [
     "compression squeezes them. Until 2026-12 osdef pre-scanned files too, to drop those blocks; on this disk "
     "that saved nothing (the stream was 1,030 MiB either way: the 65 MiB between SEEK_DATA's extents and the "
     "allocated size are unwritten extents mkfs fallocated, which SEEK_DATA already skips), but the data was "
-    "read twice. Reads now run one 8 MiB span ahead on a helper thread, overlapping the CRC and the pipe "
-    "writes.",
+    "read twice. Reads run one 8 MiB span ahead on a helper thread, overlapping the CRC; since 2026-12-01 "
+    "the checksummed data goes into the pipe by sendfile from the page cache the read left it in, copied "
+    "once instead of twice (export 1.44 s → 1.28 s and 0.72 × → 0.82 × the raw extent read rate in the "
+    "runs before and after the change; 0.77-1.12 × in the four runs of that day, the reference read itself "
+    "varying 1.05-1.45 s; a raw export is not read into the process at all: 10.76 s → 5.70 s).",
     "- Block devices other than loop devices have no allocation map (SEEK_DATA fails with EINVAL), so every "
     "exporter — dd, qemu-img, osdef — must read the whole device; 0.2 × dd is out of reach there (see the "
     "unmapped rows), and what osdef saves is the bytes sent (stream ≈ data, not the device size). The pre-scan "
     "reads the device once; the streaming pass re-reads only the chunks that held data (zero chunks are "
     "dropped from the page cache as they are scanned).",
-    "- Import onto the loop device is below 0.8 × dd per data byte. Profiling a 1 GiB import onto a fresh "
-    "loop device (2.0 s): final fsync 0.94 s, CRC checks 0.38 s, pwrite 0.31 s, reading the stream 0.25 s, "
-    "all in one thread; dd's 10 GiB get background writeback while it writes (they exceed the dirty "
-    "threshold), osdef's 1 GiB did not. Starting the write-out every 8 MiB (sync_file_range) brought that "
-    "import to 1.7 s and is kept. A writer thread (records copied to it, so the CRC checks overlap the "
-    "writes) was tried and gave no gain on 2 vCPUs (2.3-2.8 s vs 2.0-2.4 s, same run), so it was not kept.",
+    "- Import onto a loop device writes its backing file (loop offset 0, no size limit; the device's cached "
+    "pages are dropped afterwards). Through the device, the loop driver's page cache is written out into the "
+    "file's page cache and then to disk, one after the other: 1.1 GiB from memory with fsync took 2.2-2.9 s "
+    "onto a fresh loop device, 1.3-1.9 s with O_DIRECT, 1.1-1.3 s into the file (dd, 2026-12-01). Since that "
+    "day the `dd` raw loop import rows also start from an all-hole backing file every run; before, runs 2-3 "
+    "overwrote the blocks run 1 had allocated, which flattered dd (904 MiB/s then). In the three runs of "
+    "2026-12-01 after the change the loop import measured 0.76-0.86 × dd's raw rate (0.67-0.69 × before): "
+    "a 1 GiB import reads ~1 GiB and writes ~1 GiB on the same virtual disk (reading the stream alone: "
+    "~1.0 s, cache dropped), where dd's 10 GiB stream keeps the disk writing while it reads; against dd "
+    "writing the same non-zero bytes it is at or above 1 ×. Record CRCs are computed by ISA-L (isal) since "
+    "that day: 0.45-0.51 s → 0.07 s per GiB imported. Tried without a clear gain: a writer thread, a "
+    "read-ahead thread for the stream (1.36-1.55 s vs 1.52-1.8 s, within this machine's noise), WILLNEED "
+    "read-ahead. Kept: starting the write-out every 8 MiB (sync_file_range; 2.0 s → 1.7 s when added).",
     "- ganeti-instance-debootstrap's export is `dump -0` of the ext filesystem: it sends only files (not the "
     "deleted-file blocks, no partition table, no boot sector), announces no size on EXP_SIZE_FD, and needs an "
     "ext2/3/4 filesystem directly on the disk (`PARTITION_STYLE=none`; its msdos path needs kpartx/device-mapper, "
