@@ -15,6 +15,8 @@ retries on the next boot.  EFI guests need nothing: without
 /boot/grub/i386-pc/core.img grub-pc's postinst leaves the boot code alone.
 """
 
+from osdef.guest.distro import has_systemd
+
 NAME = "grub-pc-install-device"
 
 SCRIPT_PATH = "/usr/local/sbin/osdef-grub-pc-install-device"
@@ -66,7 +68,7 @@ def run(ctx):
     if not g.exists("/var/lib/dpkg/info/grub-pc.postinst"):
         ctx.log("grub-pc is not a package of this guest: no install device to record")
         return
-    if not (g.exists("/lib/systemd/systemd") or g.exists("/usr/lib/systemd/systemd")):
+    if not has_systemd(g):
         ctx.log("warning: the guest has no systemd; before upgrading grub-pc in it, run "
                 "`dpkg-reconfigure grub-pc` and choose the boot disk")
         return

@@ -70,6 +70,11 @@ def facts_from(os_release: str | None, present: set[str] | frozenset[str]) -> Di
     )
 
 
+def has_systemd(session: GuestSession) -> bool:
+    """The mounted guest boots with systemd (one of SYSTEMD_MARKERS exists)."""
+    return any(session.exists(p) for p in SYSTEMD_MARKERS)
+
+
 def read_facts(session: GuestSession) -> DistroFacts:
     """Read the facts from the mounted guest."""
     os_release = (session.read_text_or_none("/etc/os-release")

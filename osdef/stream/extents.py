@@ -152,11 +152,11 @@ def extent_spans(disk: Disk, buf: bytearray) -> Iterator[Span]:
                 reading = reader.submit(read_at, source, view, shift + offset)
                 if pending is not None:
                     pending[0].result()
-                    yield Span(pending[1], pending[2], source.fd, shift + pending[1])
-                pending = (reading, offset, view)
+                    yield pending[1]
+                pending = (reading, Span(offset, view, source.fd, shift + offset))
             if pending is not None:
                 pending[0].result()
-                yield Span(pending[1], pending[2], source.fd, shift + pending[1])
+                yield pending[1]
     finally:
         if backing_fd is not None:
             os.close(backing_fd)

@@ -249,9 +249,9 @@ def import_disk(in_fd: int, device: str | os.PathLike, *, size_fd: int | None = 
 
 def _backing_target(disk: Disk) -> Disk:
     """The loop device's backing file as the disk to write, where loopmap allows it; else ``disk``."""
-    if not disk.discard_zeroes:  # only loop devices
+    if not disk.is_block:
         return disk
-    backing = loopmap.open_backing(disk.fd, disk.size, write=True)
+    backing = loopmap.open_backing(disk.fd, disk.size, write=True)  # None unless a loop device
     if backing is None:
         return disk
     return Disk(disk.path, backing[0], disk.size, False)
