@@ -38,3 +38,15 @@ class GuestError(OsdefError):
 
 class StreamError(OsdefError):
     """An export/import stream is corrupt, truncated, foreign or unwritable."""
+
+
+QUOTE_LIMIT = 100
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``value`` for an error line: repr-quoted (newlines and control characters escaped), at most
+    ``limit`` characters of it, with the full length said when it was cut."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text)} characters)"

@@ -15,7 +15,7 @@ import stat
 import struct
 from dataclasses import dataclass
 
-from osdef.errors import StreamError
+from osdef.errors import StreamError, quote
 from osdef.stream import loopmap
 
 MiB = 1024 * 1024
@@ -81,16 +81,17 @@ def fd_size(fd: int) -> tuple[int, bool]:
 def open_disk(path: str | os.PathLike, *, write: bool) -> Disk:
     """Open a file or block device (never creating or truncating it)."""
     name = os.fspath(path)
-    try:
-        fd = os.open(name, (os.O_RDWR if write else os.O_RDONLY) | os.O_CLOEXEC)
+    try:  # O_NONBLOCK: opening a FIFO without a writer (or a tty) must not hang; it is refused below
+        fd = os.open(name, (os.O_RDWR if write else os.O_RDONLY) | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as e:
-        raise BlockIOError(f"cannot open disk {name}: {e.strerror}") from None
+        raise BlockIOError(f"cannot open disk {quote(name)}: {e.strerror}") from None
     try:
         size, is_block = fd_size(fd)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
     except (OSError, BlockIOError) as e:
         os.close(fd)
         reason = e.strerror if isinstance(e, OSError) else "not a regular file or block device"
-        raise BlockIOError(f"cannot use disk {name}: {reason}") from None
+        raise BlockIOError(f"cannot use disk {quote(name)}: {reason}") from None
     return Disk(name, fd, size, is_block, discard_zeroes=write and is_block and loopmap.is_loop_device(fd))
 
 

@@ -92,7 +92,7 @@ class _ZstdOutput(_Output):
 
     def __init__(self, fd: int, level: int, threads: int):
         super().__init__(fd)
-        cctx = zstandard.ZstdCompressor(level=level, threads=threads)
+        cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
         self._zw = cctx.stream_writer(_Sink(self._sink_write), closefd=False, write_size=MiB)
 
     def write(self, *parts) -> None:

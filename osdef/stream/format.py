@@ -45,6 +45,7 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 DETECT_BYTES = len(MAGIC)
 
 MAX_METADATA = 64 * 1024
+MAX_METADATA_DEPTH = 8  # nesting of the header's JSON (ours is flat): bounded before parsing
 MAX_RECORD = 16 * 1024 * 1024
 
 _FIXED = struct.Struct(">8sHHQQI")
@@ -83,29 +84,6 @@ class Trailer:
 
     record_count: int
     data_bytes: int
-
-
-# Containers that are certainly not a raw disk (a disk starts with boot code, zeros or a filesystem).
-FOREIGN_MAGICS = (
-    (b"QFI\xfb", "qcow2 image"),
-    (b"KDMV", "VMDK image"),
-    (b"vhdxfile", "VHDX image"),
-    (b"\x1f\x8b", "gzip file"),
-    (b"\xfd7zXZ\x00", "xz file"),
-    (b"\x04\x22\x4d\x18", "lz4 file"),
-)
-
-
-def detect(prefix: bytes) -> str:
-    """Classify input by its first bytes: 'stream', 'zstd', 'raw', or the name of a foreign container."""
-    if prefix.startswith(MAGIC):
-        return "stream"
-    if prefix.startswith(ZSTD_MAGIC):
-        return "zstd"
-    for magic, name in FOREIGN_MAGICS:
-        if prefix.startswith(magic):
-            return name
-    return "raw"
 
 
 def _encode_metadata(metadata: dict) -> bytes:
@@ -210,14 +188,40 @@ def decode_header(read: ReadExact) -> Header:
     (crc,) = _CRC.unpack(_need(read, _CRC.size, "header", _FIXED.size + meta_len))
     if crc != zlib.crc32(fixed + meta) or flags != 0:
         raise FormatError("stream header is corrupt (checksum mismatch)")
+    if _json_depth(meta) > MAX_METADATA_DEPTH:
+        raise FormatError(f"stream header is corrupt (metadata nested deeper than {MAX_METADATA_DEPTH})")
     try:
         metadata = json.loads(meta)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise FormatError("stream header is corrupt (metadata is not JSON)") from None
+    if not isinstance(metadata, dict):
+        raise FormatError("stream header is corrupt (metadata is not a JSON object)")
     raw = fixed + meta + _CRC.pack(crc)
     if length and length < len(raw) + TRAILER_SIZE:
         raise FormatError(f"stream header is corrupt (stream length {length})")
     return Header(disk_size, length, metadata, raw)
+
+
+def _json_depth(text: bytes) -> int:
+    """Deepest nesting of [ and { in JSON text (string contents skipped), without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 @dataclass

@@ -1,7 +1,11 @@
 """Import a stream from a file descriptor onto a disk (file or block device).
 
-The input is auto-detected: our sparse stream, a zstd-compressed stream (or
-compressed raw dump), or anything else as a raw byte dump (``dd`` compatible).
+The input is classified by osdef.stream.sniff: our sparse stream, a
+zstd-compressed stream (or compressed raw dump), or a raw byte dump (``dd``
+compatible) — the latter only when it is plausibly one (never a damaged
+stream; whole 512-byte sectors, at least 1 MiB).  A zstd input must end at
+the end of a frame (osdef.stream.zstdframes) and its frames' content
+checksums are verified by the decoder.
 Every byte of the target ends up defined: data is written, holes and all-zero
 blocks are zeroed cheaply (punched in files, BLKZEROOUT on block devices) and
 the tail beyond the source is zeroed, so the result is byte-identical to the
@@ -11,9 +15,12 @@ A loop device is written through its backing file where osdef.stream.loopmap
 allows it (the same bytes, one page cache instead of two); its own cached
 pages are dropped afterwards, on success and on failure alike.
 
-On any failure the target's first and last MiB are zeroed (no partition
-table, no backup GPT: the half-written disk can never boot or pass as good)
-and a StreamError with one line is raised.
+On any failure after the first write — a StreamError, any other exception,
+SIGTERM, SIGINT or SIGHUP — the target's first and last MiB are zeroed (no
+partition table, no backup GPT: the half-written disk can never boot or pass
+as good) with those signals held off until the wipe is done, and a
+StreamError with one line is raised.  A failure before the first write
+leaves the target untouched and says so.
 """
 
 from __future__ import annotations
@@ -26,9 +33,9 @@ from dataclasses import dataclass
 
 import zstandard
 
-from osdef.errors import StreamError
+from osdef.errors import StreamError, quote
 from osdef.stream import format as fmt_
-from osdef.stream import loopmap
+from osdef.stream import loopmap, sniff, zstdframes
 from osdef.stream.blockio import ZEROS, MiB, Disk, advise_sequential, enlarge_pipe, is_zero, open_disk, \
     start_writeback, sync, write_at, write_out, zero_range
 from osdef.stream.extents import nonzero_runs
@@ -47,6 +54,16 @@ class ImportResult:
     input_bytes: int  # bytes read from in_fd
     records: int  # data records (stream) or 0 (raw)
     metadata: dict
+    unchecksummed_frames: int = 0  # zstd frames that carried no content checksum
+
+    @property
+    def verified(self) -> str:
+        """What was proven about the data, in a few words for the import's output line."""
+        if self.kind == "stream":
+            return "every record CRC, the stream digest and the trailer verified"
+        if self.compressed and not self.unchecksummed_frames:
+            return "raw dump: no checksum of its own, the zstd content checksum verified"
+        return "raw dump: no checksum, the data could not be verified"
 
     def __str__(self) -> str:
         source = ("zstd-compressed " if self.compressed else "") + ("osdef stream" if self.kind == "stream"
@@ -101,13 +118,27 @@ class _FdSource:
         return bytes(buf[:got])
 
 
+class _WalkedSource:
+    """The compressed bytes of a zstd input, each shown to a FrameWalker on its way to the decoder."""
+
+    def __init__(self, source: _FdSource):
+        self._source = source
+        self.walker = zstdframes.FrameWalker()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._source.read(n)
+        self.walker.feed(data)
+        return data
+
+
 class _Reader:
     """Exact reads into one reusable buffer, over an fd source or a decompressor."""
 
-    def __init__(self, source, prefix: bytes = b""):
+    def __init__(self, source, prefix: bytes = b"", at_eof=None):
         self._source = source
         self._prefix = prefix
         self._buf = bytearray(MiB)
+        self._at_eof = at_eof  # called when the source ends (the zstd framing check)
 
     def read_exact(self, n: int) -> memoryview:
         if n > len(self._buf):
@@ -125,6 +156,8 @@ class _Reader:
             except zstandard.ZstdError as e:
                 raise fmt_.FormatError(f"zstd-compressed import stream is corrupt or truncated ({e})") from None
             if not got:
+                if self._at_eof is not None:
+                    self._at_eof()
                 break
             done += got
         return view[:done]
@@ -147,10 +180,12 @@ class _Target:
         self.end = 0  # everything before this offset is defined
         self.data_bytes = 0
         self.zeroed_bytes = 0
+        self.touched = False  # has anything been written or zeroed on the disk yet?
         self._flushed_to = 0  # write-out of everything before this offset has been started
 
     def write(self, offset: int, data) -> None:
         self.zero_until(offset)
+        self.touched = True
         write_at(self.disk, data, offset)
         self.data_bytes += len(data)
         self.end = offset + len(data)
@@ -162,6 +197,7 @@ class _Target:
         gap = offset - self.end
         if gap <= 0:
             return
+        self.touched = True
         if self.disk.is_block and gap < SMALL_GAP:
             write_at(self.disk, ZEROS[:gap], self.end)
         else:
@@ -190,12 +226,13 @@ def _import_stream(reader: _Reader, target: _Target, size_fd: int | None, compre
     return header.disk_size, decoder.trailer.record_count, header.metadata
 
 
-def _import_raw(reader: _Reader, target: _Target) -> int:
+def _import_raw(reader: _Reader, target: _Target, compressed: bool) -> int:
+    first = reader.read_exact(sniff.MIN_RAW)
+    if len(first) < sniff.MIN_RAW:  # refused before anything is written
+        sniff.check_raw_length(len(first), compressed=compressed)
     offset = 0
-    while True:
-        data = reader.read_exact(MiB)
-        if not data:
-            break
+    data = first
+    while data:
         if offset + len(data) > target.disk.size:
             raise StreamError(f"raw import data is larger than target {target.disk.path} ({target.disk.size} "
                               "bytes): create the instance disk at least as large as the exported one")
@@ -203,48 +240,102 @@ def _import_raw(reader: _Reader, target: _Target) -> int:
             for start, end in nonzero_runs(data, offset):
                 target.write(offset + start, data[start:end])
         offset += len(data)
+        data = reader.read_exact(MiB)
+    sniff.check_raw_length(offset, compressed=compressed)
     return offset
 
 
 class _Interrupted(StreamError):
-    """The import was stopped by a signal (Ganeti aborting the transfer, an admin's ^C)."""
+    """The import was stopped by a signal (Ganeti aborting the transfer, an admin's ^C, a lost terminal)."""
 
 
-def _on_signal(signum, _frame):
-    raise _Interrupted(f"import interrupted by signal {signal.Signals(signum).name}")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
-@contextlib.contextmanager
-def _signals_raise():
-    """Turn SIGTERM/SIGINT into an exception while importing, so the target still gets wiped."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
+class _SignalGuard:
+    """SIGTERM/SIGINT/SIGHUP raise _Interrupted once; during the failure wipe they are held off.
+
+    Only the main thread can have signal handlers: elsewhere the guard does nothing.
+    """
+
+    def __init__(self):
+        self.active = threading.current_thread() is threading.main_thread()
+        self.interrupted = False
+        self.wiping = False  # set as the first statement of the failure path: the handler then only records
+        self._old: dict = {}
+
+    def _handler(self, signum, _frame):
+        if self.interrupted or self.wiping:
+            return  # a second signal, or one during the wipe: the import is failing already
+        self.interrupted = True
+        raise _Interrupted(f"import interrupted by signal {signal.Signals(signum).name}")
+
+    def __enter__(self) -> "_SignalGuard":
+        if self.active:
+            self._old = {sig: signal.signal(sig, self._handler) for sig in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._old.items():
             signal.signal(sig, handler)
 
+    @contextlib.contextmanager
+    def held(self):
+        """Block the stop signals while the body runs (what arrives meanwhile is dropped by the handler)."""
+        self.wiping = True
+        if not self.active:
+            yield
+            return
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
-def import_disk(in_fd: int, device: str | os.PathLike, *, size_fd: int | None = None) -> ImportResult:
-    """Restore the stream read from ``in_fd`` onto ``device``; see the module docstring."""
+
+def import_disk(in_fd: int, device: str | os.PathLike, *, size_fd: int | None = None,
+                expect: str = "auto") -> ImportResult:
+    """Restore the stream read from ``in_fd`` onto ``device``; see the module docstring.
+
+    ``expect`` is the import_format OS parameter: auto, stream (raw refused) or raw (see sniff).
+    """
+    if expect not in sniff.EXPECT:
+        raise StreamError(f"import format {expect!r} is not supported: use one of {', '.join(sniff.EXPECT)}")
     disk = open_disk(device, write=True)
     target = disk
+    progress = None
     try:
-        target = _backing_target(disk)
-        with _signals_raise():
-            return _import(in_fd, target, size_fd)
-    except (StreamError, OSError) as e:
-        message = str(e) if isinstance(e, StreamError) else f"import onto {disk.path} failed: {e}"
-        _wipe(target)
-        raise StreamError(f"{message} (the first and last MiB of {disk.path} were zeroed)") from None
+        with _SignalGuard() as guard:
+            try:
+                target = _backing_target(disk)
+                progress = _Target(target)
+                return _import(in_fd, progress, size_fd, expect)
+            except (Exception, KeyboardInterrupt) as e:
+                guard.wiping = True  # first: a signal from now on must not cut the wipe short
+                with guard.held():
+                    touched = progress is not None and progress.touched
+                    if touched:
+                        _wipe(target)
+                raise StreamError(_failure_line(e, disk, touched)) from None
     finally:
         if target is not disk:
             target.close()
             _drop_device_cache(disk)
         disk.close()
+
+
+def _failure_line(e: BaseException, disk: Disk, touched: bool) -> str:
+    if isinstance(e, StreamError):
+        message = str(e)
+    elif isinstance(e, OSError):
+        message = f"import onto {quote(disk.path)} failed: {e.strerror or e}"
+    elif isinstance(e, KeyboardInterrupt):
+        message = "import interrupted"
+    else:
+        message = f"import onto {quote(disk.path)} failed: internal error {type(e).__name__}: {quote(str(e))}"
+    if touched:
+        return f"{message} (the first and last MiB of {quote(disk.path)} were zeroed)"
+    return f"{message} (nothing was written to {quote(disk.path)})"
 
 
 def _backing_target(disk: Disk) -> Disk:
@@ -265,47 +356,48 @@ def _drop_device_cache(disk: Disk) -> None:
                           f"run `blockdev --flushbufs {disk.path}` before using it") from None
 
 
-def _import(in_fd: int, disk: Disk, size_fd: int | None) -> ImportResult:
+def _import(in_fd: int, target: _Target, size_fd: int | None, expect: str) -> ImportResult:
+    disk = target.disk
     enlarge_pipe(in_fd)
     advise_sequential(in_fd)  # a stream read from a file: deeper read-ahead (a pipe: no-op)
     source = _FdSource(in_fd)
-    prefix = source.peek(fmt_.DETECT_BYTES)
+    prefix = source.peek(sniff.PEEK)
     if not prefix:
         raise StreamError("the import stream is empty: the export produced nothing")
-    kind = fmt_.detect(prefix)
+    kind = sniff.classify(prefix, expect=expect)
     compressed = kind == "zstd"
+    walked = None
     if compressed:
+        walked = _WalkedSource(source)
         dctx = zstandard.ZstdDecompressor()
-        reader = _Reader(dctx.stream_reader(source, read_size=MiB, read_across_frames=True))
-        inner = reader.peek_prefix(fmt_.DETECT_BYTES)
+        reader = _Reader(dctx.stream_reader(walked, read_size=MiB, read_across_frames=True),
+                         at_eof=walked.walker.finish)
+        inner = reader.peek_prefix(sniff.PEEK)
         if not inner:
             raise StreamError("the zstd-compressed import stream is empty")
-        kind = fmt_.detect(inner)
+        kind = sniff.classify(inner, expect=expect, compressed=True)
     else:
         reader = _Reader(source)
-    if kind not in ("stream", "raw", "zstd"):
-        raise fmt_.FormatError(f"the import stream is a {kind}, not an osdef stream or a raw disk dump: "
-                               "convert it to a raw disk first (e.g. qemu-img convert -O raw)")
-    if kind == "zstd":
-        raise fmt_.FormatError("the import stream is compressed twice with zstd: decompress it once first")
-    target = _Target(disk)
     records = 0
     metadata: dict = {}
     if kind == "stream":
         source_size, records, metadata = _import_stream(reader, target, size_fd, compressed)
     else:
-        source_size = _import_raw(reader, target)
+        source_size = _import_raw(reader, target, compressed)
     target.zero_until(disk.size)
     sync(disk)
     return ImportResult(kind, compressed, source_size, disk.size, target.data_bytes, target.zeroed_bytes,
-                        source.count, records, metadata)
+                        source.count, records, metadata,
+                        unchecksummed_frames=walked.walker.unchecksummed if walked else 0)
 
 
 def _wipe(disk: Disk) -> None:
     """Zero the first and last MiB of the target (best effort: the import already failed)."""
-    try:
-        zero_range(disk, 0, min(MiB, disk.size))
-        zero_range(disk, max(0, disk.size - MiB), min(MiB, disk.size))
-        sync(disk)
-    except (StreamError, OSError):
-        pass
+    for _ in range(3):  # nothing interrupts it (signals are held); a failed try is tried again
+        try:
+            zero_range(disk, 0, min(MiB, disk.size))
+            zero_range(disk, max(0, disk.size - MiB), min(MiB, disk.size))
+            sync(disk)
+            return
+        except (StreamError, OSError):
+            continue

@@ -40,10 +40,14 @@ class Layout:
         return path
 
 
+RAW_ALIGN = 512  # a raw dump is whole sectors, at least 1 MiB (osdef.stream.sniff)
+RAW_MIN = MiB
+
+
 @st.composite
-def layouts(draw, max_size: int = 12 * MiB, align: int = 1) -> Layout:
+def layouts(draw, max_size: int = 12 * MiB, align: int = 1, min_size: int = 1) -> Layout:
     """Disks with holes at start/end, tiny and huge extents, allocated zeros and unaligned sizes."""
-    size = draw(st.integers(1, max_size // align)) * align
+    size = draw(st.integers(-(-min_size // align), max_size // align)) * align
     n = draw(st.integers(0, 6))
     writes = []
     for _ in range(n):
@@ -110,7 +114,7 @@ def import_from_file(stream: Path, target, with_size_fd: bool = True):
     return result, announced
 
 
-def import_bytes(data: bytes, target):
+def import_bytes(data: bytes, target, **kwargs):
     """Import ``data`` fed through a real pipe by a writer thread."""
     from osdef.stream import import_disk
 
@@ -129,7 +133,7 @@ def import_bytes(data: bytes, target):
     t = threading.Thread(target=feed)
     t.start()
     try:
-        return import_disk(r, target, size_fd=None)
+        return import_disk(r, target, size_fd=None, **kwargs)
     finally:
         os.close(r)
         t.join()
@@ -155,6 +159,16 @@ def assert_wiped(target) -> None:
     head, tail = data[:MiB], data[-MiB:]
     assert head == bytes(len(head))
     assert tail == bytes(len(tail))
+
+
+def assert_refused(target, before: bytes, message: str) -> None:
+    """A failed import: one line; the target untouched if it says so, else its first and last MiB zero."""
+    assert "\n" not in message
+    if "nothing was written" in message:
+        assert read_all(target) == before, "the import said it wrote nothing but the target changed"
+    else:
+        assert "were zeroed" in message
+        assert_wiped(target)
 
 
 class LoopDevices:

@@ -139,7 +139,7 @@ def test_file_stream_and_loop_stream_carry_the_same_data(loops, tmp_path):
 
 
 def test_raw_export_and_raw_import_on_loop(loops, tmp_path):
-    src = Layout(3 * MiB + 512, ((512, 700_000, "random"),), 4).create(tmp_path / "s")
+    src = Layout(3 * MiB + 512, ((512, 700_000, "random"),), 4).create(tmp_path / "s")  # whole sectors
     n, announced = export_to_file(loops.attach(src), tmp_path / "raw", fmt="raw")
     assert n == announced == src.stat().st_size
     assert read_all(tmp_path / "raw") == read_all(src)
@@ -150,10 +150,22 @@ def test_raw_export_and_raw_import_on_loop(loops, tmp_path):
 
 
 def test_failed_import_wipes_a_loop_device(loops, tmp_path):
+    src = Layout(4 * MiB, ((0, MiB, "random"), (2 * MiB, 2 * MiB, "random")), 8).create(tmp_path / "s")
+    export_to_file(src, tmp_path / "stream")
     tgt_dev = loops.attach(fill_random(tmp_path / "t", 5 * MiB))
-    with pytest.raises(StreamError, match="empty"):
-        import_bytes(b"", tgt_dev)
+    with pytest.raises(StreamError, match="truncated") as info:
+        import_bytes(read_all(tmp_path / "stream")[:2 * MiB], tgt_dev)  # cut in record 2: record 1 written
+    assert "were zeroed" in str(info.value)
     assert_wiped(tgt_dev)
+
+
+def test_refusal_before_the_first_write_leaves_a_loop_device_untouched(loops, tmp_path):
+    tgt_dev = loops.attach(fill_random(tmp_path / "t", 5 * MiB))
+    before = read_all(tgt_dev)
+    with pytest.raises(StreamError, match="empty") as info:
+        import_bytes(b"", tgt_dev)
+    assert "nothing was written" in str(info.value)
+    assert read_all(tgt_dev) == before
 
 
 def test_zero_range_on_block_device_handles_unaligned_edges(loops, tmp_path):

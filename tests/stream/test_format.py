@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from osdef.errors import StreamError
 from osdef.stream import format as f
+from osdef.stream import sniff
 
 
 def encode(disk_size: int, records: list[tuple[int, bytes]], metadata=None, with_length=True) -> bytes:
@@ -59,7 +60,7 @@ def record_lists(draw):
 def test_round_trip(layout, metadata, with_length):
     disk_size, records = layout
     stream = encode(disk_size, records, metadata or {"k": 1}, with_length)
-    assert f.detect(stream[:f.DETECT_BYTES]) == "stream"
+    assert sniff.classify(stream) == "stream"
     header, decoded, trailer = decode(stream)
     assert header.disk_size == disk_size
     assert header.metadata == (metadata or {"k": 1})
@@ -84,12 +85,15 @@ def test_flipped_byte_is_detected(position):
         decode(bytes(damaged))
 
 
-def test_flipped_magic_is_no_longer_our_stream():
-    # Auto-detection treats it as a raw dump: the magic is the only unchecked part.
+def test_flipped_magic_is_a_damaged_stream_not_a_raw_dump():
+    """The magic is the only part of a stream without a checksum: any bit of it flipped must still be
+    refused, never taken for a raw dump (issue 14: one flip used to import the stream's own bytes)."""
     for position in range(f.DETECT_BYTES):
-        damaged = bytearray(SMALL)
-        damaged[position] ^= 0x40
-        assert f.detect(bytes(damaged[:f.DETECT_BYTES])) in ("raw", "zstd")
+        for bit in range(8):
+            damaged = bytearray(SMALL)
+            damaged[position] ^= 1 << bit
+            with pytest.raises(sniff.InputRefused, match="damaged osdef stream"):
+                sniff.classify(bytes(damaged))
 
 
 def test_version_mismatch_names_the_version():
@@ -106,9 +110,9 @@ def test_trailing_garbage_is_not_part_of_the_stream():
 
 
 def test_detection():
-    assert f.detect(b"\x28\xb5\x2f\xfd\x00\x00") == "zstd"
-    assert f.detect(b"\0" * 8) == "raw"
-    assert f.detect(b"") == "raw"
+    assert sniff.classify(b"\x28\xb5\x2f\xfd\x00\x00") == "zstd"
+    assert sniff.classify(b"\0" * 8) == "raw"  # the length rule is the importer's, at the end
+    assert sniff.classify(b"") == "raw"
 
 
 def test_encoder_rejects_overlap_and_out_of_range():
