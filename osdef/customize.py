@@ -32,7 +32,7 @@ from osdef.errors import GuestError, OsdefError
 from osdef.guest.session import GuestSession, one_line
 
 BUILTIN_HOOKS_DIR = Path(__file__).resolve().parent.parent / "hooks"
-_BUILTIN_NAME = re.compile(r"^(\d+)-[A-Za-z0-9_-]+\.py$")
+_BUILTIN_NAME = re.compile(r"^(\d+)-[A-Za-z0-9_-]+\.py\Z")
 GUEST_HOOK_PATH = "/tmp/osdef-hook"
 
 

@@ -17,7 +17,7 @@ import yaml
 
 from osdef.errors import VariantError
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*\Z")
 FILESYSTEMS = ("ext4", "xfs", "btrfs")
 PARTITION_TABLES = ("gpt", "msdos")
 BOOT_METHODS = ("bios", "efi", "none")

@@ -15,7 +15,7 @@ from typing import Mapping
 
 from osdef.extstorage.errors import RequestError
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\Z")
 _TRUE = ("yes", "true", "on", "1")
 _FALSE = ("no", "false", "off", "0", "")
 

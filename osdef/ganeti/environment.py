@@ -14,16 +14,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, TypeVar
 
-from osdef.errors import EnvError
+from osdef.errors import EnvError, quote
 
 SUPPORTED_API_VERSIONS = (20, 15, 10)
 T = TypeVar("T")
 
 SCRIPTS = ("create", "rename", "export", "import", "verify")
 
-_MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
+_LABEL_RE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)\Z", re.IGNORECASE)
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+MAX_VALUE = 64 * 1024  # any variable; longer ones are refused before use
+MAX_PATH = 4095  # PATH_MAX less the NUL
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -159,7 +162,7 @@ def _int(env: Mapping[str, str], key: str, *, required: bool = False,
     try:
         value = int(raw.strip())
     except ValueError:
-        raise EnvError(f"{key}={raw!r} is not an integer") from None
+        raise EnvError(f"{key}={quote(raw)} is not an integer") from None
     if minimum is not None and value < minimum:
         raise EnvError(f"{key}={value} must be >= {minimum}")
     return value
@@ -172,7 +175,7 @@ def _float(env: Mapping[str, str], key: str) -> float | None:
     try:
         return float(raw)
     except ValueError:
-        raise EnvError(f"{key}={raw!r} is not a number") from None
+        raise EnvError(f"{key}={quote(raw)} is not a number") from None
 
 
 def _bool_flag(env: Mapping[str, str], key: str) -> bool:
@@ -181,7 +184,7 @@ def _bool_flag(env: Mapping[str, str], key: str) -> bool:
         return False
     if raw in ("1", "true", "yes"):
         return True
-    raise EnvError(f"{key}={raw!r} must be 0 or 1")
+    raise EnvError(f"{key}={quote(raw)} must be 0 or 1")
 
 
 def _opt(env: Mapping[str, str], key: str) -> str | None:
@@ -198,7 +201,7 @@ def _parsed(env: Mapping[str, str], key: str, parse: Callable[[str], T], what: s
     try:
         return parse(raw.strip())
     except ValueError:
-        raise EnvError(f"{key}={raw!r} is not {what}") from None
+        raise EnvError(f"{key}={quote(raw)} is not {what}") from None
 
 
 def _ip(env: Mapping[str, str], key: str) -> IPAddress | None:
@@ -246,14 +249,24 @@ def _count(env: Mapping[str, str], prefix: str, item_key: str) -> int:
     return count
 
 
+def check_path(key: str, path: str) -> str:
+    """An absolute path of at most MAX_PATH characters without control characters (newlines …)."""
+    if not path.startswith("/"):
+        raise EnvError(f"{key}={quote(path)} is not an absolute path")
+    if len(path) > MAX_PATH:
+        raise EnvError(f"{key}={quote(path)} is longer than {MAX_PATH} characters")
+    if _CONTROL_RE.search(path):
+        raise EnvError(f"{key}={quote(path)} contains a control character")
+    return path
+
+
 def parse_disk(env: Mapping[str, str], i: int) -> Disk:
     p = f"DISK_{i}_"
     path = _require(env, p + "PATH")
-    if not path.startswith("/"):
-        raise EnvError(f"{p}PATH={path!r} is not an absolute path")
+    check_path(p + "PATH", path)
     access = _opt(env, p + "ACCESS")
     if access is not None and access not in ("rw", "ro"):
-        raise EnvError(f"{p}ACCESS={access!r} must be rw or ro")
+        raise EnvError(f"{p}ACCESS={quote(access)} must be rw or ro")
     return Disk(
         index=i,
         path=path,
@@ -271,10 +284,15 @@ def parse_nic(env: Mapping[str, str], i: int) -> Nic:
     p = f"NIC_{i}_"
     mac = _require(env, p + "MAC").strip().lower()
     if not _MAC_RE.match(mac):
-        raise EnvError(f"{p}MAC={mac!r} is not a MAC address such as aa:00:00:12:34:56")
+        raise EnvError(f"{p}MAC={quote(mac)} is not a MAC address such as aa:00:00:12:34:56")
+    if int(mac[:2], 16) & 1:
+        raise EnvError(f"{p}MAC={mac} is a multicast address (the lowest bit of its first byte is set): "
+                       "a NIC needs a unicast MAC")
+    if mac == "00:00:00:00:00:00":
+        raise EnvError(f"{p}MAC={mac} is the all-zero address: a NIC needs a real MAC")
     mode = _opt(env, p + "MODE")
     if mode is not None and mode not in ("bridged", "routed", "openvswitch"):
-        raise EnvError(f"{p}MODE={mode!r} must be bridged, routed or openvswitch")
+        raise EnvError(f"{p}MODE={quote(mode)} must be bridged, routed or openvswitch")
     np = p + "NETWORK_"
     network = None
     if any(k.startswith(np) for k in env):
@@ -298,10 +316,18 @@ def parse_nic(env: Mapping[str, str], i: int) -> Nic:
                 f"{np}GATEWAY6={network.gateway6} is outside {np}SUBNET6={network.subnet6}"
             )
     ip = _ip(env, p + "IP")
-    if ip is not None and network is not None:
-        subnet = network.subnet if ip.version == 4 else network.subnet6
-        if subnet is not None and ip not in subnet:
-            raise EnvError(f"{p}IP={ip} is outside {np}SUBNET{'6' if ip.version == 6 else ''}={subnet}")
+    if ip is not None:
+        subnet = None
+        if network is not None:
+            subnet = network.subnet if ip.version == 4 else network.subnet6
+            if subnet is not None and ip not in subnet:
+                raise EnvError(f"{p}IP={ip} is outside {np}SUBNET{'6' if ip.version == 6 else ''}={subnet}")
+        check_host_address(p + "IP", ip, subnet)
+    if network is not None:
+        for key, gw, net in ((np + "GATEWAY", network.gateway, network.subnet),
+                             (np + "GATEWAY6", network.gateway6, network.subnet6)):
+            if gw is not None:
+                check_host_address(key, gw, net)
     return Nic(
         index=i,
         mac=mac,
@@ -316,6 +342,37 @@ def parse_nic(env: Mapping[str, str], i: int) -> Nic:
     )
 
 
+def host_address_problem(ip: IPAddress, subnet=None) -> str | None:
+    """Why ``ip`` cannot be a host's own address (on a NIC, as a gateway), or None."""
+    if ip.is_unspecified:
+        return "the unspecified address"
+    if ip.is_multicast:
+        return "a multicast address"
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip.version == 4 and ip == ipaddress.IPv4Address("255.255.255.255"):
+        return "the broadcast address"
+    if subnet is not None and subnet.version == 4 and subnet.prefixlen <= 30:
+        if ip == subnet.broadcast_address:
+            return f"the broadcast address of {subnet}"
+        if ip == subnet.network_address:
+            return f"the network address of {subnet}"
+    return None
+
+
+def check_host_address(key: str, ip: IPAddress, subnet=None) -> None:
+    problem = host_address_problem(ip, subnet)
+    if problem:
+        raise EnvError(f"{key}={ip} is {problem}, not a host address")
+
+
+def check_lengths(env: Mapping[str, str]) -> None:
+    """Every value at most MAX_VALUE characters, before any of them is parsed or echoed."""
+    for key, value in env.items():
+        if len(value) > MAX_VALUE:
+            raise EnvError(f"{key} is {len(value)} characters long (at most {MAX_VALUE}): refusing to use it")
+
+
 def os_params(env: Mapping[str, str]) -> dict[str, str]:
     """OSP_FOO_BAR=v → {"foo_bar": "v"} (Ganeti upper-cases and maps - to _)."""
     return {k[4:].lower(): v for k, v in env.items() if k.startswith("OSP_") and len(k) > 4}
@@ -328,7 +385,7 @@ def api_version(env: Mapping[str, str]) -> int:
     try:
         version = int(raw)
     except ValueError:
-        raise EnvError(f"OS_API_VERSION={raw!r} is not an integer") from None
+        raise EnvError(f"OS_API_VERSION={quote(raw)} is not an integer") from None
     if version not in SUPPORTED_API_VERSIONS:
         supported = ", ".join(str(v) for v in SUPPORTED_API_VERSIONS)
         raise EnvError(f"OS_API_VERSION={version} is not supported (supported: {supported})")
@@ -350,6 +407,7 @@ def load_instance(env: Mapping[str, str], script: str) -> Instance:
     """Build the Instance a given script needs, or raise EnvError naming the variable."""
     if script not in SCRIPTS:
         raise ValueError(f"unknown script {script!r}")
+    check_lengths(env)
     version = api_version(env)
     debug = _int(env, "DEBUG_LEVEL", minimum=0) or 0
     base = dict(
@@ -365,7 +423,7 @@ def load_instance(env: Mapping[str, str], script: str) -> Instance:
     name = _require(env, "INSTANCE_NAME")
     if not valid_hostname(name):
         raise EnvError(
-            f"INSTANCE_NAME={name!r} is not a valid host name (RFC 1123: letters, digits, '-', "
+            f"INSTANCE_NAME={quote(name)} is not a valid host name (RFC 1123: letters, digits, '-', "
             "dot-separated labels of at most 63 characters)"
         )
     disk_count = _count(env, "DISK", "PATH")
@@ -376,10 +434,10 @@ def load_instance(env: Mapping[str, str], script: str) -> Instance:
     if script == "rename":
         old_name = _require(env, "OLD_INSTANCE_NAME", "rename needs the old name")
         if not valid_hostname(old_name):
-            raise EnvError(f"OLD_INSTANCE_NAME={old_name!r} is not a valid host name")
+            raise EnvError(f"OLD_INSTANCE_NAME={quote(old_name)} is not a valid host name")
     uuid = _opt(env, "INSTANCE_UUID")
     if uuid is not None and not _UUID_RE.match(uuid):
-        raise EnvError(f"INSTANCE_UUID={uuid!r} is not a UUID")
+        raise EnvError(f"INSTANCE_UUID={quote(uuid)} is not a UUID")
     return Instance(
         **base,
         name=name.lower(),
@@ -405,7 +463,7 @@ def _size_fd(env: Mapping[str, str]) -> int | None:
 
 
 def load_export_target(env: Mapping[str, str]) -> ExportTarget:
-    device = _require(env, "EXPORT_DEVICE")
+    device = check_path("EXPORT_DEVICE", _require(env, "EXPORT_DEVICE"))
     return ExportTarget(
         device=device,
         index=_int(env, "EXPORT_INDEX", required=True, minimum=0) or 0,
@@ -415,7 +473,7 @@ def load_export_target(env: Mapping[str, str]) -> ExportTarget:
 
 
 def load_import_target(env: Mapping[str, str]) -> ImportTarget:
-    device = _require(env, "IMPORT_DEVICE")
+    device = check_path("IMPORT_DEVICE", _require(env, "IMPORT_DEVICE"))
     return ImportTarget(
         device=device,
         index=_int(env, "IMPORT_INDEX", required=True, minimum=0) or 0,

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from osdef.errors import ParamError
-from osdef.ganeti.environment import valid_hostname
+from osdef.errors import ParamError, quote
+from osdef.ganeti.environment import host_address_problem, valid_hostname
 
 ZONEINFO = Path("/usr/share/zoneinfo")
+MAX_ZONE = 128  # the longest tz name is 32 characters
 
 
 class Invalid(ValueError):
@@ -60,7 +61,8 @@ class YesNo:
         return "yes, no"
 
 
-_SIZE_RE = re.compile(r"^(\d+)\s*([kmgt]?)(i?b)?$", re.IGNORECASE)
+_SIZE_RE = re.compile(r"(\d{1,15})\s*([kmgt]?)(i?b)?\Z", re.IGNORECASE)
+MAX_SIZE = 1 << 50  # 1 PiB: anything larger is a typo (create also bounds sizes by the disk)
 _UNITS = {"": 1 << 20, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -72,7 +74,10 @@ class Size:
         m = _SIZE_RE.match(raw.strip())
         if not m:
             raise Invalid("allowed: a size such as 0, 512M or 2G (plain numbers are MiB)")
-        return int(m.group(1)) * _UNITS[m.group(2).lower()]
+        size = int(m.group(1)) * _UNITS[m.group(2).lower()]
+        if size > MAX_SIZE:
+            raise Invalid("allowed: a size such as 0, 512M or 2G, at most 1P")
+        return size
 
     def allowed(self) -> str:
         return "size: 0, 512M, 2G …"
@@ -84,9 +89,13 @@ class IpList:
         out = []
         for item in _split_list(raw):
             try:
-                out.append(str(ipaddress.ip_address(item)))
+                ip = ipaddress.ip_address(item)
             except ValueError:
-                raise Invalid(f"{item!r} is not an IPv4 or IPv6 address") from None
+                raise Invalid(f"{quote(item)} is not an IPv4 or IPv6 address") from None
+            problem = host_address_problem(ip)
+            if problem and not ip.is_loopback:  # a local resolver (127.0.0.53) can be meant
+                raise Invalid(f"{ip} is {problem}, not a server's address")
+            out.append(str(ip))
         return tuple(out)
 
     def allowed(self) -> str:
@@ -99,7 +108,7 @@ class DomainList:
         out = []
         for item in _split_list(raw):
             if not valid_hostname(item):
-                raise Invalid(f"{item!r} is not a domain name")
+                raise Invalid(f"{quote(item)} is not a domain name")
             out.append(item.lower())
         return tuple(out)
 
@@ -118,7 +127,8 @@ class Timezone:
         value = raw.strip()
         if value == "":
             return ""
-        if not re.match(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$", value) or ".." in value:
+        if (len(value) > MAX_ZONE or not re.match(r"[A-Za-z0-9_+-]{1,64}(/[A-Za-z0-9_+-]{1,64})*\Z", value)
+                or ".." in value):
             raise Invalid("allowed: a tz database name such as UTC or Europe/Berlin")
         if ZONEINFO.is_dir() and not (ZONEINFO / value).is_file():
             raise Invalid("unknown time zone; allowed: a tz database name such as UTC or Europe/Berlin")
@@ -166,10 +176,10 @@ class SshKeys:
 # crypt(3) formats accepted for the root password, with their shapes.
 _B64 = r"[./A-Za-z0-9]"
 HASH_FORMATS = {
-    "sha512crypt ($6$)": re.compile(rf"^\$6\$(rounds=\d+\$)?{_B64}{{1,16}}\${_B64}{{86}}$"),
-    "sha256crypt ($5$)": re.compile(rf"^\$5\$(rounds=\d+\$)?{_B64}{{1,16}}\${_B64}{{43}}$"),
-    "yescrypt ($y$)": re.compile(rf"^\$y\${_B64}+\${_B64}+\${_B64}{{43}}$"),
-    "bcrypt ($2b$)": re.compile(rf"^\$2[aby]\$\d\d\${_B64}{{53}}$"),
+    "sha512crypt ($6$)": re.compile(rf"^\$6\$(rounds=\d+\$)?{_B64}{{1,16}}\${_B64}{{86}}\Z"),
+    "sha256crypt ($5$)": re.compile(rf"^\$5\$(rounds=\d+\$)?{_B64}{{1,16}}\${_B64}{{43}}\Z"),
+    "yescrypt ($y$)": re.compile(rf"^\$y\${_B64}+\${_B64}+\${_B64}{{43}}\Z"),
+    "bcrypt ($2b$)": re.compile(rf"^\$2[aby]\$\d\d\${_B64}{{53}}\Z"),
 }
 
 
@@ -234,6 +244,9 @@ PARAMETERS: tuple[OsParam, ...] = (
             "export stream: sparse (osdef stream, holes skipped) or raw (plain dd-compatible dump)"),
     OsParam("export_compression", Choice(("none", "zstd")), "none",
             "compress the export stream with zstd (for clusters that turn transit compression off)"),
+    OsParam("import_format", Choice(("auto", "stream", "raw")), "auto",
+            "what import accepts: auto (osdef stream, or a raw dump that cannot be a damaged stream), "
+            "stream (osdef streams only), raw (a raw dump expected)"),
 )
 
 BY_NAME: dict[str, OsParam] = {p.name: p for p in PARAMETERS}
@@ -257,13 +270,14 @@ def check(values: Mapping[str, str], *, origin: Callable[[str], str] = lambda n:
         param = BY_NAME.get(name)
         if param is None:
             problems.append(ParamProblem(
-                name, f"{name}{origin(name)}: unknown OS parameter (known: "
+                name, f"{name if len(name) <= 40 and name.isidentifier() else quote(name, 40)}{origin(name)}: "
+                      "unknown OS parameter (known: "
                       + ", ".join(p.name for p in PARAMETERS) + ")"))
             continue
         try:
             param.parse(raw)
         except Invalid as exc:
-            shown = "(value hidden: secret)" if param.secret else repr(raw)
+            shown = "(value hidden: secret)" if param.secret else quote(raw)
             problems.append(ParamProblem(name, f"{name}{origin(name)}={shown} is invalid: {exc}"))
     return problems
 

@@ -9,6 +9,7 @@ export/import (pure block I/O).
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import sys
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any, Mapping
 
 from osdef import config as siteconfig
 from osdef import variants as variantmod
-from osdef.errors import EnvError, OsdefError
+from osdef.errors import EnvError, OsdefError, ParamError, quote
 from osdef.ganeti import environment as genv
 from osdef.ganeti import params as osparams
 
@@ -68,15 +69,52 @@ def load_context(script: str, os_dir: Path, environ: Mapping[str, str]) -> Conte
     return Context(os_dir, environ, config, catalog, instance, variant, params)
 
 
-def _check_disk(disk: genv.Disk) -> None:
-    try:
-        st = os.stat(disk.path)
+MiB = 1 << 20
+SIZE_SLACK = 1 << 30  # a volume may be larger than asked: LVM rounds up to its extent size
+
+
+def _check_disk(disk: genv.Disk, path: str | None = None, key: str | None = None) -> int:
+    """The size of the disk at ``path`` (default: DISK_N_PATH), a file or block device whose size
+    matches DISK_N_SIZE (when Ganeti >= 3.0 passes it): a mismatch means the wrong path."""
+    path = path or disk.path
+    key = key or f"DISK_{disk.index}_PATH"
+    try:  # O_NONBLOCK: a FIFO or a tty must not hang the script; checked before any use
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise EnvError(f"DISK_{disk.index}_PATH={disk.path}: no such file or device") from None
+        raise EnvError(f"{key}={quote(path)}: no such file or device") from None
     except OSError as exc:
-        raise EnvError(f"DISK_{disk.index}_PATH={disk.path}: {exc.strerror}") from None
-    if not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
-        raise EnvError(f"DISK_{disk.index}_PATH={disk.path} is neither a file nor a block device")
+        raise EnvError(f"{key}={quote(path)}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+            raise EnvError(f"{key}={quote(path)} is neither a file nor a block device")
+        size = st.st_size if stat.S_ISREG(st.st_mode) else os.lseek(fd, 0, os.SEEK_END)
+    except OSError as exc:
+        raise EnvError(f"{key}={quote(path)}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if disk.size_mib is not None:
+        declared = disk.size_mib * MiB
+        if size < declared or size > declared + SIZE_SLACK:
+            raise EnvError(f"DISK_{disk.index}_SIZE={disk.size_mib} (MiB) but {quote(path)} has "
+                           f"{size / MiB:.1f} MiB: is {key} the instance's disk?")
+    return size
+
+
+def _ignore_stop_signals() -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _disk_of(instance: genv.Instance, index: int) -> genv.Disk | None:
+    return next((d for d in instance.disks if d.index == index), None)
+
+
+def _check_swap(params: Mapping[str, Any], disk0_size: int) -> None:
+    swap = params.get("swap_size") or 0
+    if swap and swap >= disk0_size:
+        raise ParamError(f"swap_size={swap // MiB}M does not fit on disk 0 ({disk0_size // MiB} MiB): "
+                         "lower swap_size or grow the disk")
 
 
 # -- the scripts -----------------------------------------------------------------
@@ -103,8 +141,8 @@ def verify(args: list[str], os_dir: Path, environ: Mapping[str, str]) -> int:
 
 def create(os_dir: Path, environ: Mapping[str, str]) -> int:
     ctx = load_context("create", os_dir, environ)
-    for disk in ctx.instance.disks:
-        _check_disk(disk)
+    sizes = [_check_disk(disk) for disk in ctx.instance.disks]
+    _check_swap(ctx.params, sizes[0])
     from osdef import pipeline
 
     pipeline.create(ctx, say)
@@ -124,6 +162,9 @@ def rename(os_dir: Path, environ: Mapping[str, str]) -> int:
 def export(os_dir: Path, environ: Mapping[str, str]) -> int:
     ctx = load_context("export", os_dir, environ)
     target = genv.load_export_target(environ)
+    disk = _disk_of(ctx.instance, target.index)
+    if disk is not None:
+        _check_disk(disk, target.device, "EXPORT_DEVICE")
     from osdef.stream import export_disk
 
     metadata = {
@@ -141,15 +182,24 @@ def export(os_dir: Path, environ: Mapping[str, str]) -> int:
 
 
 def import_(os_dir: Path, environ: Mapping[str, str]) -> int:
-    load_context("import", os_dir, environ)
+    ctx = load_context("import", os_dir, environ)
     target = genv.load_import_target(environ)
+    disk = _disk_of(ctx.instance, target.index)
+    if disk is not None:
+        _check_disk(disk, target.device, "IMPORT_DEVICE")
     from osdef.stream import import_disk
 
-    r = import_disk(sys.stdin.fileno(), target.device, size_fd=target.size_fd)
+    try:
+        r = import_disk(sys.stdin.fileno(), target.device, size_fd=target.size_fd,
+                        expect=ctx.params["import_format"])
+    except OsdefError:
+        _ignore_stop_signals()  # the target is wiped: nothing may keep the one line from being printed
+        raise
     kind = "osdef stream" if r.kind == "stream" else "raw dump"
     say(f"imported disk {target.index}: {kind}{' (zstd)' if r.compressed else ''}, "
         f"{r.input_bytes} bytes read, {r.data_bytes >> 20} MiB of data written, "
         f"{r.zeroed_bytes >> 20} MiB zeroed without writing")
+    say(f"imported disk {target.index}: {r.verified}")
     return 0
 
 

@@ -35,7 +35,7 @@ class TrialError(OsdefError):
     pass
 
 
-_SIZE_RE = re.compile(r"^(\d+)([KMGT]?)$", re.IGNORECASE)
+_SIZE_RE = re.compile(r"^(\d+)([KMGT]?)\Z", re.IGNORECASE)
 
 
 def parse_size(text: str) -> int:

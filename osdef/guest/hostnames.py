@@ -13,7 +13,7 @@ from collections.abc import Callable
 from osdef.errors import GuestError
 from osdef.guest.session import GuestSession
 
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
 LOOPBACK_HOST_IP = "127.0.1.1"
 
 

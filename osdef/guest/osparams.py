@@ -16,7 +16,7 @@ from osdef.ganeti.params import Invalid, PasswordHash, parse_ssh_key
 SWAPFILE = "/swapfile"
 DATA_MOUNT_ROOT = "/srv"
 FSCK_PASS = {"ext4": "2", "ext3": "2", "ext2": "2", "xfs": "0", "btrfs": "0"}
-_ZONE_RE = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
+_ZONE_RE = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*\Z")
 
 
 # -- ssh_authorized_keys ----------------------------------------------------------

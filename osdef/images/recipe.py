@@ -31,11 +31,11 @@ import yaml
 
 from osdef.errors import ImageError
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
-ELEMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
+PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]*\Z")
+ELEMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*\Z")
 
 #: Artifact formats a DIB recipe may produce.
 DIB_OUTPUTS = ("fs-image", "tar")
