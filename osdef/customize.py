@@ -144,14 +144,25 @@ def _guest_executable(path: Path) -> Callable[[HookContext], None]:
     return run
 
 
-def run_hooks(ctx: HookContext, *, skip: set[str] | frozenset[str] = frozenset(),
-              builtin_dir: Path = BUILTIN_HOOKS_DIR, site_dir: Path | None = None) -> list[str]:
-    """Run the built-in steps (minus `skip`), then the site hooks; return the names that ran."""
+def check_steps(*, skip: set[str] | frozenset[str] = frozenset(), builtin_dir: Path = BUILTIN_HOOKS_DIR,
+                site_dir: Path | None = None, log: Callable[[str], None] = lambda _m: None) -> list[Hook]:
+    """Load the built-in steps, check the names to skip and load the site hooks; GuestError if any is
+    wrong.  Create calls this before its first write (a variant naming an unknown step, or a broken
+    site hook, must leave the disk untouched), and run_hooks again for the steps it runs."""
     hooks = load_builtin_hooks(builtin_dir)
     unknown = set(skip) - {h.name for h in hooks}
     if unknown:
         raise GuestError(f"cannot skip unknown customization step(s) {', '.join(sorted(unknown))}"
                          f" (known: {', '.join(h.name for h in hooks)})")
+    if site_dir is not None and Path(site_dir).is_dir():
+        hooks.extend(_site_hooks(Path(site_dir), log))
+    return hooks
+
+
+def run_hooks(ctx: HookContext, *, skip: set[str] | frozenset[str] = frozenset(),
+              builtin_dir: Path = BUILTIN_HOOKS_DIR, site_dir: Path | None = None) -> list[str]:
+    """Run the built-in steps (minus `skip`), then the site hooks; return the names that ran."""
+    hooks = check_steps(skip=skip, builtin_dir=builtin_dir)
     ran: list[str] = []
     for hook in hooks:
         if hook.name in skip:

@@ -46,6 +46,10 @@ def create(ctx, say: Callable[[str], None]) -> None:
     inst, variant = ctx.instance, ctx.variant
     disk0 = Path(inst.disks[0].path)
     network_model.build(inst, ctx.params)  # bad NIC settings: one line, before any write
+    from osdef.customize import check_steps
+
+    check_steps(skip=set(variant.skip_hooks), builtin_dir=hooks_dir(ctx),  # unknown skip names,
+                site_dir=ctx.config.hooks_dir)                               # broken site hooks
     store = image_store(ctx)
     artifact = store.ensure(variant.image, allow_build=ctx.config.images.build_on_demand,
                             allow_fetch=ctx.config.images.fetch_on_demand)

@@ -158,3 +158,58 @@ def test_point_to_point_subnets_have_no_broadcast_to_refuse():
     net = ipaddress.ip_network("198.51.100.0/31")
     assert genv.host_address_problem(ipaddress.ip_address("198.51.100.1"), net) is None
     assert genv.host_address_problem(ipaddress.ip_address("198.51.100.0"), net) is None
+
+
+# -- checks that used to run after the first write ---------------------------------------------
+
+def _own_os_dir(tmp_path, site_config_file, extra_config: str = ""):
+    import sys
+    config = tmp_path / "osdef.yaml"
+    config.write_text(site_config_file.read_text() + extra_config)
+    os_dir = tmp_path / "os" / "image"
+    subprocess.run([sys.executable, "-m", "osdef.cli", "install", "--os-dir", str(os_dir),
+                    "--config", str(config)], check=True, capture_output=True)
+    return os_dir
+
+
+@pytest.fixture
+def big_disk(tmp_path):
+    """A sparse 4 GiB disk, large enough for the debian-12 image: only checks stop a create on it."""
+    path = tmp_path / "big0"
+    with open(path, "wb") as f:
+        f.truncate(4096 * MiB)
+        f.write(b"\xab" * MiB)
+        f.seek(4095 * MiB)
+        f.write(b"\xcd" * MiB)
+    return path
+
+
+def _ends(path):
+    with open(path, "rb") as f:
+        head = f.read(4 * MiB)
+        f.seek(-4 * MiB, os.SEEK_END)
+        return head + f.read(), os.stat(path).st_blocks
+
+
+def test_unknown_skip_name_in_a_variant_leaves_the_disk_untouched(tmp_path, site_config_file, big_disk):
+    os_dir = _own_os_dir(tmp_path, site_config_file)
+    text = (os_dir / "variants" / "debian-12.yaml").read_text()
+    (os_dir / "variants" / "badskip.yaml").write_text(text + "skip_hooks: [no-such-step]\n")
+    before = _ends(big_disk)
+    r = run(os_dir, "create", create_env(big_disk, OS_VARIANT="badskip", INSTANCE_OS="image+badskip",
+                                         DISK_0_SIZE="4096"))
+    assert r.returncode == 1 and "cannot skip unknown customization step(s) no-such-step" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert _ends(big_disk) == before
+
+
+def test_broken_site_hook_leaves_the_disk_untouched(tmp_path, site_config_file, big_disk):
+    hooks = tmp_path / "site-hooks"
+    hooks.mkdir()
+    (hooks / "10-broken.py").write_text("this is not python\n")
+    os_dir = _own_os_dir(tmp_path, site_config_file, f"hooks_dir: {hooks}\n")
+    before = _ends(big_disk)
+    r = run(os_dir, "create", create_env(big_disk, DISK_0_SIZE="4096"))
+    assert r.returncode == 1 and "10-broken.py: cannot be loaded" in r.stderr, r.stderr
+    assert len(r.stderr.splitlines()) == 1
+    assert _ends(big_disk) == before
