@@ -61,7 +61,7 @@ venv: .stamps/venv
 	@touch $@
 
 test: venv
-	$(VPY) -m pytest $(PYTEST_ARGS) $(TEST_DIRS)
+	$(VPY) -m pytest --durations=30 $(PYTEST_ARGS) $(TEST_DIRS)
 
 test-unit: venv
 	$(VPY) -m pytest $(PYTEST_ARGS) tests/unit
