@@ -67,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
     rep = sub.add_parser("node-report", help=argparse.SUPPRESS)  # run by list --cluster
     rep.add_argument("names", metavar="NAME", nargs="*")
+    rep.add_argument("--probe", type=Path, action="append", default=[])
     rep.add_argument("--os-dir", type=Path, default=DEFAULT_OS_DIR)
     rep.set_defaults(func=cmd_node_report, handler=cmd_node_report)
 
@@ -126,7 +127,7 @@ def cmd_node_report(args: argparse.Namespace, config: Config) -> int:
     from osdef.images.cluster import emit
     from osdef.images.sync import report
 
-    print(emit(report(_node_site(args, config).images, args.names or None)))
+    print(emit(report(_node_site(args, config).images, args.names or None, args.probe)))
     return 0
 
 

@@ -123,8 +123,10 @@ def receive(settings: ImageSettings, name: str, staged_artifact: Path, staged_ma
                 "status": f"updated (was {before}; sha256 verified)"}
 
 
-def report(settings: ImageSettings, names: list[str] | None) -> dict[str, Any]:
-    """This node's stored digests and agreement (for `image list --cluster`)."""
+def report(settings: ImageSettings, names: list[str] | None,
+           probe: list[Path] | None = None) -> dict[str, Any]:
+    """This node's stored digests and agreement (for `image list --cluster`); with probe,
+    which of those paths exist here (their indexes) (sync: does this node share the master's files?)."""
     store = ImageStore(settings, Path("/nonexistent"), progress=None)
     try:
         agreed: dict[str, str] | str = {
@@ -138,7 +140,8 @@ def report(settings: ImageSettings, names: list[str] | None) -> dict[str, Any]:
         art = store.artifact(name)
         images[name] = art.sha256 if art else None
     return {"node": node_name(), "images": images, "agreement": agreed,
-            "agreement_file": str(settings.agreement_file)}
+            "agreement_file": str(settings.agreement_file),
+            "present": [i for i, p in enumerate(probe or ()) if p.exists()]}
 
 
 # -- master side ----------------------------------------------------------------
@@ -181,11 +184,19 @@ class ClusterSync:
         try:
             os.link(art.path, staged)
             cf.write_atomic(staged_manifest, cf.manifest_path(cache, name).read_text("utf-8"))
-            self._say(f"image {name}: gnt-cluster copyfile ({art.manifest.stored_size >> 20} MiB)")
-            for path in (staged, staged_manifest):
-                err = self.tools.copyfile(str(path), group=group)
-                for line in err.strip().splitlines():
-                    self._say(f"  {line}")
+            # scp onto the file itself would truncate it: a node that already sees the
+            # staged file (a cache shared with the master, e.g. on a NAS) is not copied to
+            if not self.settings.agreement_file.exists():  # so that the probe can see it
+                agreement.save(self.settings.agreement_file, {})
+            others, shared = self._targets(name, group, [staged, self.settings.agreement_file])
+            targets = [n for n in others if n not in shared.get(str(staged), ())]
+            if targets:
+                self._say(f"image {name}: gnt-cluster copyfile to {len(targets)} node(s) "
+                          f"({art.manifest.stored_size >> 20} MiB)")
+                for path in (staged, staged_manifest):
+                    err = self.tools.copyfile(str(path), nodes=targets)
+                    for line in err.strip().splitlines():
+                        self._say(f"  {line}")
             self._say(f"image {name}: gnt-cluster command … node-receive")
             outputs = self.tools.command(node_command(
                 self.os_dir, "node-receive", name, "--staged", str(staged),
@@ -199,10 +210,12 @@ class ClusterSync:
             name=name, sha256=art.sha256, artifact=art.path.name, master=master,
             agreed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         agreement.save(self.settings.agreement_file, entries)
-        self._say(f"image {name}: gnt-cluster copyfile {self.settings.agreement_file}")
-        err = self.tools.copyfile(str(self.settings.agreement_file), group=group)
-        for line in err.strip().splitlines():
-            self._say(f"  {line}")
+        targets = [n for n in others if n not in shared.get(str(self.settings.agreement_file), ())]
+        if targets:
+            self._say(f"image {name}: gnt-cluster copyfile {self.settings.agreement_file}")
+            err = self.tools.copyfile(str(self.settings.agreement_file), nodes=targets)
+            for line in err.strip().splitlines():
+                self._say(f"  {line}")
         states = []
         for now in self.states([name], group):
             got = received.get(now.node)
@@ -212,6 +225,28 @@ class ClusterSync:
                 what = f"{what}; now: {now.status}"
             states.append(NodeState(now.node, name, now.sha256, now.agreed, what, ok))
         return states
+
+    def _targets(self, name: str, group: str | None,
+                 probe: list[Path]) -> tuple[list[str], dict[str, list[str]]]:
+        """The nodes other than the master, and per probed path the ones that see it too."""
+        master = node_name()
+        args = ["node-report", name]
+        for p in probe:
+            args += ["--probe", str(p)]
+        targets: list[str] = []
+        shared: dict[str, list[str]] = {}
+        for out in self.tools.command(node_command(self.os_dir, *args), group=group):
+            data = node_json(out.output)
+            if out.node == master:
+                continue
+            present = data.get("present", []) if data else []
+            for i, p in enumerate(probe):
+                if i in present:
+                    shared.setdefault(str(p), []).append(out.node)
+            if 0 in present:
+                self._say(f"image {name}: {out.node} shares this node's cache: not copied")
+            targets.append(out.node)
+        return targets, shared
 
     def states(self, names: list[str] | None, group: str | None = None) -> list[NodeState]:
         """Per node and image: the digest it holds against the one it agrees on."""

@@ -223,7 +223,25 @@ def test_sync_node_group(tmp_path, monkeypatch):
     assert rc == 0
     assert NODES[2] not in out
     assert ImageStore(f.settings(NODES[2]), tmp_path, progress=None).artifact("img") is None
-    assert all("-g" in c and "g1" in c for c in f.calls)
+    for c in f.calls:
+        if c[1] == "command":
+            assert c[2:4] == ["-g", "g1"]
+        else:
+            assert c[2:4] == ["-n", NODES[1]] and NODES[2] not in c
+
+
+def test_a_cache_shared_with_the_master_is_not_copied_onto_itself(fake, tmp_path):
+    """scp of a file onto itself truncates it: a node seeing the staged file is skipped."""
+    shutil.rmtree(fake.dir(NODES[1]) / "cache", ignore_errors=True)
+    sha = add_image(fake, NODES[0], "img", tmp_path)
+    (fake.dir(NODES[1]) / "cache").symlink_to(fake.dir(NODES[0]) / "cache")
+    rc, out, err = master_cli(fake, "sync", "img")
+    assert rc == 0, err
+    assert f"{NODES[1]} shares this node's cache: not copied" in err
+    art = ImageStore(fake.settings(NODES[0]), tmp_path, progress=None).artifact("img")
+    assert sync.sha256_of(art.path) == sha
+    copies = [c for c in fake.calls if c[1] == "copyfile" and ".partial" in c[-1]]
+    assert copies and all(NODES[1] not in c for c in copies)
 
 
 def test_sync_without_image_is_one_line(fake, tmp_path):
