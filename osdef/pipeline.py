@@ -72,7 +72,8 @@ def create(ctx, say: Callable[[str], None]) -> None:
     table = ctx.params["partition_table"] or variant.partition_table
     action = "reinstall" if inst.reinstall else "create"
     say(f"{action} {inst.name}: variant {variant.name}, image {artifact.name} "
-        f"({artifact.format}, {artifact.size >> 20} MiB), {table} table, boot {variant.boot}")
+        f"({artifact.format}, {artifact.size >> 20} MiB, sha256 {artifact.sha256}), "
+        f"{table} table, boot {variant.boot}")
     saved_keys = None
     if inst.reinstall and ctx.params["keep_ssh_host_keys"]:
         from osdef.guest.hostkeys import read_host_keys

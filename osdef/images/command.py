@@ -62,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     recv.add_argument("--staged", type=Path, required=True)
     recv.add_argument("--staged-manifest", type=Path, required=True)
     recv.add_argument("--sha256", required=True)
+    recv.add_argument("--staged-agreement", type=Path, default=None)
+    recv.add_argument("--agreement-sha256", default=None)
     recv.add_argument("--os-dir", type=Path, default=DEFAULT_OS_DIR)
     recv.set_defaults(func=cmd_node_receive, handler=cmd_node_receive)
 
@@ -118,7 +120,8 @@ def cmd_node_receive(args: argparse.Namespace, config: Config) -> int:
     from osdef.images.sync import receive
 
     result = receive(_node_site(args, config).images, args.name, args.staged,
-                     args.staged_manifest, args.sha256)
+                     args.staged_manifest, args.sha256, args.staged_agreement,
+                     args.agreement_sha256)
     print(emit(result))
     return 0 if result["ok"] else 1
 

@@ -5,15 +5,20 @@ Master side (`sync`):
 1. the master's artifact for NAME is hashed in full (it must match its manifest);
 2. it is hard-linked, with its manifest, to staging names in the cache
    (`.NAME.sync-<token>.partial`, never taken for an image) and
-   `gnt-cluster copyfile` puts both at the same paths on the other nodes;
+   `gnt-cluster copyfile` puts them at the same paths on the other nodes,
+   with the new agreement (osdef.images.agreement: NAME's sha256 added),
+   staged next to the agreement file;
 3. `gnt-cluster command osdef image node-receive …` makes each node hash
    the staged file, compare it with the master's sha256 and commit it into
    its own cache under the image lock (a node that already holds it only
-   re-hashes its copy);
-4. the agreement (osdef.images.agreement) gets NAME's sha256 and is copied
-   to every node with `gnt-cluster copyfile`;
-5. `gnt-cluster command osdef image node-report` reads back, per node, the
+   re-hashes its copy), then install the staged agreement atomically (the
+   master, last, too);
+4. `gnt-cluster command osdef image node-report` reads back, per node, the
    image digest and the agreement: the report has one line per node.
+
+Before copying, every node is probed for the staged files' unique names: a
+node that sees them shares the directory with the master (a NAS) and is not
+copied to, since scp onto the file itself would truncate it.
 
 Node side: `receive()` and `report()`, printed as one `OSDEF-NODE` line each.
 """
@@ -74,8 +79,43 @@ class NodeState:
 # -- node side ------------------------------------------------------------------
 
 def receive(settings: ImageSettings, name: str, staged_artifact: Path, staged_manifest: Path,
-            sha256: str) -> dict[str, Any]:
-    """Commit a staged artifact into this node's cache after checking its sha256."""
+            sha256: str, staged_agreement: Path | None = None,
+            agreement_sha256: str | None = None) -> dict[str, Any]:
+    """Commit a staged artifact into this node's cache after checking its sha256, then
+    install the staged agreement (also when the image failed: creates then refuse here)."""
+    result = _receive_image(settings, name, staged_artifact, staged_manifest, sha256)
+    if staged_agreement is not None and agreement_sha256 is not None:
+        problem = _install_agreement(settings.agreement_file, staged_agreement, agreement_sha256)
+        if problem:
+            result = {**result, "ok": False, "status": f"{result['status']}; {problem}"}
+    return result
+
+
+def _install_agreement(target: Path, staged: Path, sha256: str) -> str | None:
+    """Atomically put the master's agreement in place; the problem, None when done."""
+    if staged.is_file():
+        got = sha256_of(staged)
+        if got != sha256:
+            cf.remove_quietly(staged)
+            return f"the agreement arrived damaged (sha256 {got})"
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if staged.parent == target.parent:
+                os.replace(staged, target)
+            else:
+                cf.write_atomic(target, staged.read_text(encoding="utf-8"))
+                cf.remove_quietly(staged)
+            cf.fsync_dir(target.parent)
+        except (OSError, ImageError) as exc:
+            return f"cannot install the agreement {target}: {getattr(exc, 'strerror', None) or exc}"
+        return None
+    if target.is_file() and sha256_of(target) == sha256:
+        return None  # a directory shared with a node that installed it already
+    return f"the agreement did not arrive ({staged}): see gnt-cluster copyfile's error"
+
+
+def _receive_image(settings: ImageSettings, name: str, staged_artifact: Path,
+                   staged_manifest: Path, sha256: str) -> dict[str, Any]:
     check_name(name)
     store = ImageStore(settings, Path("/nonexistent"), progress=None)
     cache = store.cache_dir
@@ -180,42 +220,41 @@ class ClusterSync:
         token = secrets.token_hex(6)
         staged = cache / f".{name}.{_SYNC_TAG}{token}{cf.PARTIAL_SUFFIX}"
         staged_manifest = cache / f".{name}.{_SYNC_TAG}{token}.json{cf.PARTIAL_SUFFIX}"
-        master = node_name()
+        target = self.settings.agreement_file
+        staged_agreement = target.parent / f".{target.name}.{_SYNC_TAG}{token}{cf.PARTIAL_SUFFIX}"
+        entries = agreement.load(target)
+        entries[name] = agreement.Agreed(
+            name=name, sha256=art.sha256, artifact=art.path.name, master=node_name(),
+            agreed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         try:
             os.link(art.path, staged)
             cf.write_atomic(staged_manifest, cf.manifest_path(cache, name).read_text("utf-8"))
-            # scp onto the file itself would truncate it: a node that already sees the
-            # staged file (a cache shared with the master, e.g. on a NAS) is not copied to
-            if not self.settings.agreement_file.exists():  # so that the probe can see it
-                agreement.save(self.settings.agreement_file, {})
-            others, shared = self._targets(name, group, [staged, self.settings.agreement_file])
-            targets = [n for n in others if n not in shared.get(str(staged), ())]
-            if targets:
-                self._say(f"image {name}: gnt-cluster copyfile to {len(targets)} node(s) "
-                          f"({art.manifest.stored_size >> 20} MiB)")
-                for path in (staged, staged_manifest):
-                    err = self.tools.copyfile(str(path), nodes=targets)
+            agreement.save(staged_agreement, entries)
+            agreement_sha = sha256_of(staged_agreement)
+            # scp onto the file itself would truncate it: a node that already sees a
+            # staged file (a dir shared with the master, e.g. on a NAS) is not copied to
+            others, shared = self._targets(name, group, [staged, staged_agreement])
+            for path, what in ((staged, "image"), (staged_agreement, "agreement")):
+                nodes = [n for n in others if n not in shared.get(str(path), ())]
+                if not nodes:
+                    continue
+                self._say(f"image {name}: gnt-cluster copyfile of the {what} to {len(nodes)} "
+                          f"node(s)" + (f" ({art.manifest.stored_size >> 20} MiB)"
+                                        if what == "image" else ""))
+                for p in ((staged, staged_manifest) if what == "image" else (staged_agreement,)):
+                    err = self.tools.copyfile(str(p), nodes=nodes)
                     for line in err.strip().splitlines():
                         self._say(f"  {line}")
             self._say(f"image {name}: gnt-cluster command … node-receive")
             outputs = self.tools.command(node_command(
                 self.os_dir, "node-receive", name, "--staged", str(staged),
-                "--staged-manifest", str(staged_manifest), "--sha256", art.sha256), group=group)
+                "--staged-manifest", str(staged_manifest), "--sha256", art.sha256,
+                "--staged-agreement", str(staged_agreement), "--agreement-sha256", agreement_sha),
+                group=group)
         finally:
-            cf.remove_quietly(staged)
-            cf.remove_quietly(staged_manifest)
+            for p in (staged, staged_manifest, staged_agreement):
+                cf.remove_quietly(p)
         received = {o.node: node_json(o.output) for o in outputs}
-        entries = agreement.load(self.settings.agreement_file)
-        entries[name] = agreement.Agreed(
-            name=name, sha256=art.sha256, artifact=art.path.name, master=master,
-            agreed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        agreement.save(self.settings.agreement_file, entries)
-        targets = [n for n in others if n not in shared.get(str(self.settings.agreement_file), ())]
-        if targets:
-            self._say(f"image {name}: gnt-cluster copyfile {self.settings.agreement_file}")
-            err = self.tools.copyfile(str(self.settings.agreement_file), nodes=targets)
-            for line in err.strip().splitlines():
-                self._say(f"  {line}")
         states = []
         for now in self.states([name], group):
             got = received.get(now.node)
@@ -243,8 +282,9 @@ class ClusterSync:
             for i, p in enumerate(probe):
                 if i in present:
                     shared.setdefault(str(p), []).append(out.node)
-            if 0 in present:
-                self._say(f"image {name}: {out.node} shares this node's cache: not copied")
+            for i, what in enumerate(("cache", "agreement dir")):
+                if i in present:
+                    self._say(f"image {name}: {out.node} shares this node's {what}: not copied")
             targets.append(out.node)
         return targets, shared
 
@@ -290,7 +330,7 @@ def _node_states(out: NodeOutput, names: list[str] | None) -> list[NodeState]:
 def format_states(states: list[NodeState]) -> str:
     """The per-node table (pure)."""
     rows = [("NODE", "IMAGE", "SHA256", "STATUS")]
-    for s in states:
+    for s in sorted(states, key=lambda s: (s.node, s.image)):
         rows.append((s.node, s.image, s.sha256[:16] if s.sha256 else "-", s.status))
     widths = [max(len(r[c]) for r in rows) for c in range(3)]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r[:3], widths)) + "  " + r[3]

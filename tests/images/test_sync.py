@@ -201,6 +201,19 @@ def test_drift_is_shown_refused_and_repaired(fake, tmp_path):
     assert master_cli(fake, "list", "--cluster")[0] == 0
 
 
+def test_second_sync_updates_every_agreement(fake, tmp_path):
+    """Every node already has an agreement file at the same path: it is still replaced."""
+    add_image(fake, NODES[0], "img", tmp_path)
+    assert master_cli(fake, "sync", "img")[0] == 0
+    sha2 = add_image(fake, NODES[0], "other", tmp_path, content="two")
+    rc, out, err = master_cli(fake, "sync", "other")
+    assert rc == 0, out + err
+    for n in NODES:
+        entries = agreement.load(fake.settings(n).agreement_file)
+        assert set(entries) == {"img", "other"} and entries["other"].sha256 == sha2
+        assert not list((fake.dir(n) / "etc").glob(".*partial"))
+
+
 def test_sync_reports_a_failed_copy_per_node(fake, tmp_path):
     add_image(fake, NODES[0], "img", tmp_path)
     fake.broken_copy.add(NODES[2])
@@ -240,7 +253,7 @@ def test_a_cache_shared_with_the_master_is_not_copied_onto_itself(fake, tmp_path
     assert f"{NODES[1]} shares this node's cache: not copied" in err
     art = ImageStore(fake.settings(NODES[0]), tmp_path, progress=None).artifact("img")
     assert sync.sha256_of(art.path) == sha
-    copies = [c for c in fake.calls if c[1] == "copyfile" and ".partial" in c[-1]]
+    copies = [c for c in fake.calls if c[1] == "copyfile" and "/cache/" in c[-1]]
     assert copies and all(NODES[1] not in c for c in copies)
 
 
