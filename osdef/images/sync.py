@@ -251,6 +251,10 @@ class ClusterSync:
                 "--staged-manifest", str(staged_manifest), "--sha256", art.sha256,
                 "--staged-agreement", str(staged_agreement), "--agreement-sha256", agreement_sha),
                 group=group)
+            if node_name() not in {o.node for o in outputs}:  # a node group without the master
+                problem = _install_agreement(target, staged_agreement, agreement_sha)
+                if problem:
+                    raise ImageError(f"image {name}: on the master: {problem}")
         finally:
             for p in (staged, staged_manifest, staged_agreement):
                 cf.remove_quietly(p)

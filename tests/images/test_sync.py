@@ -243,6 +243,21 @@ def test_sync_node_group(tmp_path, monkeypatch):
             assert c[2:4] == ["-n", NODES[1]] and NODES[2] not in c
 
 
+def test_sync_of_a_group_without_the_master_records_the_agreement_there_too(tmp_path, monkeypatch):
+    monkeypatch.delenv("OSDEF_CONFIG", raising=False)
+    f = FakeGaneti(tmp_path / "nodes", monkeypatch,
+                   groups={NODES[0]: "g1", NODES[1]: "g1", NODES[2]: "g2"})
+    monkeypatch.setattr(sync, "node_name", lambda: NODES[0])
+    monkeypatch.setattr(sync, "GanetiTools", lambda: GanetiTools(runner=f))
+    sha = add_image(f, NODES[0], "img", tmp_path)
+    rc, out, err = master_cli(f, "sync", "img", "-g", "g2")
+    assert rc == 0, out + err
+    assert [ln.split()[0] for ln in out.splitlines()[1:]] == [NODES[2]]
+    for n in (NODES[0], NODES[2]):
+        assert agreement.load(f.settings(n).agreement_file)["img"].sha256 == sha
+    assert agreement.load(f.settings(NODES[1]).agreement_file) == {}
+
+
 def test_a_cache_shared_with_the_master_is_not_copied_onto_itself(fake, tmp_path):
     """scp of a file onto itself truncates it: a node seeing the staged file is skipped."""
     shutil.rmtree(fake.dir(NODES[1]) / "cache", ignore_errors=True)
