@@ -4,7 +4,7 @@
     osdef diagnose [--os-dir DIR]                   check an installed OS dir
     osdef params [--markdown]                       the OS parameters
     osdef variants                                  the variants
-    osdef image build|list|add …                    images (diskimage-builder, cache)
+    osdef image build|list|add|sync …               images (diskimage-builder, cache, cluster sync)
     osdef try create|rename|export|import|verify …  run the installed scripts as Ganeti would
 """
 

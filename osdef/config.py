@@ -28,6 +28,7 @@ SYSTEM_CONFIG = Path("/etc/osdef/osdef.yaml")
 OS_DIR_CONFIG_NAME = "osdef.yaml"
 DEFAULT_IMAGE_DIR = Path("/var/cache/osdef/images")
 DEFAULT_HOOKS_DIR = Path("/etc/osdef/hooks.d")
+DEFAULT_AGREEMENT_FILE = Path("/etc/osdef/images-agreed.json")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class ImageSettings:
     debian_mirror: str = "http://deb.debian.org/debian"
     debian_security_mirror: str = "http://deb.debian.org/debian-security"
     build_tmp_dir: Path | None = None
+    agreement_file: Path = DEFAULT_AGREEMENT_FILE  # the cluster's image digests (image sync)
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ def parse(data: Any, path: Path) -> SiteConfig:
     _reject_unknown(
         img,
         {"cache_dir", "build_on_demand", "fetch_on_demand", "debian_mirror",
-         "debian_security_mirror", "build_tmp_dir"},
+         "debian_security_mirror", "build_tmp_dir", "agreement_file"},
         "images.", path,
     )
     defaults = ImageSettings()
@@ -185,6 +187,8 @@ def parse(data: Any, path: Path) -> SiteConfig:
         if "debian_security_mirror" in img else defaults.debian_security_mirror,
         build_tmp_dir=_abspath(img["build_tmp_dir"], "images.build_tmp_dir", path)
         if "build_tmp_dir" in img else None,
+        agreement_file=_abspath(img["agreement_file"], "images.agreement_file", path)
+        if "agreement_file" in img else defaults.agreement_file,
     )
 
     lg = _mapping(top.get("libguestfs"), "libguestfs", path)

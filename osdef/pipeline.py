@@ -1,9 +1,10 @@
 """create and rename, end to end: Ganeti context → variant → image → guest → hooks.
 
 Data flows one way.  Everything that can be checked without writing is
-checked first (environment, variant, OS parameters, image present, disk big
-enough: the last one inside osdef.guest before its first write); then one
-libguestfs appliance does the guest work.
+checked first (environment, variant, OS parameters, the node's image against
+the cluster's agreement, image present, disk big enough: the last one inside
+osdef.guest before its first write); then one libguestfs appliance does the
+guest work.
 """
 
 from __future__ import annotations
@@ -38,6 +39,19 @@ def hooks_dir(ctx) -> Path:
     return installed if installed.is_dir() else source_root() / "hooks"
 
 
+def check_agreed_image(ctx, store, name: str, artifact=None) -> None:
+    """Refuse before any write (and before any build or fetch) when this node's image
+    for name is not the one the cluster agreed on (`osdef image sync`)."""
+    from osdef.images import agreement
+    from osdef.images.sync import node_name
+
+    entries = agreement.load(ctx.config.images.agreement_file)
+    if name not in entries:
+        return
+    art = artifact if artifact is not None else store.artifact(name)
+    agreement.check(entries, name, art.sha256 if art else None, node_name())
+
+
 def create(ctx, say: Callable[[str], None]) -> None:
     from osdef.guest.bootarea import BootAreaCache
     from osdef.guest.install import install_root
@@ -51,8 +65,10 @@ def create(ctx, say: Callable[[str], None]) -> None:
     check_steps(skip=set(variant.skip_hooks), builtin_dir=hooks_dir(ctx),  # unknown skip names,
                 site_dir=ctx.config.hooks_dir)                               # broken site hooks
     store = image_store(ctx)
+    check_agreed_image(ctx, store, variant.image)
     artifact = store.ensure(variant.image, allow_build=ctx.config.images.build_on_demand,
                             allow_fetch=ctx.config.images.fetch_on_demand)
+    check_agreed_image(ctx, store, variant.image, artifact)  # the one create will read
     layout = LAYOUT_OF_FORMAT.get(artifact.format)
     if layout is None:
         raise ImageError(f"image {artifact.name} has format {artifact.format!r}, which create cannot lay down")
@@ -60,7 +76,8 @@ def create(ctx, say: Callable[[str], None]) -> None:
     table = ctx.params["partition_table"] or variant.partition_table
     action = "reinstall" if inst.reinstall else "create"
     say(f"{action} {inst.name}: variant {variant.name}, image {artifact.name} "
-        f"({artifact.format}, {artifact.size >> 20} MiB), {table} table, boot {variant.boot}")
+        f"({artifact.format}, {artifact.size >> 20} MiB, sha256 {artifact.sha256}), "
+        f"{table} table, boot {variant.boot}")
     saved_keys = None
     if inst.reinstall and ctx.params["keep_ssh_host_keys"]:
         from osdef.guest.hostkeys import read_host_keys

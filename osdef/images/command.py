@@ -1,4 +1,10 @@
-"""`osdef image build|list|add`: argparse adapter over ImageStore (no logic here).
+"""`osdef image build|list|add|sync`: argparse adapter over ImageStore and ClusterSync.
+
+`sync` and `list --cluster` run on the Ganeti master; `node-receive` and
+`node-report` are the per-node halves they start with `gnt-cluster command`.
+These four load the site config the way create does: $OSDEF_CONFIG, else
+<OS dir>/osdef.yaml, else /etc/osdef/osdef.yaml (--os-dir, default
+/srv/ganeti/os/image).
 
 `register(subparsers)` adds the `image` command; each handler (set as both
 `func` and `handler`) takes (args, config) — config being a SiteConfig or a
@@ -14,8 +20,11 @@ from datetime import datetime, timezone
 from collections.abc import Callable
 from pathlib import Path
 
+from osdef import config as siteconfig
 from osdef.config import SiteConfig
 from osdef.images.store import ImageInfo, ImageStore
+
+DEFAULT_OS_DIR = Path("/srv/ganeti/os/image")  # = osdef.ganeti.osdir.DEFAULT_OS_DIR
 
 
 def default_recipes_dir() -> Path:
@@ -37,7 +46,32 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     build.set_defaults(func=cmd_build, handler=cmd_build)
 
     lst = sub.add_parser("list", help="list recipes and cached images")
+    lst.add_argument("--cluster", action="store_true",
+                     help="on the Ganeti master: which node holds which image digest")
+    _cluster_args(lst)
     lst.set_defaults(func=cmd_list, handler=cmd_list)
+
+    sync = sub.add_parser("sync", help="on the Ganeti master: copy this node's image NAME to "
+                                       "every node, verify it there and record it as agreed")
+    sync.add_argument("name", metavar="NAME")
+    _cluster_args(sync)
+    sync.set_defaults(func=cmd_sync, handler=cmd_sync)
+
+    recv = sub.add_parser("node-receive", help=argparse.SUPPRESS)  # run by sync on each node
+    recv.add_argument("name", metavar="NAME")
+    recv.add_argument("--staged", type=Path, required=True)
+    recv.add_argument("--staged-manifest", type=Path, required=True)
+    recv.add_argument("--sha256", required=True)
+    recv.add_argument("--staged-agreement", type=Path, default=None)
+    recv.add_argument("--agreement-sha256", default=None)
+    recv.add_argument("--os-dir", type=Path, default=DEFAULT_OS_DIR)
+    recv.set_defaults(func=cmd_node_receive, handler=cmd_node_receive)
+
+    rep = sub.add_parser("node-report", help=argparse.SUPPRESS)  # run by list --cluster
+    rep.add_argument("names", metavar="NAME", nargs="*")
+    rep.add_argument("--probe", type=Path, action="append", default=[])
+    rep.add_argument("--os-dir", type=Path, default=DEFAULT_OS_DIR)
+    rep.set_defaults(func=cmd_node_report, handler=cmd_node_report)
 
     add = sub.add_parser("add", help="register an existing raw/qcow2/tar image file "
                                      "(optionally zstd-compressed)")
@@ -47,7 +81,57 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return image
 
 
+def _cluster_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-g", "--node-group", metavar="GROUP", default=None,
+                   help="only the nodes of this node group")
+    p.add_argument("--os-dir", type=Path, default=DEFAULT_OS_DIR,
+                   help=f"the installed OS dir, for its osdef.yaml (default {DEFAULT_OS_DIR})")
+
+
 Config = SiteConfig | Callable[[], SiteConfig]
+
+
+def _node_site(args: argparse.Namespace, config: Config) -> SiteConfig:
+    """The config create would use on this node (tests pass a SiteConfig)."""
+    return config if isinstance(config, SiteConfig) else siteconfig.load(args.os_dir)
+
+
+def _cluster_sync(args: argparse.Namespace, config: Config):
+    from osdef.images.sync import ClusterSync
+
+    return ClusterSync(_node_site(args, config).images, args.os_dir, progress=sys.stderr)
+
+
+def cmd_sync(args: argparse.Namespace, config: Config) -> int:
+    from osdef.images.sync import format_states
+
+    states = _cluster_sync(args, config).sync(args.name, group=args.node_group)
+    print(format_states(states))
+    bad = [s.node for s in states if not s.ok]
+    if bad:
+        print(f"osdef image sync: {len(bad)} node(s) do not hold the agreed image {args.name}: "
+              f"{', '.join(bad)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_node_receive(args: argparse.Namespace, config: Config) -> int:
+    from osdef.images.cluster import emit
+    from osdef.images.sync import receive
+
+    result = receive(_node_site(args, config).images, args.name, args.staged,
+                     args.staged_manifest, args.sha256, args.staged_agreement,
+                     args.agreement_sha256)
+    print(emit(result))
+    return 0 if result["ok"] else 1
+
+
+def cmd_node_report(args: argparse.Namespace, config: Config) -> int:
+    from osdef.images.cluster import emit
+    from osdef.images.sync import report
+
+    print(emit(report(_node_site(args, config).images, args.names or None, args.probe)))
+    return 0
 
 
 def _store(args: argparse.Namespace, config: Config, echo: bool = False) -> ImageStore:
@@ -69,6 +153,12 @@ def cmd_add(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_list(args: argparse.Namespace, config: Config) -> int:
+    if getattr(args, "cluster", False):
+        from osdef.images.sync import format_states
+
+        states = _cluster_sync(args, config).states(None, group=args.node_group)
+        print(format_states(states))
+        return 0 if all(s.ok for s in states) else 1
     print(format_table(_store(args, config).list()))
     return 0
 

@@ -1,7 +1,8 @@
-"""The real-cluster tier: one throw-away Ganeti cluster for the whole test session.
+"""The real-cluster tier: one throw-away two-node Ganeti cluster for the whole test session.
 
-The `cluster` fixture runs tests/ganeti/harness.sh (`down`, then `up` with the
-test site config: libguestfs under TCG, the shared test image cache) and
+The `cluster` fixture runs tests/ganeti/harness.sh (`down`, then `GH_NODES=2
+up` with the test site config: libguestfs under TCG, the shared test image
+cache on node 1, an empty private cache at the same path on node 2) and
 always ends with `down`: processes ended by PID, loop devices detached,
 namespaces and state removed, also when a test failed or was interrupted.
 Each `gnt` call's wall time is recorded; the table is printed at the end of
@@ -27,8 +28,13 @@ HARNESS = Path(__file__).with_name("harness.sh")
 STATE = Path(os.environ.get("OSDEF_GANETI_STATE", "/var/tmp/osdef-ganeti-test"))
 NSDIR = Path(os.environ.get("OSDEF_GANETI_NSDIR", "/run/osdef-ganeti-test"))
 TIMINGS = Path(os.environ.get("OSDEF_GANETI_TIMINGS", "/var/tmp/osdef-ganeti-timings.md"))
-NODE = "node1.example.test"
-SRV = "/srv/ganeti"  # as the cluster sees it; $STATE/srv on the host
+NODE = "node1.example.test"  # the master
+NODE2 = "node2.example.test"
+NODES = (NODE, NODE2)
+SRV = "/srv/ganeti"  # as the cluster sees it; $STATE/srv on the host (node 2: $STATE/node2/srv)
+SHARED = (f"{SRV}/shared-file-storage", f"{SRV}/extstorage-data")  # node 1's, on every node
+REPO = Path(siteconfig.__file__).resolve().parents[1]
+OSDEF = str(REPO / ".venv" / "bin" / "osdef")
 
 
 @dataclass
@@ -43,10 +49,15 @@ class Cluster:
                               timeout=timeout)
 
     def gnt(self, *args: str, step: str | None = None, check: bool = True,
-            timeout: float = 600) -> subprocess.CompletedProcess:
-        """Run a command inside the cluster; record its wall time under `step`."""
+            timeout: float = 600, node: str = NODE) -> subprocess.CompletedProcess:
+        """Run a command inside the cluster (on node); record its wall time under `step`."""
         started = time.monotonic()
-        proc = self.harness("exec", *args, timeout=timeout)
+        if node == NODE:
+            proc = self.harness("exec", *args, timeout=timeout)
+        else:
+            proc = subprocess.run([str(HARNESS), "exec", *args],
+                                  env={**self.env, "GH_EXEC_NODE": node}, capture_output=True,
+                                  text=True, timeout=timeout)
         elapsed = time.monotonic() - started
         if step:
             self.timings.append((step, elapsed, proc.returncode))
@@ -55,17 +66,27 @@ class Cluster:
                         f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}", pytrace=False)
         return proc
 
-    def host_path(self, cluster_path: str) -> Path:
-        """Where a path under /srv/ganeti or /var/lib|log/ganeti inside the cluster is on the host."""
-        for inside, outside in ((SRV, STATE / "srv"), ("/var/lib/ganeti", STATE / "lib"),
-                                ("/var/log/ganeti", STATE / "log")):
+    def host_path(self, cluster_path: str, node: str = NODE) -> Path:
+        """Where a path under /srv/ganeti, /var/lib|log/ganeti or /etc/osdef of node is on the host."""
+        state = node_state(node)
+        if any(cluster_path == d or cluster_path.startswith(d + "/") for d in SHARED):
+            state = STATE  # the NAS: node 1's dirs, bind-mounted on every node
+        for inside, outside in ((SRV, state / "srv"), ("/var/lib/ganeti", state / "lib"),
+                                ("/var/log/ganeti", state / "log"), ("/etc/osdef", state / "etc-osdef")):
             if cluster_path == inside or cluster_path.startswith(inside + "/"):
                 return outside / cluster_path[len(inside) + 1:]
         raise ValueError(f"{cluster_path} is not inside the cluster's private dirs")
 
+    def log_dir_of(self, node: str) -> Path:
+        return node_state(node) / "log"
+
     @property
     def log_dir(self) -> Path:
         return STATE / "log"
+
+    def image_cache(self, node: str) -> Path:
+        """A node's image cache on the host: the shared test cache on node 1, a private dir on node 2."""
+        return TEST_IMAGE_CACHE if node == NODE else node_state(node) / "node-cache"
 
     @property
     def libguestfs(self) -> siteconfig.LibguestfsSettings:
@@ -77,6 +98,11 @@ class Cluster:
         total = sum(secs for _, secs, _ in self.timings)
         rows.append(f"| **total of the steps above** | **{total:.1f}** | |")
         return "\n".join(rows) + "\n" + "".join(f"\n- {n}" for n in self.notes) + ("\n" if self.notes else "")
+
+
+def node_state(node: str) -> Path:
+    """The harness's state dir of a node on the host."""
+    return STATE if node == NODE else STATE / node.split(".")[0]
 
 
 def _prerequisites() -> str | None:
@@ -111,7 +137,8 @@ def cluster(tmp_path_factory, request) -> Cluster:
         pytest.skip(f"ganeti tier: {reason}")
     conf = write_site_config(tmp_path_factory.mktemp("ganeti-site") / "osdef.yaml", cache_dir=TEST_IMAGE_CACHE)
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
-           "GH_STATE": str(STATE), "GH_NSDIR": str(NSDIR), "GH_SITE_CONFIG": str(conf)}
+           "GH_STATE": str(STATE), "GH_NSDIR": str(NSDIR), "GH_SITE_CONFIG": str(conf),
+           "GH_NODES": str(len(NODES)), "GH_NODE_CACHE": str(TEST_IMAGE_CACHE)}
     c = Cluster(env=env, site_config=conf)
 
     def teardown():
@@ -126,7 +153,8 @@ def cluster(tmp_path_factory, request) -> Cluster:
     c.harness("down", timeout=120)  # leftovers of an interrupted run
     started = time.monotonic()
     proc = c.harness("up", timeout=900)
-    c.timings.append(("cluster up (namespaces, gnt-cluster init, osdef install)",
+    c.timings.append(("cluster up: 2 nodes (namespaces, sshd, gnt-cluster init, gnt-node add, "
+                      "osdef install on each)",
                       time.monotonic() - started, proc.returncode))
     if proc.returncode != 0:
         pytest.fail(f"harness up failed:\n{proc.stderr[-4000:]}", pytrace=False)

@@ -4,7 +4,7 @@
 added read-only and returns a ``GuestView`` per disk: the few facts the
 scenario asserts on (hostname, hosts, fstab, root UUID, network and
 resolver files, root's shadow field, time zone, SSH host keys) plus a digest
-of the filesystem's contents.  ``plant_files`` is the one writer: it puts
+of the filesystem's contents and one of a few files only the image provides.  ``plant_files`` is the one writer: it puts
 files on a disk, standing in for what a first boot would create.
 """
 
@@ -28,6 +28,9 @@ NETWORK_CONFIG_FILES = ("/etc/network/interfaces",)
 # files a rename legitimately changes; everything else must survive export/import unchanged
 RENAMED_FILES = ("/etc/hostname", "/etc/hosts", "/etc/mailname")
 DIGEST_TREES = ("/etc", "/boot", "/root", "/usr/lib/os-release")
+# files only the image provides (create never writes them): equal iff laid down from the same image
+IMAGE_FILES = ("/usr/lib/os-release", "/etc/debian_version", "/usr/bin/bash", "/usr/bin/ls",
+               "/usr/lib/x86_64-linux-gnu/libc.so.6")
 
 
 @dataclass
@@ -45,6 +48,7 @@ class GuestView:
     ssh_host_keys: dict[str, str]
     digest: str  # listing + checksums of DIGEST_TREES, without RENAMED_FILES
     listing_entries: int = 0
+    image_digest: str = ""  # checksums of IMAGE_FILES
 
 
 def _handle(settings: LibguestfsSettings) -> guestfs.GuestFS:
@@ -132,12 +136,15 @@ def _view(g: guestfs.GuestFS, device: str) -> GuestView:
         if g.is_symlink("/etc/localtime"):
             tz = tz or g.readlink("/etc/localtime")
         digest, entries = _digest(g)
+        image_sums = [f"{f} {g.checksum('sha256', f) if g.is_file(f, followsymlinks=True) else '-'}"
+                      for f in IMAGE_FILES]
         return GuestView(
             device=device, root=root, root_uuid=g.vfs_uuid(root),
             hostname=_read(g, "/etc/hostname").strip(), hosts=_read(g, "/etc/hosts"),
             fstab=_read(g, "/etc/fstab"), network_config=network,
             resolv_conf=_read(g, "/etc/resolv.conf"), root_shadow=root_shadow,
             timezone=tz, ssh_host_keys=keys, digest=digest, listing_entries=entries,
+            image_digest=hashlib.sha256("\n".join(image_sums).encode()).hexdigest(),
         )
     finally:
         g.umount_all()
