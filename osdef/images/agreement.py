@@ -26,7 +26,7 @@ from osdef.images import cachefiles as cf
 from osdef.images.recipe import check_name
 
 AGREEMENT_VERSION = 1
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 
 
 @dataclass(frozen=True)
