@@ -234,6 +234,8 @@ PARAMETERS: tuple[OsParam, ...] = (
             "export stream: sparse (osdef stream, holes skipped) or raw (plain dd-compatible dump)"),
     OsParam("export_compression", Choice(("none", "zstd")), "none",
             "compress the export stream with zstd (for clusters that turn transit compression off)"),
+    OsParam("export_content", Choice(("used", "allocated")), "used",
+            "sparse export sends what the guest's filesystems use (used) or every allocated non-zero byte"),
 )
 
 BY_NAME: dict[str, OsParam] = {p.name: p for p in PARAMETERS}
