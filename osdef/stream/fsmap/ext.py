@@ -13,6 +13,9 @@ backup and descriptor blocks and the bitmaps and inode tables that lie in it
 filesystem keeps group checksums (``uninit_bg`` or ``metadata_csum``), the
 tail of an inode table past the group's last used inode (``bg_itable_unused``)
 is left out: the kernel and e2fsck never read it, and it arrives as zeros.
+Likewise the internal journal of a cleanly unmounted filesystem (its
+superblock says it is empty, ``s_start == 0``) is sent as its first block
+only: nothing reads the rest before writing it again.
 
 Refused (``Unusable``): not cleanly unmounted (``needs_recovery``, state not
 clean, errors recorded), features whose layout this parser does not follow
@@ -38,6 +41,10 @@ INCOMPAT_COMPRESSION = 0x1
 RO_COMPAT_SPARSE_SUPER, RO_COMPAT_GDT_CSUM, RO_COMPAT_BIGALLOC = 0x1, 0x10, 0x200
 RO_COMPAT_METADATA_CSUM = 0x400
 COMPAT_SPARSE_SUPER2 = 0x200
+COMPAT_HAS_JOURNAL = 0x4
+JBD2_MAGIC = 0xC03B3998
+EXTENTS_FL = 0x80000
+EXTENT_MAGIC = 0xF30A
 BG_INODE_UNINIT, BG_BLOCK_UNINIT = 0x1, 0x2
 MAX_GROUPS = 1 << 20
 
@@ -56,6 +63,7 @@ class _Super:
         desc_size, = struct.unpack_from("<H", raw, 254)
         blocks_hi, = struct.unpack_from("<I", raw, 336)
         self.backup_bgs = struct.unpack_from("<II", raw, 0x24C)
+        self.journal_inum, = struct.unpack_from("<I", raw, 0xE0)
         if self.incompat & INCOMPAT_RECOVER:
             raise Unusable("its ext filesystem needs journal recovery (not cleanly unmounted)")
         if not self.state & STATE_VALID:
@@ -214,6 +222,7 @@ def used_map(reader: Reader) -> FsMap | None:
             if live_blocks < sb.itable_blocks:
                 holes.append((grp.inode_table + live_blocks, grp.inode_table + sb.itable_blocks))
     _check_overlaps(metadata)
+    holes += _journal_tail(reader, sb, groups)
     by_group: dict[int, list[tuple[int, int]]] = {}
     for block, count in metadata:
         g = (block - sb.first_data_block) // sb.blocks_per_group
@@ -246,3 +255,35 @@ def _check_overlaps(metadata: list[tuple[int, int]]) -> None:
         if block < end:
             raise Unusable("its ext groups' bitmaps and inode tables overlap")
         end = block + count
+
+
+def _journal_tail(reader: Reader, sb: _Super, groups: list[_Group]) -> list[tuple[int, int]]:
+    """Block ranges of an empty internal journal past its superblock; [] if anything is not plain."""
+    if not sb.compat & COMPAT_HAS_JOURNAL or not 0 < sb.journal_inum <= sb.inodes_per_group:
+        return []
+    index = sb.journal_inum - 1
+    inode = reader.read(groups[0].inode_table * sb.block_size + index * sb.inode_size, 128)
+    flags, = struct.unpack_from("<I", inode, 0x20)
+    if not flags & EXTENTS_FL:
+        return []
+    magic, entries, _, depth = struct.unpack_from("<HHHH", inode, 0x28)
+    if magic != EXTENT_MAGIC or depth != 0 or not 0 < entries <= 4:
+        return []
+    extents = []
+    for i in range(entries):
+        logical, length, start_hi, start_lo = struct.unpack_from("<IHHI", inode, 0x28 + 12 * (i + 1))
+        if length > 32768:
+            return []  # an uninitialised extent in a journal: not plain
+        start = start_lo | start_hi << 32
+        if start < sb.first_data_block or start + length > sb.blocks_count or length == 0:
+            return []
+        extents.append((logical, start, length))
+    extents.sort()
+    if extents[0][0] != 0:
+        return []
+    jsb = reader.read(extents[0][1] * sb.block_size, 32)
+    magic, blocktype, _, _, _, _, _, start = struct.unpack(">IIIIIIII", jsb)  # s_start: 0 when empty
+    if magic != JBD2_MAGIC or blocktype not in (3, 4) or start != 0:
+        return []
+    tail = [(s + (1 if logical == 0 else 0), s + n) for logical, s, n in extents]
+    return [(a, b) for a, b in tail if a < b]
