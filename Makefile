@@ -22,7 +22,7 @@ APT_RUNTIME := python3-guestfs libguestfs-tools linux-image-amd64 qemu-utils zst
 APT_BUILD   := debootstrap sudo git curl procps
 APT_TEST    := qemu-system-x86 ovmf
 APT_PACKAGES := $(APT_RUNTIME) $(APT_BUILD) $(APT_TEST)
-APT_BENCH   := dump ganeti-instance-debootstrap
+APT_BENCH   := dump partclone ganeti-instance-debootstrap
 
 TEST_DIRS := $(wildcard tests/unit) $(filter-out tests/unit tests/fixtures,$(wildcard tests/*/))
 
