@@ -56,12 +56,13 @@ def build_block_disk(work: Path, size: int) -> dict:
     """10 GiB of random bytes, a GPT, the debian-12 image as partition 2, grown; the backing file deleted."""
     backing = work / "random.img"
     sh(f"head -c {size} /dev/urandom > {backing}")
-    sh(f"sgdisk -n1:2048:4095 -t1:ef02 -n2:4096:0 -t2:8300 {backing}")
+    end = size // 512 - 2048  # partition 2 ends 1 MiB before the disk's end (the GPT backup lies there)
+    sh(f"sgdisk -n1:2048:4095 -t1:ef02 -n2:4096:{end - 1} -t2:8300 {backing}")
     image, info = find_image()
     sh(f"zstd -dc {image} | dd of={backing} bs=1M seek=2 conv=notrunc,sparse status=none")
     dev = sh(f"losetup -f --show {backing}").stdout.strip()
     backing.unlink()
-    part = sh(f"losetup -f --show -o {2 * MiB} {dev}").stdout.strip()
+    part = sh(f"losetup -f --show -o {2 * MiB} --sizelimit {(end - 4096) * 512} {dev}").stdout.strip()
     try:
         sh(f"e2fsck -fy {part} >/dev/null 2>&1 || true; resize2fs {part} >/dev/null 2>&1")
         used = sh(f"dumpe2fs -h {part} 2>/dev/null").stdout
@@ -71,7 +72,7 @@ def build_block_disk(work: Path, size: int) -> dict:
     free = int(re.search(r"Free blocks:\s+(\d+)", used).group(1))
     bs = int(re.search(r"Block size:\s+(\d+)", used).group(1))
     return {"device": dev, "size": size, "image": image.name, "image_used": info.get("used_size"),
-            "fs_used": (blocks - free) * bs, "fs_start": 2 * MiB}
+            "fs_used": (blocks - free) * bs, "fs_start": 2 * MiB, "fs_size": (end - 4096) * 512}
 
 
 class Row:
@@ -137,7 +138,8 @@ def run(work: Path, repeat: int, doc: bool = True) -> str:
     try:
         blk = build_block_disk(work, 10 * GiB)
         loops.append(blk["device"])
-        part = sh(f"losetup -r -f --show -o {blk['fs_start']} {blk['device']}").stdout.strip()
+        part = sh(f"losetup -r -f --show -o {blk['fs_start']} --sizelimit {blk['fs_size']} {blk['device']}"
+                  ).stdout.strip()
         loops.append(part)
         block_rows = rows_for(blk["device"], part, repeat)
         filedisk = build_disk(work, 10, 1)
