@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import osdef.stream.extents as extents_mod
 import osdef.stream.fsmap as fsmap_mod
 import osdef.stream.partitions as partitions_mod
 from osdef.stream.blockio import open_disk, read_at
@@ -30,7 +31,7 @@ from tests.stream.fsdisks import MiB, Part, make_fs, make_tree, mbr
 
 DISK = 8 * MiB
 FS = Part(1 * MiB, 6 * MiB, "ext4")
-HYPO = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+HYPO = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +46,11 @@ def template(tmp_path_factory) -> bytes:
     return read_all(disk)
 
 
-@pytest.fixture
-def bounded_reads(monkeypatch):
-    """Fail the test on any metadata read outside the disk."""
+@pytest.fixture(params=["mapped", "unmapped"])
+def bounded_reads(monkeypatch, request):
+    """Fail the test on any metadata read outside the disk; run as a file (mapped) and as an unmapped device."""
+    if request.param == "unmapped":  # what a DRBD/LVM device gets: no allocation map, the content path
+        monkeypatch.setattr(extents_mod, "mapped_ranges", lambda disk: None)
     def checked(disk, view, offset):
         assert 0 <= offset and offset + len(view) <= disk.size, f"read at {offset}+{len(view)} outside the disk"
         return read_at(disk, view, offset)
