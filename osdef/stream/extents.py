@@ -168,8 +168,12 @@ def extent_spans(disk: Disk, buf: bytearray, keep=None) -> Iterator[Span]:
         mapped = mapped_ranges(disk)
         if mapped is None:
             raise BlockIOError(f"{disk.path} lost its allocation map during the export")
+    if keep is not None:
+        # listed before the first read: on ext4 a read (or its readahead) over an unwritten extent puts
+        # pages in the cache that SEEK_DATA then reports as data, and the spans must be the ones counted
+        mapped = list(_kept(mapped, keep))
     try:
-        yield from _read_ahead(source, shift, _kept(mapped, keep), buf)
+        yield from _read_ahead(source, shift, mapped, buf)
     finally:
         if backing_fd is not None:
             os.close(backing_fd)

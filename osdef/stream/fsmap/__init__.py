@@ -1,9 +1,11 @@
 """Used-block maps of the filesystems on a disk's partitions: which bytes a filesystem uses.
 
-One parser per filesystem (``ext`` for ext2/3/4, ``vfat``, ``swap``), all
-small pure-Python readers of the on-disk bitmaps.  They run in-process, read
+One parser per filesystem: ``ext`` (ext2/3/4), ``vfat`` and ``swap`` are
+small pure-Python readers of the on-disk bitmaps that run in-process, read
 only through a ``Reader`` bound to their partition (a read outside it is
-refused, never done), and are bounded in what they read and keep.  A parser
+refused, never done), and are bounded in what they read and keep; xfs and
+btrfs keep free space in B+trees, so ``partclone`` maps them from
+``partclone.xfs/btrfs -D`` run sandboxed (see its docstring).  A parser
 that does not recognise its partition returns None (the partition is sent at
 block level, silently); one that recognises it but cannot vouch for its map
 (not cleanly unmounted, a field out of range, a bitmap that disagrees with its
@@ -70,9 +72,9 @@ class FsMap:
 
 
 def _parsers():
-    from osdef.stream.fsmap import ext, swap, vfat
+    from osdef.stream.fsmap import ext, partclone, swap, vfat
 
-    return (ext.used_map, vfat.used_map, swap.used_map)
+    return (ext.used_map, vfat.used_map, swap.used_map, partclone.used_map)
 
 
 def check(fsmap: FsMap, length: int) -> FsMap:
