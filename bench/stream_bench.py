@@ -155,7 +155,7 @@ def scatter_garbage(img: Path, budget: int, seed: int = 7) -> int:
     return written
 
 
-def build_disk(work: Path, size_gib: float, data_gib: float) -> dict:
+def build_disk(work: Path, size_gib: float, data_gib: float, garbage: bool = True) -> dict:
     img = work / "disk.img"
     stage = work / "stage"
     shutil.rmtree(stage, ignore_errors=True)
@@ -166,7 +166,7 @@ def build_disk(work: Path, size_gib: float, data_gib: float) -> dict:
         sh(f"mkfs.ext4 -q -F -O ^flex_bg -E lazy_itable_init=1 -d {stage} {img} {int(size_gib * 1024)}M")
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    garbage = scatter_garbage(img, int(data_gib * GiB * 0.3))
+    garbage = scatter_garbage(img, int(data_gib * GiB * 0.3)) if garbage else 0
     return {"path": img, "size": img.stat().st_size, "allocated": img.stat().st_blocks * 512,
             "extents": count_extents(img), "files": files, "garbage": garbage}
 
