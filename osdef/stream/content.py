@@ -17,6 +17,7 @@ filesystem gets one ``warn`` line naming it and why.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -65,7 +66,11 @@ def _append(segments: list[Segment], offset: int, length: int, mode: str) -> Non
 
 def plan_content(disk: Disk, warn: Callable[[str], None]) -> ContentPlan:
     """Read the disk's layout and maps (metadata reads only) and return what to send."""
-    table = read_table(disk)
+    try:
+        table = read_table(disk)
+    except (ValueError, IndexError, OverflowError, struct.error) as e:  # never expected: the table at block level
+        warn(f"{disk.path}: its partition table could not be parsed ({type(e).__name__}): sent at block level")
+        return ContentPlan([Segment(0, disk.size, BLOCK)] if disk.size else [])
     for note in table.notes:
         warn(f"{disk.path}: {note}")
     segments: list[Segment] = []

@@ -170,3 +170,13 @@ def test_the_template_is_mapped(template, tmp_path):
         plan = plan_content(disk, print)
     assert plan.mapped_partitions == 1 and plan.used_bytes < 2 * MiB
     os.unlink(src)
+
+
+@pytest.mark.parametrize("offset,value", [(254, b"\x20\x00"), (254, b"\x00\x00"), (24, b"\x07\x00\x00\x00"),
+                                          (32, b"\x00\x00\x00\x00"), (4, b"\xff\xff\xff\xff")])
+def test_chosen_superblock_fields(template, tmp_path, offset, value):
+    """A 64bit ext4 with a 32-byte descriptor size, no block size, zero blocks per group, a huge size."""
+    data = bytearray(template)
+    at = FS.start + 1024 + offset
+    data[at:at + len(value)] = value
+    _check(bytes(data), tmp_path)

@@ -16,6 +16,7 @@ partition at block level and says why.  Every map is checked again here
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from osdef.stream.blockio import BlockIOError, Disk, read_at
@@ -103,7 +104,7 @@ def used_map(disk: Disk, part: Partition) -> FsMap | None:
             found = parse(Reader(disk, part))
         except Unusable:
             raise
-        except (ValueError, IndexError, OverflowError, ZeroDivisionError, MemoryError) as e:
+        except (ValueError, IndexError, OverflowError, ZeroDivisionError, MemoryError, struct.error) as e:
             raise Unusable(f"its filesystem could not be parsed ({type(e).__name__})") from None
         if found is not None:
             return check(found, part.length)

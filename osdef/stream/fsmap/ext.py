@@ -92,7 +92,7 @@ class _Super:
             raise Unusable("its ext superblock has an impossible first data block")
         if not 256 <= self.blocks_per_group <= 8 * bs or self.blocks_per_group % 8:
             raise Unusable("its ext superblock has an impossible blocks-per-group count")
-        if not (self.desc_size >= 32 and self.desc_size <= 1024 and self.desc_size & (self.desc_size - 1) == 0):
+        if not ((64 if self.is64 else 32) <= self.desc_size <= 1024 and self.desc_size & (self.desc_size - 1) == 0):
             raise Unusable("its ext superblock has an impossible descriptor size")
         if self.inode_size < 128 or self.inode_size > bs or self.inode_size & (self.inode_size - 1):
             raise Unusable("its ext superblock has an impossible inode size")
