@@ -24,17 +24,21 @@ from tests.stream.test_fsaware import BIOS, _assert_plan_kept, _plan
 
 pytestmark = pytest.mark.skipif(shutil.which("partclone.xfs") is None or shutil.which("partclone.btrfs") is None,
                                 reason="needs partclone")
-DISK = 400 * MiB
-ROOT = Part(2 * MiB, 396 * MiB, "raw")
+SIZES = {"xfs": 400 * MiB, "btrfs": 160 * MiB}  # mkfs.xfs wants 300 MB, mkfs.btrfs ~110 MiB
+
+
+def _root(disk: Path) -> Part:
+    return Part(2 * MiB, disk.stat().st_size - 4 * MiB, "raw")
 
 
 pytestmark = [pytestmark, pytest.mark.blockdev]
 
 
 def _disk_with(tmp_path: Path, fs: str, tree: Path | None) -> Path:
-    disk = fill_random(tmp_path / "disk.img", DISK)
-    gpt(disk, [BIOS, ROOT])
-    dev = run("losetup", "-f", "--show", "-o", ROOT.start, "--sizelimit", ROOT.size, disk).stdout.strip()
+    disk = fill_random(tmp_path / "disk.img", SIZES[fs])
+    root = _root(disk)
+    gpt(disk, [BIOS, root])
+    dev = run("losetup", "-f", "--show", "-o", root.start, "--sizelimit", root.size, disk).stdout.strip()
     try:
         if fs == "xfs":
             run("mkfs.xfs", "-q", "-f", "-K", dev)
@@ -46,7 +50,8 @@ def _disk_with(tmp_path: Path, fs: str, tree: Path | None) -> Path:
 
 
 def _partition_file(disk: Path, out: Path) -> Path:
-    run("dd", f"if={disk}", f"of={out}", "bs=1M", f"skip={ROOT.start // MiB}", f"count={ROOT.size // MiB}",
+    root = _root(disk)
+    run("dd", f"if={disk}", f"of={out}", "bs=1M", f"skip={root.start // MiB}", f"count={root.size // MiB}",
         "status=none")
     return out
 
@@ -55,7 +60,7 @@ def _roundtrip(disk: Path, tmp_path: Path) -> tuple[Path, int, list[str]]:
     warnings: list[str] = []
     n, announced = export_to_file(disk, tmp_path / "stream", warn=warnings.append)
     assert n == announced
-    target = fill_random(tmp_path / "target.img", DISK, seed=77)
+    target = fill_random(tmp_path / "target.img", disk.stat().st_size, seed=77)
     import_from_file(tmp_path / "stream", target)
     return target, n, warnings
 
@@ -87,12 +92,14 @@ def test_btrfs_is_mapped_and_its_files_survive(tmp_path):
 
 def test_btrfs_with_a_log_tree_falls_back(tmp_path):
     disk = _disk_with(tmp_path, "btrfs", None)
+    root = _root(disk)
     with open(disk, "r+b") as f:  # log_root in the superblock: an fsync log that awaits replay
-        f.seek(ROOT.start + 0x10000 + 0x60)
+        f.seek(root.start + 0x10000 + 0x60)
         f.write((12345 * 4096).to_bytes(8, "little"))
     target, n, warnings = _roundtrip(disk, tmp_path)
     assert len(warnings) == 1 and "partition 2" in warnings[0] and "log tree" in warnings[0], warnings
-    assert read_all(target)[ROOT.start:ROOT.start + ROOT.size] == read_all(disk)[ROOT.start:ROOT.start + ROOT.size]
+    end = root.start + root.size
+    assert read_all(target)[root.start:end] == read_all(disk)[root.start:end]
 
 
 def test_a_dirty_xfs_log_falls_back(tmp_path, monkeypatch):
