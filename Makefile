@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 # Debian packages osdef needs on a node (runtime) and to build images and test.
 APT_RUNTIME := python3-guestfs libguestfs-tools linux-image-amd64 qemu-utils zstd \
                python3-venv python3-yaml e2fsprogs xfsprogs btrfs-progs dosfstools \
-               gdisk fdisk util-linux libguestfs-xfs
+               gdisk fdisk util-linux libguestfs-xfs partclone
 APT_BUILD   := debootstrap sudo git curl procps
 APT_TEST    := qemu-system-x86 ovmf
 APT_PACKAGES := $(APT_RUNTIME) $(APT_BUILD) $(APT_TEST)

@@ -2,6 +2,7 @@
 """Benchmark osdef's export/import stream against dd, qemu-img and ganeti-instance-debootstrap's dump.
 
     python bench/stream_bench.py [--size-gib 10 --data-gib 1 --repeat 1 --workdir /var/tmp/osdef-stream-bench]
+    python bench/stream_bench.py --fs-aware [--repeat 1]   (filesystem-aware export vs dump/partclone/e2image)
 
 Builds a SIZE_GIB ext4 filesystem image holding ~DATA_GIB: ~70 % real files from /usr (mkfs.ext4 -d) and
 ~30 % "deleted file" data scattered in free blocks (as on any used filesystem). Every measured command
@@ -154,7 +155,7 @@ def scatter_garbage(img: Path, budget: int, seed: int = 7) -> int:
     return written
 
 
-def build_disk(work: Path, size_gib: float, data_gib: float) -> dict:
+def build_disk(work: Path, size_gib: float, data_gib: float, garbage: bool = True) -> dict:
     img = work / "disk.img"
     stage = work / "stage"
     shutil.rmtree(stage, ignore_errors=True)
@@ -165,7 +166,7 @@ def build_disk(work: Path, size_gib: float, data_gib: float) -> dict:
         sh(f"mkfs.ext4 -q -F -O ^flex_bg -E lazy_itable_init=1 -d {stage} {img} {int(size_gib * 1024)}M")
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    garbage = scatter_garbage(img, int(data_gib * GiB * 0.3))
+    garbage = scatter_garbage(img, int(data_gib * GiB * 0.3)) if garbage else 0
     return {"path": img, "size": img.stat().st_size, "allocated": img.stat().st_blocks * 512,
             "extents": count_extents(img), "files": files, "garbage": garbage}
 
@@ -523,9 +524,16 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--workdir", type=Path, default=Path("/var/tmp/osdef-stream-bench"))
     p.add_argument("--no-doc", action="store_true", help="print the section instead of writing docs/benchmarks.md")
+    p.add_argument("--fs-aware", action="store_true",
+                   help="only the filesystem-aware export rows (bench/fsaware_bench.py, its own section)")
     args = p.parse_args()
     if os.geteuid() != 0:
         sys.exit("stream_bench needs root (drop_caches, losetup)")
+    if args.fs_aware:
+        import fsaware_bench
+
+        print(fsaware_bench.run(args.workdir, args.repeat, doc=not args.no_doc))
+        return 0
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     args.workdir.mkdir(parents=True, exist_ok=True)
     try:

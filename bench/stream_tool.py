@@ -1,6 +1,7 @@
 """Command-line wrapper around osdef.stream for the benchmark's shell pipelines.
 
-    stream_tool.py export DEVICE [--fmt sparse|raw] [--compression none|zstd] [--no-size] [--unmapped] > stream
+    stream_tool.py export DEVICE [--fmt sparse|raw] [--compression none|zstd] [--content used|allocated]
+                   [--no-size] [--unmapped] > stream
     stream_tool.py import DEVICE < stream
     stream_tool.py read-extents DEVICE      (baseline: read only the data extents, discard them)
 
@@ -32,6 +33,7 @@ def main() -> int:
     p.add_argument("--fmt", default="sparse")
     p.add_argument("--compression", default="none")
     p.add_argument("--no-size", action="store_true", help="export without EXP_SIZE_FD (nothing announced)")
+    p.add_argument("--content", default="used", help="export_content: used (filesystem-aware) or allocated")
     p.add_argument("--unmapped", action="store_true",
                    help="ignore a loop device's backing file (what a DRBD or LVM device gets)")
     a = p.parse_args()
@@ -46,7 +48,8 @@ def main() -> int:
         r = w = None
         if not a.no_size:
             r, w = os.pipe()
-        out["bytes"] = export_disk(a.device, 1, size_fd=w, fmt=a.fmt, compression=a.compression)
+        out["bytes"] = export_disk(a.device, 1, size_fd=w, fmt=a.fmt, compression=a.compression,
+                                   content=a.content)
         if w is not None:
             os.close(w)
             out["announced"] = int(os.read(r, 100))

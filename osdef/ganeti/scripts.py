@@ -176,7 +176,8 @@ def export(os_dir: Path, environ: Mapping[str, str]) -> int:
     }
     written = export_disk(target.device, sys.stdout.fileno(), size_fd=target.size_fd,
                           fmt=ctx.params["export_format"],
-                          compression=ctx.params["export_compression"], metadata=metadata)
+                          compression=ctx.params["export_compression"], metadata=metadata,
+                          content=ctx.params["export_content"], warn=say)
     say(f"exported disk {target.index}: {written} bytes written")
     return 0
 

@@ -98,9 +98,34 @@ class ExtentPlan:
     data_bytes: int = 0
 
 
-def plan_extents(disk: Disk) -> ExtentPlan | None:
-    """Count the records and bytes of an extent-exact stream; None if the disk has no map."""
-    mapped = mapped_ranges(disk)
+def intersect(a, b) -> Iterator[tuple[int, int]]:
+    """(offset, length) of the bytes in both ``a`` and ``b`` (each ordered and non-overlapping)."""
+    it = iter(b)
+    cur = next(it, None)
+    for offset, length in a:
+        end = offset + length
+        while cur is not None and cur[0] + cur[1] <= offset:
+            cur = next(it, None)
+        while cur is not None and cur[0] < end:
+            lo, hi = max(offset, cur[0]), min(end, cur[0] + cur[1])
+            if lo < hi:
+                yield lo, hi - lo
+            if cur[0] + cur[1] <= end:
+                cur = next(it, None)
+            else:
+                break
+
+
+def _kept(ranges, keep):
+    return ranges if keep is None or ranges is None else intersect(ranges, keep)
+
+
+def plan_extents(disk: Disk, keep=None) -> ExtentPlan | None:
+    """Count the records and bytes of an extent-exact stream; None if the disk has no map.
+
+    ``keep`` (ordered ranges) limits the stream to those bytes of the map.
+    """
+    mapped = _kept(mapped_ranges(disk), keep)
     if mapped is None:
         return None
     plan = ExtentPlan()
@@ -119,7 +144,7 @@ class Span(NamedTuple):
     at: int
 
 
-def extent_spans(disk: Disk, buf: bytearray) -> Iterator[Span]:
+def extent_spans(disk: Disk, buf: bytearray, keep=None) -> Iterator[Span]:
     """Yield a Span for every span of the allocation map, in order.
 
     A loop device's spans are read from its backing file (checked and flushed
@@ -128,7 +153,7 @@ def extent_spans(disk: Disk, buf: bytearray) -> Iterator[Span]:
     releases the GIL), so the disk is read while the caller checksums and
     sends the previous span.  ``buf`` holds two READ_SIZE halves, used in
     turn: each yielded view is valid until the next one; the span's ``fd``
-    is open until the generator ends.
+    is open until the generator ends.  ``keep`` limits the spans as in plan_extents.
     """
     shift, backing_fd = 0, None
     if disk.is_block:
@@ -143,23 +168,36 @@ def extent_spans(disk: Disk, buf: bytearray) -> Iterator[Span]:
         mapped = mapped_ranges(disk)
         if mapped is None:
             raise BlockIOError(f"{disk.path} lost its allocation map during the export")
-    halves = (memoryview(buf)[:READ_SIZE], memoryview(buf)[READ_SIZE:2 * READ_SIZE])
+    if keep is not None:
+        # listed before the first read: on ext4 a read (or its readahead) over an unwritten extent puts
+        # pages in the cache that SEEK_DATA then reports as data, and the spans must be the ones counted
+        mapped = list(_kept(mapped, keep))
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="osdef-read") as reader:
-            pending = None
-            for i, (offset, length) in enumerate(read_spans(mapped)):
-                view = halves[i % 2][:length]
-                reading = reader.submit(read_at, source, view, shift + offset)
-                if pending is not None:
-                    pending[0].result()
-                    yield pending[1]
-                pending = (reading, Span(offset, view, source.fd, shift + offset))
-            if pending is not None:
-                pending[0].result()
-                yield pending[1]
+        yield from _read_ahead(source, shift, mapped, buf)
     finally:
         if backing_fd is not None:
             os.close(backing_fd)
+
+
+def range_spans(disk: Disk, buf: bytearray, ranges) -> Iterator[Span]:
+    """A Span for every READ_SIZE cut of ``ranges``, read from the disk itself (read ahead as extent_spans)."""
+    return _read_ahead(disk, 0, ranges, buf)
+
+
+def _read_ahead(source: Disk, shift: int, mapped, buf: bytearray) -> Iterator[Span]:
+    halves = (memoryview(buf)[:READ_SIZE], memoryview(buf)[READ_SIZE:2 * READ_SIZE])
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="osdef-read") as reader:
+        pending = None
+        for i, (offset, length) in enumerate(read_spans(mapped)):
+            view = halves[i % 2][:length]
+            reading = reader.submit(read_at, source, view, shift + offset)
+            if pending is not None:
+                pending[0].result()
+                yield pending[1]
+            pending = (reading, Span(offset, view, source.fd, shift + offset))
+        if pending is not None:
+            pending[0].result()
+            yield pending[1]
 
 
 def pieces(ranges: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:
@@ -211,12 +249,13 @@ def nonzero_runs(view: memoryview, offset: int) -> Iterator[tuple[int, int]]:
         yield run, size
 
 
-def spans(disk: Disk, scan: Scan | None = None) -> Iterator[tuple[int, int]]:
+def spans(disk: Disk, scan: Scan | None = None, ranges=None) -> Iterator[tuple[int, int]]:
     """(offset, length) of the reads to do: data ranges cut at READ_SIZE boundaries.
 
     With a ``scan``, chunks it found empty are left out (never read again).
+    ``ranges`` (ordered) replaces the disk's data ranges.
     """
-    for offset, length in data_ranges(disk):
+    for offset, length in (data_ranges(disk) if ranges is None else ranges):
         end = offset + length
         pos = offset
         while pos < end:
@@ -235,15 +274,15 @@ def spans(disk: Disk, scan: Scan | None = None) -> Iterator[tuple[int, int]]:
 
 
 def data_pieces(disk: Disk, buf: bytearray, scan: Scan | None = None,
-                on_read=None) -> Iterator[tuple[int, memoryview]]:
+                on_read=None, ranges=None) -> Iterator[tuple[int, memoryview]]:
     """Yield (offset, data) for every run of non-zero blocks of the disk, in order.
 
     ``buf`` (READ_SIZE bytes) is reused: each yielded view is valid until the next.
     With a ``scan``, chunks it found empty are not read at all.
-    ``on_read(n)`` is called for every read (for statistics).
+    ``on_read(n)`` is called for every read (for statistics).  ``ranges`` as in spans.
     """
     view = memoryview(buf)
-    for span_offset, span_length in spans(disk, scan):
+    for span_offset, span_length in spans(disk, scan, ranges):
         read_at(disk, view[:span_length], span_offset)
         if on_read is not None:
             on_read(span_length)
@@ -256,17 +295,18 @@ def data_pieces(disk: Disk, buf: bytearray, scan: Scan | None = None,
                 drop_cache(disk.fd, offset, length)  # a full-device read must not evict the node's page cache
 
 
-def scan_disk(disk: Disk, buf: bytearray, sample=None) -> Scan:
+def scan_disk(disk: Disk, buf: bytearray, sample=None, ranges=None) -> Scan:
     """Pre-pass over the disk: count the records and data bytes a sparse stream will hold.
 
     ``sample(data)`` is called on every non-zero piece (used to estimate compression).
+    ``ranges`` (ordered) limits the pass to those bytes.
     """
     scan = new_scan(disk)
 
     def count(n: int) -> None:
         scan.bytes_read += n
 
-    for offset, data in data_pieces(disk, buf, on_read=count):
+    for offset, data in data_pieces(disk, buf, on_read=count, ranges=ranges):
         scan.mark(offset // CHUNK)
         scan.records += 1
         scan.data_bytes += len(data)

@@ -1,0 +1,111 @@
+"""Used-block maps of the filesystems on a disk's partitions: which bytes a filesystem uses.
+
+One parser per filesystem: ``ext`` (ext2/3/4), ``vfat`` and ``swap`` are
+small pure-Python readers of the on-disk bitmaps that run in-process, read
+only through a ``Reader`` bound to their partition (a read outside it is
+refused, never done), and are bounded in what they read and keep; xfs and
+btrfs keep free space in B+trees, so ``partclone`` maps them from
+``partclone.xfs/btrfs -D`` run sandboxed (see its docstring).  A parser
+that does not recognise its partition returns None (the partition is sent at
+block level, silently); one that recognises it but cannot vouch for its map
+(not cleanly unmounted, a field out of range, a bitmap that disagrees with its
+counts) raises ``Unusable`` with the reason, and the caller sends the
+partition at block level and says why.  Every map is checked again here
+(ordered, non-overlapping, inside the partition) before it is used.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from osdef.stream.blockio import BlockIOError, Disk, read_at
+from osdef.stream.partitions import BIOS_BOOT_GUID, Partition
+
+MAX_RANGES = 1 << 18  # a map more fragmented than this is not worth its memory: block level
+MAX_METADATA_READ = 64 << 20  # no parser reads more than this many bytes of metadata
+
+
+class Unusable(Exception):
+    """A filesystem was recognised but its map cannot be trusted; the message says why."""
+
+
+class Reader:
+    """Reads of one partition, bounded by its length and by a total budget."""
+
+    def __init__(self, disk: Disk, part: Partition, budget: int = MAX_METADATA_READ):
+        self.disk = disk
+        self.part = part
+        self.length = part.length
+        self.budget = budget
+        self.bytes_read = 0
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.length:
+            raise Unusable(f"metadata at byte {offset} lies outside the partition")
+        self.bytes_read += length
+        if self.bytes_read > self.budget:
+            raise Unusable("its metadata is larger than the bound this parser reads")
+        buf = bytearray(length)
+        try:
+            read_at(self.disk, memoryview(buf), self.part.start + offset)
+        except BlockIOError as e:
+            raise Unusable(str(e)) from None
+        return bytes(buf)
+
+    def peek(self, offset: int, length: int) -> bytes:
+        """Like read, but b"" where the range does not fit (for probing)."""
+        if offset < 0 or offset + length > self.length:
+            return b""
+        return self.read(offset, length)
+
+
+@dataclass
+class FsMap:
+    """A filesystem's used bytes: ``used`` ranges (relative to the partition) within its first ``covered`` bytes.
+
+    Bytes of the partition past ``covered`` are not the filesystem's: they are sent at block level.
+    """
+
+    fs: str
+    used: list[tuple[int, int]]
+    covered: int
+
+
+def _parsers():
+    from osdef.stream.fsmap import ext, partclone, swap, vfat
+
+    return (ext.used_map, vfat.used_map, swap.used_map, partclone.used_map)
+
+
+def check(fsmap: FsMap, length: int) -> FsMap:
+    """Raise Unusable unless the map is ordered, non-overlapping and inside the partition."""
+    if not 0 < fsmap.covered <= length:
+        raise Unusable(f"its {fsmap.fs} filesystem claims {fsmap.covered} bytes of a {length}-byte partition")
+    if len(fsmap.used) > MAX_RANGES:
+        raise Unusable(f"its {fsmap.fs} map has more than {MAX_RANGES} ranges")
+    pos = total = 0
+    for offset, size in fsmap.used:
+        if size <= 0 or offset < pos or offset + size > fsmap.covered:
+            raise Unusable(f"its {fsmap.fs} map has a range outside the filesystem or overlapping another")
+        pos = offset + size
+        total += size
+    if total > fsmap.covered:
+        raise Unusable(f"its {fsmap.fs} map uses more than the filesystem's size")
+    return fsmap
+
+
+def used_map(disk: Disk, part: Partition) -> FsMap | None:
+    """The checked map of ``part``'s filesystem; None if none is recognised. Raises Unusable."""
+    if part.kind == BIOS_BOOT_GUID or part.kind in ("0x05", "0x0f", "0x85"):
+        return None
+    for parse in _parsers():
+        try:
+            found = parse(Reader(disk, part))
+        except Unusable:
+            raise
+        except (ValueError, IndexError, OverflowError, ZeroDivisionError, MemoryError, struct.error) as e:
+            raise Unusable(f"its filesystem could not be parsed ({type(e).__name__})") from None
+        if found is not None:
+            return check(found, part.length)
+    return None

@@ -1,0 +1,20 @@
+"""Used-block map of a Linux swap area: its header page only.
+
+What a swap area holds is meaningless once the guest is stopped; the first
+4 KiB page (signature, UUID, label, bad-page list) is what ``swapon`` needs.
+A swap area that holds a hibernation image (``S1SUSPEND`` and kin in place of
+``SWAPSPACE2``) is not recognised here and is sent at block level.
+"""
+
+from __future__ import annotations
+
+from osdef.stream.fsmap import FsMap, Reader
+
+PAGE = 4096
+MAGIC = b"SWAPSPACE2"
+
+
+def used_map(reader: Reader) -> FsMap | None:
+    if reader.peek(PAGE - len(MAGIC), len(MAGIC)) != MAGIC:
+        return None
+    return FsMap("swap", [(0, PAGE)], reader.length)
