@@ -244,11 +244,11 @@ PARAMETERS: tuple[OsParam, ...] = (
             "export stream: sparse (osdef stream, holes skipped) or raw (plain dd-compatible dump)"),
     OsParam("export_compression", Choice(("none", "zstd")), "none",
             "compress the export stream with zstd (for clusters that turn transit compression off)"),
+    OsParam("export_content", Choice(("used", "allocated")), "used",
+            "sparse export sends what the guest's filesystems use (used) or every allocated non-zero byte"),
     OsParam("import_format", Choice(("auto", "stream", "raw")), "auto",
             "what import accepts: auto (osdef stream, or a raw dump that cannot be a damaged stream), "
             "stream (osdef streams only), raw (a raw dump expected)"),
-    OsParam("export_content", Choice(("used", "allocated")), "used",
-            "sparse export sends what the guest's filesystems use (used) or every allocated non-zero byte"),
 )
 
 BY_NAME: dict[str, OsParam] = {p.name: p for p in PARAMETERS}
