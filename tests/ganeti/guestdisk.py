@@ -49,6 +49,7 @@ class GuestView:
     digest: str  # listing + checksums of DIGEST_TREES, without RENAMED_FILES
     listing_entries: int = 0
     image_digest: str = ""  # checksums of IMAGE_FILES
+    used_bytes: int = 0  # what the root filesystem uses (statvfs: blocks less free blocks)
 
 
 def _handle(settings: LibguestfsSettings) -> guestfs.GuestFS:
@@ -136,6 +137,8 @@ def _view(g: guestfs.GuestFS, device: str) -> GuestView:
         if g.is_symlink("/etc/localtime"):
             tz = tz or g.readlink("/etc/localtime")
         digest, entries = _digest(g)
+        vfs = g.statvfs("/")
+        used = (vfs["blocks"] - vfs["bfree"]) * vfs["frsize"]
         image_sums = [f"{f} {g.checksum('sha256', f) if g.is_file(f, followsymlinks=True) else '-'}"
                       for f in IMAGE_FILES]
         return GuestView(
@@ -145,6 +148,7 @@ def _view(g: guestfs.GuestFS, device: str) -> GuestView:
             resolv_conf=_read(g, "/etc/resolv.conf"), root_shadow=root_shadow,
             timezone=tz, ssh_host_keys=keys, digest=digest, listing_entries=entries,
             image_digest=hashlib.sha256("\n".join(image_sums).encode()).hexdigest(),
+            used_bytes=used,
         )
     finally:
         g.umount_all()

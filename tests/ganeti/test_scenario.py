@@ -415,6 +415,11 @@ def test_reinstall(cluster, state, tmp_path):
     cluster.gnt("gnt-instance", "reinstall", "-f", RENAMED, step="gnt-instance reinstall -f (on node2)")
     disks = [disk0]
     if "failover" in state:  # the ext instance, failed over to node1, reinstalled there
+        # its volume first holds random bytes, as an LV that held other data would (issue 15)
+        started = time.monotonic()
+        fill_random(ext_disks(cluster, EXT)[0])
+        cluster.timings.append(("fill the ext volume with random bytes (2 GiB)", time.monotonic() - started, 0))
+        state["random_filled"] = True
         cluster.gnt("gnt-instance", "reinstall", "-f", EXT, step="gnt-instance reinstall -f (ext, on node1 after failover)")
         disks.append(ext_disks(cluster, EXT)[0])
     views = read(cluster, disks, "after reinstall (node2's file + node1's ext instance)")
@@ -430,10 +435,48 @@ def test_reinstall(cluster, state, tmp_path):
             assert f"sha256 {state['synced']}" in os_log(cluster, "add", EXT, NODE)
     if len(views) == 2:
         ext = views[1]
+        state["reinstall_ext"] = ext
         assert ext.hostname == "ext1" and EXT in ext.hosts
         assert ext.root_uuid in ext.fstab and ext.root_uuid != state["imported"][1].root_uuid
         # the same image on both nodes: the OS's own files are identical
         assert ext.image_digest == view.image_digest
+
+
+def fill_random(path: Path) -> None:
+    """Every byte of the (stopped, detached) volume file random, its size unchanged."""
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        for offset in range(0, size, 64 * MIB):
+            f.write(os.urandom(min(64 * MIB, size - offset)))
+
+
+EXT2 = "ext2.example.test"
+
+
+def test_export_of_a_random_filled_volume_sends_what_the_guest_uses(cluster, state):
+    """Issue 15: the reinstalled ext instance's volume held random bytes before create wrote the guest.
+    The stored export is about what the guest's filesystem uses, not the 2 GiB of old data, and its
+    import holds the same files."""
+    need(state, "reinstall", "random_filled")
+    vol = ext_disks(cluster, EXT)[0]
+    assert guestdisk.allocated_bytes(vol) >= 2000 * MIB  # every block of the volume holds data
+    cluster.gnt("gnt-backup", "export", "-n", NODE, EXT,
+                step="gnt-backup export -n node1 of the ext instance on a random-filled volume")
+    stored = export_files(cluster, EXT)[-1]
+    used = state["reinstall_ext"].used_bytes
+    assert stored.stat().st_size <= used * 1.1, (stored.stat().st_size, used)
+    cluster.notes.append(f"random-filled 2 GiB ext volume: stored export of disk 0 {stored.stat().st_size / MIB:.0f} "
+                         f"MiB for {used / MIB:.0f} MiB used by the guest's root filesystem")
+    cluster.gnt("gnt-backup", "import", "-t", "ext", "--src-node", NODE, "--src-dir", f"{EXPORT_DIR}/{EXT}",
+                "--disk", "0:size=2G,provider=loopfile", "--disk", "1:size=256M,provider=loopfile",
+                "--net", "0:mac=generate", "--net", "1:mac=generate",
+                *COMMON2, EXT2, step="gnt-backup import -t ext of that export onto node2")
+    try:
+        source, imported = read(cluster, [vol, ext_disks(cluster, EXT2)[0]], "random-filled export and its import")
+        assert imported.digest == source.digest and imported.listing_entries == source.listing_entries
+        assert imported.root_uuid == source.root_uuid
+    finally:
+        cluster.gnt("gnt-instance", "remove", "-f", EXT2, step="gnt-instance remove (the import)", check=False)
 
 
 def test_reinstall_kept_ssh_host_keys(cluster, state):
