@@ -439,6 +439,9 @@ def test_cloud_init_applies_the_seed_once(outcomes):
     assert re.search(r"^[1-9]\d*$", ci.strip().splitlines()[-1]), first  # cloud-init wrote the keys
     assert KEY in section(first, "keys"), first
     assert f"hostname: {stack.host}\n" in first, first
+    # the host keys are osdef's first-boot unit's (fingerprints on the console), not cloud-init's
+    assert "osdef: SSH host keys generated:" in out.console, out.console[-3000:]
+    assert "Generating public/private" not in out.console, out.console[-3000:]
     check_network(stack, first)
     # second boot: what the admin changed after the first boot is kept
     assert "hostname: admin-set\n" in second, second
