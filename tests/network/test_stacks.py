@@ -30,6 +30,7 @@ Stacks:
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -48,7 +49,7 @@ from osdef.errors import ImageError
 pytestmark = [pytest.mark.guestfs, pytest.mark.boot, pytest.mark.dib]
 
 BASE_IMAGE = "debian-12-netstacks"
-PREP_VERSION = 2  # bump when derive() changes: the derived images are rebuilt
+PREP_VERSION = 2  # bump when derive() changes (REPORT, REMOVE and DERIVED are hashed in by prep_key)
 BOOT_TIMEOUT = 900  # s per boot, under TCG on a busy 2-core machine (not an assertion on speed)
 PARALLEL_BOOTS = 2
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJcppsXuqZiKuPx82xZJvEH9Lkagj0B4h0bW+Zo+Ap/E admin@example"
@@ -176,6 +177,12 @@ def derive(g, removed: tuple[str, ...]) -> None:
     g.ln_sf("/etc/systemd/system/osdef-net-report.service", f"{WANTS}/osdef-net-report.service")
 
 
+def prep_key(base_sha256: str) -> str:
+    """What a derived image is made from: the base image and everything derive() writes or removes."""
+    what = repr((PREP_VERSION, REPORT, REPORT_UNIT, sorted(DERIVED.items()), sorted(REMOVE.items())))
+    return f"{base_sha256[:16]}-{hashlib.sha256(what.encode()).hexdigest()[:12]}"
+
+
 def _derived_images(settings, work: Path) -> None:
     """Make (or reuse) every image in DERIVED in the shared test cache."""
     import guestfs
@@ -187,7 +194,7 @@ def _derived_images(settings, work: Path) -> None:
     except ImageError as exc:
         pytest.skip(f"no {BASE_IMAGE} test image (build: osdef image build {BASE_IMAGE}): {exc}")
     store = test_image_store()
-    key = f"{base.sha256[:16]}-v{PREP_VERSION}"
+    key = prep_key(base.sha256)
     missing = {}
     for name in DERIVED:
         art = store.artifact(name)
