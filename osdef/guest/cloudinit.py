@@ -70,6 +70,9 @@ def user_data(fqdn: str, ssh_keys: Sequence[str]) -> str:
         "disable_root": False,
         # osdef already removed the image's host keys (or restored the old ones on reinstall)
         "ssh_deletekeys": False,
+        # and its first-boot unit makes them (and prints the fingerprints on the console): without
+        # this, cloud-init makes them first, with a DSA key, and the unit never runs (seen at boot)
+        "ssh_genkeytypes": [],
     }
     if ssh_keys:
         data["ssh_authorized_keys"] = list(ssh_keys)

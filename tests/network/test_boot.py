@@ -1,5 +1,6 @@
 """Boot check: debian-12 created with two NICs (routed, and static v4+v6 on a Ganeti network),
-customized by the network/OS-parameter steps, booted under qemu (TCG) with those MACs.
+customized by the network/OS-parameter steps, booted under qemu (TCG) with those MACs on PCI
+slots in the reverse order of the NIC indices (user-mode networks with restrict=on).
 
 A test-only unit prints `ip -br addr` and the routes to the serial console
 after network-online.target; /etc/issue shows `\\4{nic0}` in the login banner.
@@ -85,7 +86,8 @@ def test_static_and_routed_nics_come_up_at_boot(tmp_path, libguestfs_settings):
         s.write_text("/etc/issue", "Debian \\n \\l nic0=\\4{nic0} nic1=\\4{nic1}\n\n")
 
     serial = tmp_path / "serial.log"
-    nics = [a for mac in MACS for a in ("-nic", f"user,model=virtio-net-pci,mac={mac}")]
+    # PCI slots in the reverse order of the NIC indices: the nicN names must follow the MACs
+    nics = [a for mac in reversed(MACS) for a in ("-nic", f"user,restrict=on,model=virtio-net-pci,mac={mac}")]
     qemu = subprocess.Popen(
         ["qemu-system-x86_64", "-machine", "accel=tcg", "-cpu", "max", "-m", "1024", "-display", "none",
          "-serial", f"file:{serial}", "-drive", f"file={disk},format=raw,if=virtio", *nics],

@@ -159,6 +159,8 @@ def test_cloud_init_seed():
     assert user.startswith("#cloud-config\n")
     data = yaml.safe_load(user)
     assert data["ssh_authorized_keys"] == [KEY] and data["disable_root"] is False
+    # host keys: removed by osdef, made on first boot by osdef's unit, never by cloud-init
+    assert data["ssh_deletekeys"] is False and data["ssh_genkeytypes"] == []
     assert yaml.safe_load(files[cloudinit.NETWORK_CONFIG])["ethernets"]["nic0"]["match"] == {
         "macaddress": "aa:00:00:11:22:33"}
     renamed = yaml.safe_load(cloudinit.with_hostname(files[cloudinit.META_DATA], "db2.example.org"))
