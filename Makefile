@@ -24,7 +24,7 @@ APT_TEST    := qemu-system-x86 ovmf
 APT_PACKAGES := $(APT_RUNTIME) $(APT_BUILD) $(APT_TEST)
 APT_BENCH   := dump ganeti-instance-debootstrap
 
-TEST_DIRS := $(wildcard tests/unit) $(filter-out tests/unit tests/fixtures,$(wildcard tests/*/))
+TEST_DIRS := $(wildcard tests/unit) $(filter-out tests/unit/ tests/fixtures/,$(wildcard tests/*/))
 
 .PHONY: all deps venv test test-unit install install-extstorage demo bench clean
 

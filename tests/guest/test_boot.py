@@ -6,7 +6,9 @@ device in debconf).  Two boots cover
 BIOS on gpt with osdef's own grub.cfg, and EFI (OVMF) on msdos with the guest's
 update-grub.  The BIOS disk is the image's second create: its boot area comes
 from the cache the first create's grub-install filled (osdef.guest.bootarea).
-The disk is a test-owned temp file, so qemu runs without -snapshot and is powered down over QMP.
+The disk that boots is the created one after a filesystem-aware export and an import onto a
+fresh file (what a move between nodes does to it). It is a test-owned temp file, so qemu runs
+without -snapshot and is powered down over QMP.
 """
 
 from __future__ import annotations
@@ -136,6 +138,10 @@ def test_created_disk_boots_to_a_login_prompt(tmp_path, settings, table, boot, g
     assert any("update-grub skipped" in line for line in logs) == (grub_config == "osdef")
     assert allocated(disk) < artifact.used_size + 256 * (1 << 20)  # sparse: ≈ the image's data
 
+    # What boots is what Ganeti moves between nodes: the filesystem-aware export of the created disk
+    # (ext4 root, BIOS boot partition or vfat ESP), imported onto a fresh disk (issue 15).
+    disk = _exported_and_imported(disk, tmp_path)
+
     qemu = Qemu(disk, tmp_path, firmware)
     try:
         booted = qemu.wait_for(b"boot-test login:", LOGIN_TIMEOUT)
@@ -164,6 +170,32 @@ def test_created_disk_boots_to_a_login_prompt(tmp_path, settings, table, boot, g
         assert stanza.get("Value") == "/dev/vda" and "seen" in stanza.get("Flags", ""), stanza
     else:
         assert not stanza.get("Value"), stanza
+
+
+def _exported_and_imported(disk: Path, work: Path) -> Path:
+    """export (sparse, filesystem-aware, with the size announced as Ganeti asks) → import; the copy."""
+    import os
+
+    from osdef.stream import export_disk, import_disk
+
+    warnings: list[str] = []
+    stream, copy = work / "disk0.stream", sparse_file(work / "imported.img", disk.stat().st_size)
+    size_r, size_w = os.pipe()
+    try:
+        with open(stream, "wb") as out:
+            sent = export_disk(disk, out.fileno(), size_fd=size_w, warn=warnings.append)
+        announced = int(os.read(size_r, 100))
+    finally:
+        os.close(size_r)
+        os.close(size_w)
+    assert sent == announced == stream.stat().st_size
+    assert not warnings, warnings  # every filesystem on a created disk has a map
+    assert sent <= allocated(disk)  # what the filesystems use, never more than the file holds
+    with open(stream, "rb") as f:
+        result = import_disk(f.fileno(), copy)
+    assert result.kind == "stream"
+    stream.unlink()
+    return copy
 
 
 def _debconf_stanza(config: str, name: str) -> dict[str, str]:
