@@ -18,7 +18,6 @@ own steps, skipped while their hook is not installed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -28,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.ganeti import guestdisk
+from tests.images.conftest import sha256_file
 from osdef.images import cachefiles
 from tests.ganeti.conftest import NODE, NODE2, NODES, OSDEF, Cluster
 
@@ -330,12 +330,7 @@ def test_failover_ext_to_node1(cluster, state):
     state["failover"] = True
 
 
-def disk_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(4 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+disk_sha = sha256_file
 
 
 def redo_image(cache: Path) -> str:

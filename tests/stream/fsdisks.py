@@ -26,14 +26,9 @@ def run(*argv, **kw) -> subprocess.CompletedProcess:
 
 
 def fill_random(path: Path, size: int, seed: int = 7) -> Path:
-    rng = random.Random(seed)
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            n = min(left, 4 * MiB)
-            f.write(rng.randbytes(n))
-            left -= n
-    return path
+    from tests.stream.conftest import fill_random as fill
+
+    return fill(path, size, seed)
 
 
 def make_tree(root: Path, seed: int = 3, files: int = 40, max_size: int = 300_000) -> Path:
