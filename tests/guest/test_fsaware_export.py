@@ -3,7 +3,7 @@ exported, imported onto another random-filled device, every file's checksum comp
 read-only appliance (no host mount).
 
 Two appliance launches per guest (create, compare); the ext4 root is mapped by osdef's bitmap
-parser, the xfs one by sandboxed partclone.xfs -D.
+parser, the xfs and btrfs ones by sandboxed partclone.xfs/partclone.btrfs -D.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def devices():
         subprocess.run(["losetup", "-d", dev], check=False)
 
 
-@pytest.mark.parametrize("fs_type", ["ext4", "xfs"])
+@pytest.mark.parametrize("fs_type", ["ext4", "xfs", "btrfs"])
 def test_created_guest_round_trip(tmp_path, guest_images, settings, devices, fs_type):
     src = _random_device(tmp_path / "src.img", 1)
     dst = _random_device(tmp_path / "dst.img", 2)
@@ -92,7 +92,9 @@ def test_created_guest_round_trip(tmp_path, guest_images, settings, devices, fs_
         g.close()
     part = run("losetup", "-f", "--show", "-r", "-o", str(2 * MiB), dst).strip()
     devices.append(part)
-    check = ["e2fsck", "-fn", part] if fs_type == "ext4" else ["xfs_repair", "-n", part]
-    assert subprocess.run(check, capture_output=True).returncode == 0
+    check = {"ext4": ["e2fsck", "-fn", part], "xfs": ["xfs_repair", "-n", part],
+             "btrfs": ["btrfs", "check", "--readonly", part]}[fs_type]
+    proc = subprocess.run(check, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     # a few MiB of files and metadata (xfs: its log and inode chunks, ~70 MiB), not 512 MiB of random bytes
-    assert n < (64 if fs_type == "ext4" else 128) * MiB
+    assert n < (64 if fs_type == "ext4" else 128) * MiB, n
