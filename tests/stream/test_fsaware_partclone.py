@@ -109,8 +109,8 @@ def test_a_dirty_xfs_log_falls_back(tmp_path, monkeypatch):
     disk = _disk_with(tmp_path, "xfs", None)
     real = partclone._sandboxed
 
-    def dirty(argv):
-        done = real(argv)
+    def dirty(argv, device):
+        done = real(argv, device)
         if argv[0] == "xfs_logprint":
             done.stdout = done.stdout.replace(b"<CLEAN>", b"<DIRTY>")
         return done
@@ -143,3 +143,27 @@ def test_a_domain_log_is_read():
         parse_domain("0x0 0x10 +\n0x20 0x10 +\n", 1 << 20)  # a gap
     with pytest.raises(Unusable):
         parse_domain("0x0 0x10 +\n0x10 0x100000 +\n", 1 << 20)  # past the partition
+
+
+def test_the_tools_run_unprivileged_and_see_only_their_device(tmp_path):
+    """The sandbox: nobody, no capabilities, no network, one device node of its own (read-only)."""
+    from osdef.stream.fsmap import partclone
+
+    img = tmp_path / "d.img"
+    img.write_bytes(b"\x5a" * (1 << 20))
+    dev = subprocess.run(["losetup", "-r", "-f", "--show", str(img)], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    try:
+        script = ('id -u; grep CapEff /proc/self/status; ls /tmp; wc -l < /proc/net/dev; '
+                  'head -c 512 "$0" | wc -c; head -c 512 ' + dev + ' | wc -c; '
+                  'dd if=/dev/zero of="$0" bs=512 count=1 conv=notrunc 2>/dev/null && echo wrote || echo no-write')
+        done = partclone._sandboxed(["sh", "-c", script, dev], dev)  # "$0": the sandbox's own node of dev
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=False)
+    lines = done.stdout.decode().split("\n")
+    assert lines[0] == "65534", lines
+    assert lines[1].split()[1] == "0000000000000000", lines  # no capabilities
+    assert lines[2] == "osdef-fs", lines  # the private tmpfs holds its device node, nothing else
+    assert lines[3] == "3", lines  # /proc/net/dev: two header lines and lo only
+    assert lines[4:7] == ["512", "0", "no-write"], lines  # its node reads; the host's node does not; no writes
+    assert img.read_bytes()[:512] == b"\x5a" * 512

@@ -8,8 +8,12 @@ runs, treated as a parser of hostile input:
 * on a read-only loop device limited to the partition (``losetup -r -o
   --sizelimit``; the whole disk itself when the filesystem fills it), so it
   can read nothing else and write nothing;
-* in a new network namespace (``unshare -n``: no network), with its address
-  space bounded (``prlimit --as``), killed after a timeout, stdin closed;
+* in new network and mount namespaces (``unshare -n -m``: no network), as
+  the unprivileged ``nobody`` with no capabilities (``setpriv``), reading the
+  loop device through a node made for it on a private tmpfs (the only device
+  it can open; the node vanishes with the namespace), its address space
+  bounded (``prlimit --as``), killed after a timeout, stdin closed, its log
+  sent to /dev/null;
 * its domain log is checked line by line (ordered, contiguous, inside the
   partition) before it is used; a non-zero exit, a timeout, or any line that
   does not parse makes the map unusable.
@@ -21,8 +25,11 @@ log tree (an fsync log awaiting replay) is refused.
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import shutil
+import stat
 import struct
 import subprocess
 
@@ -33,6 +40,9 @@ BTRFS_SUPER = 0x10000
 BTRFS_MAGIC = b"_BHRfS_M"
 TIMEOUT = 600  # seconds; partclone reads only metadata
 ADDRESS_SPACE = 2 << 30  # bytes
+SANDBOX_ID = 65534  # nobody / nogroup
+SANDBOX_NODE = "/tmp/osdef-fs"  # on the tmpfs mounted over /tmp inside the sandbox's mount namespace
+TOOLS = ("unshare", "prlimit", "setpriv", "mknod", "mount")
 _LINE = re.compile(r"^0x([0-9A-Fa-f]+)\s+0x([0-9A-Fa-f]+)\s+([?+*/\-])\s*$")
 
 
@@ -44,8 +54,22 @@ def _probe(reader: Reader) -> str | None:
     return None
 
 
-def _sandboxed(argv: list[str]) -> subprocess.CompletedProcess:
-    wrapped = ["unshare", "-n", "prlimit", f"--as={ADDRESS_SPACE}", "--"] + argv
+def _sandboxed(argv: list[str], device: str) -> subprocess.CompletedProcess:
+    """Run argv (which names ``device``) unprivileged, without network, on its own node of ``device``."""
+    try:
+        rdev = os.stat(device).st_rdev if stat.S_ISBLK(os.stat(device).st_mode) else None
+    except OSError:
+        rdev = None
+    if rdev is None:
+        raise Unusable(f"{device} is not a block device to sandbox {argv[0]} on")
+    inner = [SANDBOX_NODE if a == device else a for a in argv]
+    ident = f"{SANDBOX_ID}:{SANDBOX_ID}"
+    script = (f"mount -t tmpfs -o size=64k,mode=0755 osdef-sandbox /tmp && "
+              f"mknod -m 0600 {SANDBOX_NODE} b {os.major(rdev)} {os.minor(rdev)} && "
+              f"chown {ident} {SANDBOX_NODE} && "
+              f"exec setpriv --reuid={SANDBOX_ID} --regid={SANDBOX_ID} --clear-groups --no-new-privs "
+              f"--inh-caps=-all --bounding-set=-all prlimit --as={ADDRESS_SPACE} -- {shlex.join(inner)}")
+    wrapped = ["unshare", "-n", "-m", "--propagation", "private", "sh", "-c", script]
     try:
         return subprocess.run(wrapped, stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT,
                               env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"})
@@ -56,7 +80,7 @@ def _sandboxed(argv: list[str]) -> subprocess.CompletedProcess:
 
 
 class _PartitionDevice:
-    """A read-only block device showing exactly the partition: the disk itself, or a loop device over it."""
+    """A read-only loop device showing exactly the partition (or the whole disk it fills)."""
 
     def __init__(self, reader: Reader):
         self.reader = reader
@@ -65,10 +89,7 @@ class _PartitionDevice:
 
     def __enter__(self) -> str:
         disk, part = self.reader.disk, self.reader.part
-        if part.start == 0 and part.length == disk.size:
-            self.path = disk.path
-            return self.path
-        try:
+        try:  # also for a filesystem that fills the disk: the tool gets a read-only device node, nothing else
             out = subprocess.run(["losetup", "-r", "-f", "--show", "-o", str(part.start), "--sizelimit",
                                   str(part.length), disk.path], capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired):
@@ -119,18 +140,19 @@ def used_map(reader: Reader) -> FsMap | None:
     if fs is None:
         return None
     tool = f"partclone.{fs}"
-    if shutil.which(tool) is None or shutil.which("unshare") is None or shutil.which("prlimit") is None:
-        raise Unusable(f"its {fs} filesystem needs {tool} (package partclone) for a map")
+    if shutil.which(tool) is None or any(shutil.which(t) is None for t in TOOLS):
+        raise Unusable(f"its {fs} filesystem needs {tool} (package partclone) and util-linux's "
+                       f"{', '.join(TOOLS)} for a map")
     if fs == "btrfs":
         log_root, = struct.unpack_from("<Q", reader.read(BTRFS_SUPER + 0x60, 8))
         if log_root:
             raise Unusable("its btrfs has a log tree awaiting replay (not cleanly unmounted)")
     with _PartitionDevice(reader) as dev:
         if fs == "xfs":
-            log = _sandboxed(["xfs_logprint", "-t", dev])
+            log = _sandboxed(["xfs_logprint", "-t", dev], dev)
             if log.returncode != 0 or b"state: <CLEAN>" not in log.stdout:
                 raise Unusable("its xfs log is not clean (not cleanly unmounted)")
-        done = _sandboxed([tool, "-D", "-q", "-s", dev, "-o", "-"])
+        done = _sandboxed([tool, "-D", "-q", "-L", "/dev/null", "-s", dev, "-o", "-"], dev)
     if done.returncode != 0:
         raise Unusable(f"{tool} -D failed (exit {done.returncode})")
     used, covered = parse_domain(done.stdout.decode("ascii", "replace"), reader.length)
