@@ -260,7 +260,12 @@ def _export(device, out_fd: int, size_fd: int | None, fmt: str, compression: str
         advise_sequential(disk.fd)
         enlarge_pipe(out_fd)
         scan = expected = extent_plan = None
-        plan = plan_content(disk, warn) if content == "used" and fmt == "sparse" else None
+        plan = None
+        if content == "used" and fmt == "sparse":
+            # the metadata reads go through an fd of their own: scattered reads on the data fd would
+            # shrink its read-ahead window, and the data is read with a cold cache afterwards
+            with open_disk(device, write=False) as meta_disk:
+                plan = plan_content(meta_disk, warn)
         keep = plan.ranges() if plan is not None else None
         sparse_ranges = list(intersect(data_ranges(disk), keep)) if keep is not None else None
         exact = size_fd is not None and fmt == "sparse" and compression == "none"
