@@ -76,6 +76,8 @@ SIZE_SLACK = 1 << 30  # a volume may be larger than asked: LVM rounds up to its 
 def _check_disk(disk: genv.Disk, path: str | None = None, key: str | None = None) -> int:
     """The size of the disk at ``path`` (default: DISK_N_PATH), a file or block device whose size
     matches DISK_N_SIZE (when Ganeti >= 3.0 passes it): a mismatch means the wrong path."""
+    from osdef.stream.blockio import fd_size  # late: verify never opens a disk
+
     path = path or disk.path
     key = key or f"DISK_{disk.index}_PATH"
     try:  # O_NONBLOCK: a FIFO or a tty must not hang the script; checked before any use
@@ -88,7 +90,7 @@ def _check_disk(disk: genv.Disk, path: str | None = None, key: str | None = None
         st = os.fstat(fd)
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
             raise EnvError(f"{key}={quote(path)} is neither a file nor a block device")
-        size = st.st_size if stat.S_ISREG(st.st_mode) else os.lseek(fd, 0, os.SEEK_END)
+        size, _ = fd_size(fd)
     except OSError as exc:
         raise EnvError(f"{key}={quote(path)}: {exc.strerror}") from None
     finally:
