@@ -267,11 +267,14 @@ def _export(device, out_fd: int, size_fd: int | None, fmt: str, compression: str
             with open_disk(device, write=False) as meta_disk:
                 plan = plan_content(meta_disk, warn)
         keep = plan.ranges() if plan is not None else None
-        sparse_ranges = list(intersect(data_ranges(disk), keep)) if keep is not None else None
         exact = size_fd is not None and fmt == "sparse" and compression == "none"
         if exact:
             extent_plan = plan_extents(disk, keep)
         content_path = exact and extent_plan is None and plan is not None
+        # only the single-pass and pre-scan paths walk these; the two exact paths have their own plan
+        sparse_ranges = None
+        if keep is not None and extent_plan is None and not content_path:
+            sparse_ranges = list(intersect(data_ranges(disk), keep))
         # the extent and content paths read ahead into two halves; the others use one READ_SIZE buffer
         buf = bytearray(2 * READ_SIZE if extent_plan is not None or content_path else READ_SIZE)
         if extent_plan is not None:
