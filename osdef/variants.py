@@ -16,11 +16,10 @@ from typing import Any
 import yaml
 
 from osdef.errors import VariantError
+from osdef.vocab import (BOOT_MODES, DEFAULT_BOOT_MODE, DEFAULT_FILESYSTEM,
+                          DEFAULT_PARTITION_TABLE, FILESYSTEMS, PARTITION_TABLES)
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*\Z")
-FILESYSTEMS = ("ext4", "xfs", "btrfs")
-PARTITION_TABLES = ("gpt", "msdos")
-BOOT_METHODS = ("bios", "efi", "none")
 KEYS = {"description", "image", "filesystem", "partition_table", "boot", "skip_hooks",
         "os_parameters", "default"}
 
@@ -30,9 +29,9 @@ class Variant:
     name: str
     description: str
     image: str
-    filesystem: str = "ext4"
-    partition_table: str = "gpt"
-    boot: str = "bios"
+    filesystem: str = DEFAULT_FILESYSTEM
+    partition_table: str = DEFAULT_PARTITION_TABLE
+    boot: str = DEFAULT_BOOT_MODE
     skip_hooks: frozenset[str] = frozenset()
     os_parameters: dict[str, str] = field(default_factory=dict)
     default: bool = False  # the variant used when Ganeti passes none (API 10)
@@ -87,9 +86,10 @@ def parse(data: Any, path: Path) -> Variant:
         name=name,
         description=data["description"].strip(),
         image=data["image"].strip(),
-        filesystem=_choice(data, "filesystem", FILESYSTEMS, "ext4", path),
-        partition_table=_choice(data, "partition_table", PARTITION_TABLES, "gpt", path),
-        boot=_choice(data, "boot", BOOT_METHODS, "bios", path),
+        filesystem=_choice(data, "filesystem", FILESYSTEMS, DEFAULT_FILESYSTEM, path),
+        partition_table=_choice(data, "partition_table", PARTITION_TABLES,
+                                DEFAULT_PARTITION_TABLE, path),
+        boot=_choice(data, "boot", BOOT_MODES, DEFAULT_BOOT_MODE, path),
         skip_hooks=frozenset(skip),
         os_parameters=os_parameters,
         default=default,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, TypeVar
 
 from osdef.errors import EnvError, quote
+from osdef.vocab import valid_hostname
 
 SUPPORTED_API_VERSIONS = (20, 15, 10)
 T = TypeVar("T")
@@ -22,20 +23,12 @@ T = TypeVar("T")
 SCRIPTS = ("create", "rename", "export", "import", "verify")
 
 _MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
-_LABEL_RE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)\Z", re.IGNORECASE)
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 MAX_VALUE = 64 * 1024  # any variable; longer ones are refused before use
 MAX_PATH = 4095  # PATH_MAX less the NUL
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def valid_hostname(name: str) -> bool:
-    """RFC 1123 host name: dot-separated labels of [a-z0-9-], <= 253 chars."""
-    if not name or len(name) > 253 or name.endswith("."):
-        return False
-    return all(_LABEL_RE.match(label) for label in name.split("."))
 
 
 @dataclass(frozen=True)

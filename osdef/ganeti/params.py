@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from osdef.errors import ParamError, quote
-from osdef.ganeti.environment import host_address_problem, valid_hostname
+from osdef.ganeti.environment import host_address_problem
+from osdef.vocab import valid_hostname
 
 ZONEINFO = Path("/usr/share/zoneinfo")
 MAX_ZONE = 128  # the longest tz name is 32 characters

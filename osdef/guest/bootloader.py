@@ -27,10 +27,10 @@ from pathlib import Path
 
 from osdef.errors import GuestError
 from osdef.guest.bootarea import BootArea
-from osdef.guest.extsuper import EXT_FAMILY
 from osdef.guest.grubdefaults import (DEFAULTS_QUERY, GRUB_DEFAULTS, GRUB_DEFAULTS_D, GrubDefaults,
                                       evaluate, parse_defaults_query)
 from osdef.guest.session import GuestSession, one_line
+from osdef.vocab import EXT_FAMILY
 
 SERIAL_MARK_BEGIN = "# osdef: serial console (begin)"
 SERIAL_MARK_END = "# osdef: serial console (end)"

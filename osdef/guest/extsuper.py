@@ -15,8 +15,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-#: the filesystems this superblock layout (and e2fsprogs) covers
-EXT_FAMILY = ("ext2", "ext3", "ext4")
 SUPERBLOCK_OFFSET = 1024
 SUPERBLOCK_SIZE = 1024
 EXT_MAGIC = 0xEF53

@@ -7,20 +7,19 @@ the FQDN when the guest has that file.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from osdef.errors import GuestError
 from osdef.guest.session import GuestSession
+from osdef.vocab import valid_hostname
 
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
 LOOPBACK_HOST_IP = "127.0.1.1"
 
 
 def validate_fqdn(name: str) -> str:
     """Return the name lower-cased if it is an RFC 1123 host name, else raise GuestError."""
     candidate = name.rstrip(".").lower()
-    if not candidate or len(candidate) > 253 or not all(_LABEL.match(x) for x in candidate.split(".")):
+    if not valid_hostname(candidate):
         raise GuestError(f"invalid hostname {name!r}: use letters, digits and '-' in dot-separated"
                          " labels of at most 63 characters")
     return candidate

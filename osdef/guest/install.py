@@ -25,7 +25,7 @@ from osdef.guest.bootarea import BootAreaCache, BootAreaUse
 from osdef.guest.bootloader import GRUB_CONFIGS
 from osdef.guest.hostnames import validate_fqdn
 from osdef.guest.layout import DiskImageLayout, FilesystemImageLayout, Layout, TarballLayout
-from osdef.guest.partition import BOOT_MODES, TABLES
+from osdef.vocab import BOOT_MODES, PARTITION_TABLES as TABLES
 from osdef.guest.cloudinit import update_seed_hostname
 from osdef.guest.rename import rename_guest
 from osdef.guest.session import GuestSession

@@ -29,15 +29,15 @@ from typing import BinaryIO
 from osdef.errors import GuestError
 from osdef.guest import extsuper, partition
 from osdef.guest.partition import MiB, Extent, PartitionPlan
-from osdef.guest.extsuper import EXT_FAMILY
 from osdef.guest.session import GuestSession
 from osdef.guest.sparsecopy import CopyStats, copy_skipping_zeros
 from osdef.guest.steps import Step
 from osdef.guest.target import DiskTarget, wipe
+from osdef.vocab import DISK_RAW, EXT_FAMILY, FS_IMAGE, ROOT_FILESYSTEMS, TAR
 
 F_SETPIPE_SZ = 1031
 TAR_OVERHEAD = 1.15  # filesystem metadata and slack on top of a tarball's content
-MKFS_TYPES = ("ext4", "ext3", "ext2", "xfs", "btrfs")
+MKFS_TYPES = ROOT_FILESYSTEMS
 
 
 def _mib(n: int) -> str:
@@ -133,7 +133,7 @@ class _PartitionedLayout(Layout):
 class FilesystemImageLayout(_PartitionedLayout):
     """Root filesystem image → partition table + copy into the root partition (host), grow (appliance)."""
 
-    kind = "filesystem-image"
+    kind = FS_IMAGE
     image_checked: bool = False  # its superblock says: e2fsck'd after the last mount
 
     def check(self, disk_size: int) -> None:
@@ -206,7 +206,7 @@ class FilesystemImageLayout(_PartitionedLayout):
 class TarballLayout(_PartitionedLayout):
     """Root tarball → partition table (host), mkfs + tar_in through a named pipe (appliance)."""
 
-    kind = "tarball"
+    kind = TAR
 
     def check(self, disk_size: int) -> None:
         assert self.plan is not None
@@ -301,7 +301,7 @@ class _FifoFeeder(threading.Thread):
 class DiskImageLayout(Layout):
     """Partitioned raw disk image → copy onto the disk (host); grow the last partition (appliance)."""
 
-    kind = "disk-image"
+    kind = DISK_RAW
 
     def check(self, disk_size: int) -> None:
         if disk_size < self.image_size:

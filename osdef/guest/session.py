@@ -16,7 +16,7 @@ import guestfs
 
 from osdef.config import LibguestfsSettings
 from osdef.errors import GuestError
-from osdef.guest.extsuper import EXT_FAMILY
+from osdef.vocab import EXT_FAMILY
 
 T = TypeVar("T")
 _RC_MARK = "\n__osdef_rc="

@@ -26,8 +26,8 @@ from osdef.config import ImageSettings
 from osdef.errors import ImageError
 from osdef.fileutil import which_sbin
 from osdef.images.fscheck import check_built_image
-from osdef.images.formats import FS_IMAGE, TAR
 from osdef.images.recipe import DibRecipe, Recipe
+from osdef.vocab import FS_IMAGE, TAR
 
 #: DIB output type per recipe output (raw without the `vm` element = bare filesystem).
 DIB_TYPES = {FS_IMAGE: "raw", TAR: "tar"}

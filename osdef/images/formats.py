@@ -10,18 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from osdef.vocab import DISK_QCOW2, DISK_RAW, FS_IMAGE, IMAGE_KINDS, TAR
+
 #: Enough to see the btrfs superblock at 64 KiB.
 HEADER_SIZE = 128 * 1024
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 QCOW2_MAGIC = b"QFI\xfb"
 
-FS_IMAGE = "fs-image"
-DISK_RAW = "disk-raw"
-DISK_QCOW2 = "disk-qcow2"
-TAR = "tar"
 #: The formats an artifact in the cache may have (qcow2 is converted on the way in).
-STORED_FORMATS = (FS_IMAGE, DISK_RAW, TAR)
+STORED_FORMATS = IMAGE_KINDS
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from osdef.errors import ImageError
 from osdef.fileutil import which_sbin
-from osdef.guest.extsuper import EXT_FAMILY
+from osdef.vocab import EXT_FAMILY
 
 #: e2fsck exit codes that leave a consistent filesystem: 0 clean, 1 errors corrected
 ACCEPTED = (0, 1)

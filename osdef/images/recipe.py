@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from osdef.errors import ImageError
+from osdef.vocab import DEFAULT_FILESYSTEM, DIB_KINDS, FILESYSTEMS, FS_IMAGE, URL_KINDS
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
@@ -38,10 +39,10 @@ ELEMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*\Z")
 
 #: Artifact formats a DIB recipe may produce.
-DIB_OUTPUTS = ("fs-image", "tar")
+DIB_OUTPUTS = DIB_KINDS
 #: Formats a downloaded file may declare (disk-qcow2 is converted to disk-raw when stored).
-URL_FORMATS = ("fs-image", "disk-raw", "disk-qcow2", "tar")
-FS_TYPES = ("ext4", "xfs", "btrfs")
+URL_FORMATS = URL_KINDS
+FS_TYPES = FILESYSTEMS
 #: what osdef does to DIB's output, part of every DIB digest: bumping it marks the
 #: images built before as built from a changed recipe (2: e2fsck -f -p and fs_features
 #: after the build)
@@ -65,8 +66,8 @@ class DibRecipe:
     release: str
     packages: tuple[str, ...] = ()
     architecture: str = "amd64"
-    output: str = "fs-image"
-    fs_type: str | None = "ext4"
+    output: str = FS_IMAGE
+    fs_type: str | None = DEFAULT_FILESYSTEM
     fs_features: tuple[str, ...] = ()
     environment: dict[str, str] = field(default_factory=dict)
 
@@ -189,12 +190,12 @@ def _parse_dib(data: dict[str, Any], path: Path) -> DibRecipe:
     release = _req_str(data, "release", path)
     packages = _str_list(data, "packages", path, PACKAGE_RE)
     architecture = _opt_str(data, "architecture", path) or "amd64"
-    output = _opt_str(data, "output", path) or "fs-image"
+    output = _opt_str(data, "output", path) or FS_IMAGE
     if output not in DIB_OUTPUTS:
         raise ImageError(f"{path}: output must be one of {', '.join(DIB_OUTPUTS)}, got {output!r}")
     fs_type = _opt_str(data, "fs_type", path)
-    if output == "fs-image":
-        fs_type = fs_type or "ext4"
+    if output == FS_IMAGE:
+        fs_type = fs_type or DEFAULT_FILESYSTEM
         if fs_type != "ext4":
             raise ImageError(f"{path}: fs_type: DIB builds here produce ext4 only, got {fs_type!r}")
     elif fs_type is not None:
@@ -204,7 +205,7 @@ def _parse_dib(data: dict[str, Any], path: Path) -> DibRecipe:
         if feature not in FS_FEATURES:
             raise ImageError(f"{path}: fs_features: {feature!r} is not one of "
                              f"{', '.join(FS_FEATURES)}")
-    if fs_features and output != "fs-image":
+    if fs_features and output != FS_IMAGE:
         raise ImageError(f"{path}: fs_features only applies to output: fs-image")
     env = data.get("environment") or {}
     if not isinstance(env, dict):

@@ -75,7 +75,7 @@ def fs_disk(tmp_path_factory, guest_images, settings):
 
 def test_filesystem_image_create_then_rename(fs_disk, settings):
     disk, report, logs = fs_disk
-    assert report.layout == "filesystem-image" and report.bytes_read == FS_IMAGE_SIZE
+    assert report.layout == "fs-image" and report.bytes_read == FS_IMAGE_SIZE
     assert report.bytes_written < FS_IMAGE_SIZE  # zero blocks were skipped
     assert in_order(report.steps_run, MY_STEPS)
     assert report.steps_run[-3:] == ["bootloader", "site:10-marker.py", "site:20-shell"]
@@ -153,7 +153,7 @@ def test_partitioned_disk_image_is_grown(tmp_path, guest_images, settings):
     size = guest_images.disk_image.stat().st_size
     with open(guest_images.disk_image, "rb") as stream:
         report = _create(disk, stream, size, "disk", settings, logs, hostname="files.example.org")
-    assert report.layout == "disk-image" and report.bytes_read == size
+    assert report.layout == "disk-raw" and report.bytes_read == size
     view = read_back(disk, settings)
     _check_customized(view, "files.example.org")
     assert view.table == "gpt" and view.root_device == "/dev/sda2"
@@ -174,7 +174,7 @@ def test_tarball_create_and_rename_warning(tmp_path, guest_images, settings):
         stream = zstandard.ZstdDecompressor().stream_reader(raw)
         report = _create(disk, stream, guest_images.tarball.stat().st_size, "tar", settings, logs,
                          partition_table="gpt", fs_type="ext4")
-    assert report.layout == "tarball" and report.root_fs_type == "ext4"
+    assert report.layout == "tar" and report.root_fs_type == "ext4"
     assert report.bytes_read == guest_images.tarball.stat().st_size
 
     rename_logs: list[str] = []
