@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from osdef import yamldoc
 from osdef.errors import ConfigError
 
 SYSTEM_CONFIG = Path("/etc/osdef/osdef.yaml")
@@ -104,17 +103,7 @@ def load(os_dir: Path | None = None, environ: dict[str, str] | None = None) -> S
 
 
 def load_file(path: Path) -> SiteConfig:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
-    return parse(data, Path(path))
+    return parse(yamldoc.load(path, ConfigError), Path(path))
 
 
 # -- schema -----------------------------------------------------------------
@@ -164,34 +153,32 @@ def parse(data: Any, path: Path) -> SiteConfig:
     """Turn the YAML document into a SiteConfig, naming file and key on error."""
     top = _mapping(data, "the document", path)
     _reject_unknown(top, {"images", "libguestfs", "hooks_dir", "os_parameters"}, "", path)
-
-    img = _mapping(top.get("images"), "images", path)
-    _reject_unknown(
-        img,
-        {"cache_dir", "build_on_demand", "fetch_on_demand", "debian_mirror",
-         "debian_security_mirror", "build_tmp_dir", "agreement_file"},
-        "images.", path,
-    )
-    defaults = ImageSettings()
-    images = ImageSettings(
-        cache_dir=_abspath(img["cache_dir"], "images.cache_dir", path)
-        if "cache_dir" in img else defaults.cache_dir,
-        build_on_demand=_bool(img["build_on_demand"], "images.build_on_demand", path)
-        if "build_on_demand" in img else defaults.build_on_demand,
-        fetch_on_demand=_bool(img["fetch_on_demand"], "images.fetch_on_demand", path)
-        if "fetch_on_demand" in img else defaults.fetch_on_demand,
-        debian_mirror=_str(img["debian_mirror"], "images.debian_mirror", path)
-        if "debian_mirror" in img else defaults.debian_mirror,
-        debian_security_mirror=_str(
-            img["debian_security_mirror"], "images.debian_security_mirror", path)
-        if "debian_security_mirror" in img else defaults.debian_security_mirror,
-        build_tmp_dir=_abspath(img["build_tmp_dir"], "images.build_tmp_dir", path)
-        if "build_tmp_dir" in img else None,
-        agreement_file=_abspath(img["agreement_file"], "images.agreement_file", path)
-        if "agreement_file" in img else defaults.agreement_file,
+    return SiteConfig(
+        source=Path(path),
+        images=_images(_mapping(top.get("images"), "images", path), path),
+        libguestfs=_libguestfs(_mapping(top.get("libguestfs"), "libguestfs", path), path),
+        hooks_dir=(_abspath(top["hooks_dir"], "hooks_dir", path)
+                   if "hooks_dir" in top else DEFAULT_HOOKS_DIR),
+        os_param_defaults=_os_parameters(_mapping(top.get("os_parameters"), "os_parameters", path),
+                                         path),
     )
 
-    lg = _mapping(top.get("libguestfs"), "libguestfs", path)
+
+#: images.<key> → how its value is checked
+_IMAGE_KEYS = {
+    "cache_dir": _abspath, "build_on_demand": _bool, "fetch_on_demand": _bool,
+    "debian_mirror": _str, "debian_security_mirror": _str, "build_tmp_dir": _abspath,
+    "agreement_file": _abspath,
+}
+
+
+def _images(img: dict[str, Any], path: Path) -> ImageSettings:
+    _reject_unknown(img, set(_IMAGE_KEYS), "images.", path)
+    return ImageSettings(**{key: check(img[key], f"images.{key}", path)
+                            for key, check in _IMAGE_KEYS.items() if key in img})
+
+
+def _libguestfs(lg: dict[str, Any], path: Path) -> LibguestfsSettings:
     _reject_unknown(lg, {"backend", "backend_settings", "memsize_mib", "smp"}, "libguestfs.", path)
     settings = lg.get("backend_settings", [])
     if isinstance(settings, str):
@@ -200,7 +187,7 @@ def parse(data: Any, path: Path) -> SiteConfig:
         raise ConfigError(
             f"{path}: libguestfs.backend_settings must be a list of strings such as [force_tcg]"
         )
-    libguestfs = LibguestfsSettings(
+    return LibguestfsSettings(
         backend=_str(lg["backend"], "libguestfs.backend", path) if "backend" in lg else None,
         backend_settings=tuple(settings),
         memsize_mib=_int(lg["memsize_mib"], "libguestfs.memsize_mib", path, 256)
@@ -208,26 +195,12 @@ def parse(data: Any, path: Path) -> SiteConfig:
         smp=_int(lg["smp"], "libguestfs.smp", path) if "smp" in lg else None,
     )
 
-    hooks_dir = (_abspath(top["hooks_dir"], "hooks_dir", path)
-                 if "hooks_dir" in top else DEFAULT_HOOKS_DIR)
 
-    osp = _mapping(top.get("os_parameters"), "os_parameters", path)
-    os_param_defaults: dict[str, str] = {}
+def _os_parameters(osp: dict[str, Any], path: Path) -> dict[str, str]:
+    defaults: dict[str, str] = {}
     for name, value in osp.items():
-        if isinstance(value, bool):
-            value = "yes" if value else "no"
-        if isinstance(value, (int, float)):
-            value = str(value)
-        if isinstance(value, list):
-            value = ",".join(str(v) for v in value)
-        if not isinstance(value, str):
+        text = yamldoc.scalar_text(value, lists=True)
+        if text is None:
             raise ConfigError(f"{path}: os_parameters.{name} must be a string")
-        os_param_defaults[str(name)] = value
-
-    return SiteConfig(
-        source=Path(path),
-        images=images,
-        libguestfs=libguestfs,
-        hooks_dir=hooks_dir,
-        os_param_defaults=os_param_defaults,
-    )
+        defaults[str(name)] = text
+    return defaults

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from osdef import yamldoc
 from osdef.errors import VariantError
 from osdef.vocab import (BOOT_MODES, DEFAULT_BOOT_MODE, DEFAULT_FILESYSTEM,
                           DEFAULT_PARTITION_TABLE, FILESYSTEMS, PARTITION_TABLES)
@@ -72,13 +71,10 @@ def parse(data: Any, path: Path) -> Variant:
         raise _fail(path, "os_parameters", "must be a mapping of parameter: value")
     os_parameters = {}
     for k, v in osp.items():
-        if isinstance(v, bool):
-            v = "yes" if v else "no"
-        elif isinstance(v, (int, float)):
-            v = str(v)
-        if not isinstance(v, str):
+        text = yamldoc.scalar_text(v)
+        if text is None:
             raise _fail(path, f"os_parameters.{k}", "must be a string")
-        os_parameters[str(k)] = v
+        os_parameters[str(k)] = text
     default = data.get("default", False)
     if not isinstance(default, bool):
         raise _fail(path, "default", "must be true or false")
@@ -98,15 +94,7 @@ def parse(data: Any, path: Path) -> Variant:
 
 
 def load_file(path: Path) -> Variant:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise VariantError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise VariantError(f"{path}: not valid YAML{where}") from None
-    return parse(data, path)
+    return parse(yamldoc.load(path, VariantError), path)
 
 
 @dataclass(frozen=True)

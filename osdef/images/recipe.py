@@ -27,8 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from osdef import yamldoc
 from osdef.errors import ImageError
 from osdef.vocab import DEFAULT_FILESYSTEM, DIB_KINDS, FILESYSTEMS, FS_IMAGE, URL_KINDS
 
@@ -133,17 +132,7 @@ def check_name(name: str) -> str:
 
 def load_recipe(path: Path) -> Recipe:
     """Read and validate images/<name>.yaml."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read recipe: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ImageError(f"{path}: not valid YAML{where}") from None
-    return parse_recipe(path.stem, data, path)
+    return parse_recipe(path.stem, yamldoc.load(path, ImageError, "recipe"), path)
 
 
 def parse_recipe(name: str, data: Any, path: Path) -> Recipe:
