@@ -16,7 +16,8 @@ from pathlib import Path
 
 from osdef import config as siteconfig
 from osdef.errors import OsdefError
-from osdef.ganeti import osdir, params as osparams, trial as trialmod
+from osdef.ganeti import params as osparams
+from osdef.scripts import osdir, trial as trialmod
 
 
 def _cmd_install(args, cfg_loader) -> int:

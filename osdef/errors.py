@@ -2,7 +2,7 @@
 
 Each layer raises a subclass of OsdefError whose message is one line an admin
 can act on (what was wrong, which value, what to do).  Only the entry points
-(osdef.ganeti.entry, osdef.cli) turn them into stderr output and exit codes.
+(osdef.scripts.entry, osdef.cli) turn them into stderr output and exit codes.
 """
 
 

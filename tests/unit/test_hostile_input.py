@@ -111,7 +111,7 @@ def test_import_device_of_another_size_than_disk_n_size(installed_os_dir, disk):
 
 
 def test_disk_larger_than_declared_within_lvm_rounding_is_fine(tmp_path):
-    from osdef.ganeti import scripts
+    from osdef.scripts import actions as scripts
     path = tmp_path / "d"
     with open(path, "wb") as f:
         f.truncate(12 * MiB)  # an LV of 10 MiB asked, rounded up to 4 MiB extents

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from osdef.ganeti import osdir, params
+from osdef.ganeti import params
+from osdef.scripts import osdir
 from tests.conftest import clean_env
 from tests.ganeti_env import captured
 
@@ -29,6 +30,17 @@ def test_install_writes_what_ganeti_reads(installed_os_dir):
     assert (d / "variants" / "debian-12.yaml").is_file()
     assert (d / "osdef.yaml").is_file()
     assert osdir.diagnose(d) == []
+
+
+def test_a_launcher_installed_before_osdef_scripts_still_runs(tmp_path):
+    # OS dirs installed by older versions import osdef.ganeti.entry (kept as a one-line alias)
+    target = tmp_path / "image"
+    osdir.install(target, source=__import__("osdef.paths").paths.source_root())
+    assert "from osdef.scripts.entry import launcher_main" in (target / "verify").read_text()
+    old = (target / "verify").read_text().replace("osdef.scripts.entry", "osdef.ganeti.entry")
+    (target / "verify").write_text(old)
+    r = run(target, "verify", clean_env(), "--help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: verify parameters")
 
 
 def test_install_is_idempotent(tmp_path):

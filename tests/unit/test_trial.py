@@ -4,7 +4,7 @@ import re
 import subprocess
 import sys
 
-from osdef.ganeti import trial as t
+from osdef.scripts import trial as t
 from tests.ganeti_env import captured
 
 
