@@ -25,12 +25,12 @@ from osdef.guest.bootarea import BootAreaCache, BootAreaUse
 from osdef.guest.bootloader import GRUB_CONFIGS
 from osdef.guest.hostnames import validate_fqdn
 from osdef.guest.layout import DiskImageLayout, FilesystemImageLayout, Layout, TarballLayout
-from osdef.vocab import BOOT_MODES, PARTITION_TABLES as TABLES
 from osdef.guest.cloudinit import update_seed_hostname
 from osdef.guest.rename import rename_guest
 from osdef.guest.session import GuestSession
 from osdef.guest.steps import BackgroundSteps, StepRunner
 from osdef.guest.target import disk_size
+from osdef.vocab import BOOT_MODES, PARTITION_TABLES as TABLES
 
 IMAGE_FORMATS = ("filesystem", "disk", "tar")
 
