@@ -231,20 +231,7 @@ class ClusterSync:
             cf.write_atomic(staged_manifest, cf.manifest_path(cache, name).read_text("utf-8"))
             agreement.save(staged_agreement, entries)
             agreement_sha = sha256_of(staged_agreement)
-            # scp onto the file itself would truncate it: a node that already sees a
-            # staged file (a dir shared with the master, e.g. on a NAS) is not copied to
-            others, shared = self._targets(name, group, [staged, staged_agreement])
-            for path, what in ((staged, "image"), (staged_agreement, "agreement")):
-                nodes = [n for n in others if n not in shared.get(str(path), ())]
-                if not nodes:
-                    continue
-                self._say(f"image {name}: gnt-cluster copyfile of the {what} to {len(nodes)} "
-                          f"node(s)" + (f" ({art.manifest.stored_size >> 20} MiB)"
-                                        if what == "image" else ""))
-                for p in ((staged, staged_manifest) if what == "image" else (staged_agreement,)):
-                    err = self.tools.copyfile(str(p), nodes=nodes)
-                    for line in err.strip().splitlines():
-                        self._say(f"  {line}")
+            self._copy_staged(name, group, art, staged, staged_manifest, staged_agreement)
             self._say(f"image {name}: gnt-cluster command … node-receive")
             outputs = self.tools.command(node_command(
                 self.os_dir, "node-receive", name, "--staged", str(staged),
@@ -258,6 +245,28 @@ class ClusterSync:
         finally:
             for p in (staged, staged_manifest, staged_agreement):
                 cf.remove_quietly(p)
+        return self._states_after(name, group, outputs)
+
+    def _copy_staged(self, name: str, group: str | None, art, staged: Path, staged_manifest: Path,
+                     staged_agreement: Path) -> None:
+        """gnt-cluster copyfile the staged image (+ manifest) and agreement to the other nodes."""
+        # scp onto the file itself would truncate it: a node that already sees a
+        # staged file (a dir shared with the master, e.g. on a NAS) is not copied to
+        others, shared = self._targets(name, group, [staged, staged_agreement])
+        for path, what in ((staged, "image"), (staged_agreement, "agreement")):
+            nodes = [n for n in others if n not in shared.get(str(path), ())]
+            if not nodes:
+                continue
+            self._say(f"image {name}: gnt-cluster copyfile of the {what} to {len(nodes)} "
+                      f"node(s)" + (f" ({art.manifest.stored_size >> 20} MiB)"
+                                    if what == "image" else ""))
+            for p in ((staged, staged_manifest) if what == "image" else (staged_agreement,)):
+                err = self.tools.copyfile(str(p), nodes=nodes)
+                for line in err.strip().splitlines():
+                    self._say(f"  {line}")
+
+    def _states_after(self, name: str, group: str | None, outputs) -> list[NodeState]:
+        """Each node's state of name now, with what its node-receive answered."""
         received = {o.node: node_json(o.output) for o in outputs}
         states = []
         for now in self.states([name], group):

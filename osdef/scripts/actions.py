@@ -161,12 +161,20 @@ def rename(os_dir: Path, environ: Mapping[str, str]) -> int:
     return 0
 
 
-def export(os_dir: Path, environ: Mapping[str, str]) -> int:
-    ctx = load_context("export", os_dir, environ)
-    target = genv.load_export_target(environ)
+def _data_context(script: str, os_dir: Path, environ: Mapping[str, str]
+                  ) -> tuple[Context, genv.DataTarget]:
+    """export's or import's context and disk; the device checked against its DISK_N_SIZE."""
+    ctx = load_context(script, os_dir, environ)
+    load_target = genv.load_export_target if script == "export" else genv.load_import_target
+    target = load_target(environ)
     disk = _disk_of(ctx.instance, target.index)
     if disk is not None:
-        _check_disk(disk, target.device, "EXPORT_DEVICE")
+        _check_disk(disk, target.device, f"{script.upper()}_DEVICE")
+    return ctx, target
+
+
+def export(os_dir: Path, environ: Mapping[str, str]) -> int:
+    ctx, target = _data_context("export", os_dir, environ)
     from osdef.stream import export_disk
 
     metadata = {
@@ -185,11 +193,7 @@ def export(os_dir: Path, environ: Mapping[str, str]) -> int:
 
 
 def import_(os_dir: Path, environ: Mapping[str, str]) -> int:
-    ctx = load_context("import", os_dir, environ)
-    target = genv.load_import_target(environ)
-    disk = _disk_of(ctx.instance, target.index)
-    if disk is not None:
-        _check_disk(disk, target.device, "IMPORT_DEVICE")
+    ctx, target = _data_context("import", os_dir, environ)
     from osdef.stream import import_disk
 
     try:

@@ -166,6 +166,21 @@ def ganeti_environment(trial: Trial, script: str) -> dict[str, str]:
     })
     for key, value in trial.hv_params.items():
         env["INSTANCE_HV_" + key] = value
+    env.update(_disk_variables(trial))
+    env.update(_nic_variables(trial))
+    if trial.reinstall:
+        env["INSTANCE_REINSTALL"] = "1"
+    if script == "rename":
+        env["OLD_INSTANCE_NAME"] = trial.old_name or ""
+    if script in ("export", "import"):
+        env.update(_data_variables(trial, script))
+    if trial.config is not None:
+        env["OSDEF_CONFIG"] = str(trial.config)
+    return env
+
+
+def _disk_variables(trial: Trial) -> dict[str, str]:
+    env = {}
     for i, d in enumerate(trial.disks):
         is_block = stat.S_ISBLK(os.stat(d.path).st_mode)
         env.update({
@@ -175,6 +190,11 @@ def ganeti_environment(trial: Trial, script: str) -> dict[str, str]:
             f"DISK_{i}_ACCESS": "rw",
             f"DISK_{i}_BACKEND_TYPE": "block" if is_block else "file:loop",
         })
+    return env
+
+
+def _nic_variables(trial: Trial) -> dict[str, str]:
+    env = {}
     for i, nic in enumerate(trial.nics):
         values = {"MAC": _default_mac(trial.name, i), "MODE": "bridged", "LINK": "br0"}
         values.update(nic)
@@ -183,22 +203,18 @@ def ganeti_environment(trial: Trial, script: str) -> dict[str, str]:
         values.setdefault("UUID", str(uuid.uuid5(uuid.NAMESPACE_URL, f"{trial.name}/nic{i}")))
         for key, value in values.items():
             env[f"NIC_{i}_{key}"] = value
-    if trial.reinstall:
-        env["INSTANCE_REINSTALL"] = "1"
-    if script == "rename":
-        env["OLD_INSTANCE_NAME"] = trial.old_name or ""
-    if script in ("export", "import"):
-        if not 0 <= trial.index < len(trial.disks):
-            raise TrialError(f"disk index {trial.index}: only {len(trial.disks)} disk(s) given")
-        device = str(trial.disks[trial.index].path)
-        prefix = script.upper()
-        env.update({f"{prefix}_DEVICE": device, f"{prefix}_DISK_PATH": device,
-                    f"{prefix}_INDEX": str(trial.index)})
-        # run by Ganeti's import-export daemon, which adds these
-        env.update({"HOME": "/root", "LANG": "C.UTF-8", "LC_ALL": "C", "EXP_SIZE_FD": str(EXP_SIZE_FD)})
-    if trial.config is not None:
-        env["OSDEF_CONFIG"] = str(trial.config)
     return env
+
+
+def _data_variables(trial: Trial, script: str) -> dict[str, str]:
+    """EXPORT_* / IMPORT_*, and what Ganeti's import-export daemon adds to the environment."""
+    if not 0 <= trial.index < len(trial.disks):
+        raise TrialError(f"disk index {trial.index}: only {len(trial.disks)} disk(s) given")
+    device = str(trial.disks[trial.index].path)
+    prefix = script.upper()
+    return {f"{prefix}_DEVICE": device, f"{prefix}_DISK_PATH": device,
+            f"{prefix}_INDEX": str(trial.index),
+            "HOME": "/root", "LANG": "C.UTF-8", "LC_ALL": "C", "EXP_SIZE_FD": str(EXP_SIZE_FD)}
 
 
 def _script(trial: Trial, script: str) -> str:
