@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from osdef.images.formats import STORED_FORMATS
+from osdef.vocab import ROOT_FILESYSTEMS
 
 MANIFEST_VERSION = 1
 
@@ -71,6 +72,8 @@ def parse_manifest(text: str) -> Manifest:
         raise ManifestError(f"unsupported manifest version {data.get('version')!r}")
     if data["format"] not in STORED_FORMATS:
         raise ManifestError(f"unknown format {data['format']!r}")
+    if data["fs_type"] is not None and data["fs_type"] not in ROOT_FILESYSTEMS:
+        raise ManifestError(f"unknown filesystem type {data['fs_type']!r}")
     if data["compression"] != "zstd":
         raise ManifestError(f"unknown compression {data['compression']!r}")
     if "/" in data["artifact"] or data["artifact"].startswith("."):

@@ -20,7 +20,7 @@ def test_round_trip():
 
 @pytest.mark.parametrize("change", [
     {"format": "vmdk"}, {"compression": "gzip"}, {"artifact": "../etc/passwd"},
-    {"size": "100"}, {"version": 99}, {"stored_size": True},
+    {"size": "100"}, {"version": 99}, {"stored_size": True}, {"fs_type": "zfs"},
 ])
 def test_rejects(change):
     data = json.loads(GOOD.to_json())
