@@ -14,6 +14,7 @@ import pytest
 OSDEF = Path(__file__).resolve().parents[2] / "osdef"
 
 #: module (or package) → floor; a module takes the floor of its longest listed prefix
+#: ("osdef" itself is only the package's __init__: a new top-level module must be listed)
 FLOORS = {
     # 0: words, errors and file helpers everything may use
     "osdef": 0, "osdef.errors": 0, "osdef.vocab": 0, "osdef.yamldoc": 0, "osdef.fileutil": 0,
@@ -48,11 +49,11 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(p): p for p in sorted(OSDEF.rglob("*.py"))}
 
 
-def floor(module: str) -> int:
+def floor(module: str) -> int | None:
     for prefix in sorted(FLOORS, key=len, reverse=True):
-        if module == prefix or module.startswith(prefix + "."):
+        if module == prefix or (prefix != "osdef" and module.startswith(prefix + ".")):
             return FLOORS[prefix]
-    raise KeyError(module)
+    return None
 
 
 def imported(module: str, path: Path) -> set[str]:
@@ -74,15 +75,7 @@ def imported(module: str, path: Path) -> set[str]:
 
 
 def test_every_module_has_a_floor():
-    assert [m for m in MODULES if not _has_floor(m)] == []
-
-
-def _has_floor(module: str) -> bool:
-    try:
-        floor(module)
-    except KeyError:
-        return False
-    return True
+    assert [m for m in MODULES if floor(m) is None] == []
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
