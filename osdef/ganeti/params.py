@@ -3,7 +3,8 @@
 Every parameter is declared here with its type, default and one-line
 description.  From this single table come ``parameters.list`` (which Ganeti
 reads), ``verify parameters``, the README table and the typed values that
-create/export/import use.  Secret parameters are never echoed.
+create/export/import use (``OsParams``, a frozen dataclass whose fields are the
+table's names).  Secret parameters are never echoed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import base64
 import binascii
 import ipaddress
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -316,13 +318,60 @@ def merge(given: Mapping[str, str], *, variant_defaults: Mapping[str, str] | Non
     return Merged(values, origins)
 
 
-def resolve(given: Mapping[str, str], **defaults: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class OsParams(Mapping[str, Any]):
+    """The typed values in force for one instance, parsed once from PARAMETERS (its defaults live
+    there, not here: see defaults()).  Read them as attributes; the mapping view
+    (`params["swap_size"]`, `.get`) is for the code that takes any mapping (the network model)."""
+
+    root_password_hash: str = field(repr=False)  # secret: never in a repr or a message
+    ssh_authorized_keys: tuple[str, ...]
+    dns_servers: tuple[str, ...]
+    dns_search: tuple[str, ...]
+    timezone: str
+    serial_console: str
+    filesystem: str
+    partition_table: str
+    swap_size: int
+    data_disks: str
+    network: str
+    cloud_init: str
+    keep_ssh_host_keys: bool
+    export_format: str
+    export_compression: str
+    export_content: str
+    import_format: str
+
+    @classmethod
+    def defaults(cls) -> "OsParams":
+        """Every parameter at its declared default."""
+        return cls(**{p.name: p.parse(p.default) for p in PARAMETERS})
+
+    @classmethod
+    def of(cls, **typed: Any) -> "OsParams":
+        """The defaults with some typed values replaced (for callers that build values in code)."""
+        return replace(cls.defaults(), **typed)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in BY_NAME:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(BY_NAME)
+
+    def __len__(self) -> int:
+        return len(BY_NAME)
+
+
+def resolve(given: Mapping[str, str], **defaults: Any) -> OsParams:
     """Typed values for every parameter (see merge); ParamError listing every bad one."""
     merged = merge(given, **defaults)
     problems = merged.problems()
     if problems:
         raise ParamError("; ".join(p.message for p in problems))
-    return {p.name: p.parse(merged.values[p.name]) for p in PARAMETERS}
+    return OsParams(**{p.name: p.parse(merged.values[p.name]) for p in PARAMETERS})
+
 
 
 def markdown_table() -> str:
