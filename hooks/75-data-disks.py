@@ -10,6 +10,7 @@ from osdef.errors import GuestError
 from osdef.guest.osparams import data_disk_entry, data_disk_mountpoint
 
 NAME = "data-disks"
+AFTER = ("fstab",)  # adds its lines to the fstab that step wrote
 FS_TYPES = ("ext4", "xfs", "btrfs")
 
 
@@ -28,14 +29,14 @@ def _has_partitions(g, device):
 
 
 def run(ctx):
-    fs_type = str(ctx.params.get("data_disks") or "keep")
+    fs_type = ctx.plan.params.data_disks
     if fs_type == "keep":
         return
     if fs_type not in FS_TYPES:
         raise GuestError(f"data_disks={fs_type!r}: allowed: keep, {', '.join(FS_TYPES)}")
     g = ctx.guest
     devices = g.call("list devices", g.g.list_devices)
-    instance = getattr(ctx, "instance", None)
+    instance = ctx.plan.instance
     wanted = len(instance.disks) if instance is not None else len(devices)
     if wanted <= 1:
         ctx.log(f"data disks: data_disks={fs_type} but the instance has no disk besides disk 0")

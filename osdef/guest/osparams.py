@@ -1,4 +1,4 @@
-"""Pure editors for the files the OS-parameter steps change: authorized_keys, shadow, fstab, timezone.
+"""Pure editors for the files the OS-parameter steps change: authorized_keys, shadow, fstab.
 
 No guest access here; the hooks read the file through the appliance, call one
 of these, and write the result back.  The values come from
@@ -9,7 +9,6 @@ message.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from osdef.errors import GuestError, ParamError
@@ -17,7 +16,6 @@ from osdef.errors import GuestError, ParamError
 SWAPFILE = "/swapfile"
 DATA_MOUNT_ROOT = "/srv"
 FSCK_PASS = {"ext4": "2", "ext3": "2", "ext2": "2", "xfs": "0", "btrfs": "0"}
-_ZONE_RE = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*\Z")
 
 
 # -- ssh_authorized_keys ----------------------------------------------------------
@@ -102,15 +100,6 @@ def data_disk_entry(fstab: str, uuid: str, index: int, fs_type: str) -> str:
     # nofail: a missing or broken data disk must not stop the instance from booting
     return set_fstab_entry(fstab, f"UUID={uuid}", data_disk_mountpoint(index), fs_type,
                            "defaults,nofail", FSCK_PASS.get(fs_type, "0"))
-
-
-# -- timezone ----------------------------------------------------------------------
-
-def check_zone_name(zone: str) -> str:
-    if not _ZONE_RE.match(zone) or ".." in zone:
-        raise ParamError(f"timezone={zone!r} is invalid: allowed: a tz database name such as"
-                         " UTC or Europe/Berlin")
-    return zone
 
 
 def swap_size_bytes(size: int) -> int:
