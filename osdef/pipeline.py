@@ -29,7 +29,7 @@ def image_store(ctx):
 
 def serial_console_wanted(ctx) -> bool:
     """serial_console=yes/no wins; auto follows the hypervisor's serial_console."""
-    choice = ctx.params["serial_console"]
+    choice = ctx.params.serial_console
     if choice == "auto":
         return bool(ctx.instance.hv_bool("serial_console"))
     return choice == "yes"
@@ -87,17 +87,17 @@ def build_plan(ctx, store, say: Callable[[str], None]):
     if layout is None:
         raise ImageError(f"image {artifact.name} has format {artifact.format!r}, which create cannot lay down")
     # disks 1..N are attached only when data_disks formats them; "keep" leaves them untouched
-    extra = tuple(Path(d.path) for d in inst.disks[1:]) if params["data_disks"] != "keep" else ()
+    extra = tuple(Path(d.path) for d in inst.disks[1:]) if params.data_disks != "keep" else ()
     plan = CreatePlan(
-        layout=layout, hostname=inst.name, fs_type=artifact.fs_type or params["filesystem"] or variant.filesystem,
-        table=params["partition_table"] or variant.partition_table, boot=variant.boot,
+        layout=layout, hostname=inst.name, fs_type=artifact.fs_type or params.filesystem or variant.filesystem,
+        table=params.partition_table or variant.partition_table, boot=variant.boot,
         serial_console=serial_console_wanted(ctx), params=params, steps=steps, instance=inst,
         network=network, data_disks=extra,
         boot_cache=BootAreaCache(store.cache_dir / BOOT_AREAS, artifact.sha256, say, image_name=artifact.name))
     say(f"{'reinstall' if inst.reinstall else 'create'} {inst.name}: variant {variant.name}, image {artifact.name} "
         f"({artifact.format}, {artifact.size >> 20} MiB, sha256 {artifact.sha256}), "
         f"{plan.table} table, boot {plan.boot}")
-    if inst.reinstall and params["keep_ssh_host_keys"]:
+    if inst.reinstall and params.keep_ssh_host_keys:
         from osdef.guest.hostkeys import read_host_keys
 
         say("reinstall: reading the SSH host keys of the previous installation")
