@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from osdef.guest import cloudinit, distro
+from osdef.guest.bootarea import BootArea
 from osdef.guest.network import select
 from osdef.guest.plan import CreatePlan
 from osdef.guest.session import GuestSession
@@ -31,7 +32,7 @@ class MountedRoot:
     fs_type: str = ""
     esp_uuid: str | None = None  # vfat UUID of the EFI system partition, if any
     disk_device: str = "/dev/sda"  # appliance device of DISK_0 (for grub-install)
-    boot_area: Any = None  # osdef.guest.bootarea.BootArea already on the disk: skip grub-install
+    boot_area: BootArea | None = None  # a cached boot area already on the disk: skip grub-install
     boot_capture: Path | None = None  # where the bootloader step saves /boot/grub for the cache
 
 

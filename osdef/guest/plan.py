@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
 from osdef.errors import GuestError
+from osdef.ganeti.environment import Instance
 from osdef.ganeti.params import OsParams
 from osdef.guest.bootarea import BootAreaCache
 from osdef.guest.bootloader import GRUB_CONFIGS
@@ -47,7 +46,7 @@ class CreatePlan:
     grub_config: str = "osdef"  # GRUB_CONFIGS: render grub.cfg (fast) or run update-grub
     params: OsParams = field(default_factory=OsParams.defaults)
     steps: Steps = field(default_factory=load_steps)  # loaded, ordered and checked
-    instance: Any = None  # osdef.ganeti.environment.Instance (NICs, disks, reinstall), if known
+    instance: Instance | None = None  # NICs, disks, uuid, reinstall: from Ganeti, if known
     network: NetworkState | None = None  # built from instance + params when not given
     data_disks: tuple[Path, ...] = ()  # disks 1..N attached for data_disks (empty: "keep")
     saved_host_keys: Mapping[str, bytes] | None = None  # reinstall with keep_ssh_host_keys
