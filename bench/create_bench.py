@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark `create` (osdef.guest.install_root) against the alternatives, side by side in one run.
+"""Benchmark `create` (osdef.guest.install.install_root) against the alternatives, side by side in one run.
 
 Scenarios, all laying the debian-12 image (DIB ext4 filesystem image) onto DISK_0
 and naming the host:
