@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark `create` (osdef.guest.install_root) against the alternatives, side by side in one run.
+"""Benchmark `create` (osdef.guest.install.install_root) against the alternatives, side by side in one run.
 
 Scenarios, all laying the debian-12 image (DIB ext4 filesystem image) onto DISK_0
 and naming the host:
@@ -41,7 +41,8 @@ sys.path.insert(0, str(REPO))
 
 from osdef.config import ImageSettings, LibguestfsSettings  # noqa: E402
 from osdef.guest.bootarea import BootAreaCache  # noqa: E402
-from osdef.guest.install import install_root  # noqa: E402
+from osdef.guest.install import ImageData, install_root  # noqa: E402
+from osdef.guest.plan import CreatePlan  # noqa: E402
 from osdef.guest.session import GuestSession  # noqa: E402
 from osdef.images import ImageStore  # noqa: E402
 
@@ -79,10 +80,9 @@ def bench_osdef(art, disk: Path, settings: LibguestfsSettings,
     """One create; "host write" overlaps the launch (it runs while the appliance boots)."""
     with art.open() as stream:
         started = time.monotonic()
-        report = install_root(disk, stream, art.size, "filesystem", fs_type="ext4",
-                              partition_table="gpt", boot="bios", settings=settings,
-                              hostname=HOSTNAME, serial_console=True, log=lambda m: None,
-                              boot_cache=cache)
+        plan = CreatePlan(layout="fs-image", hostname=HOSTNAME, fs_type="ext4", table="gpt", boot="bios",
+                          serial_console=True, boot_cache=cache)
+        report = install_root(disk, ImageData(stream, art.size), plan, settings, lambda m: None)
         total = time.monotonic() - started
     t = report.timings
     host = sum(t.get(k, 0.0) for k in HOST_STEPS)

@@ -6,9 +6,9 @@ NAME = "fstab"
 
 
 def run(ctx):
-    if not ctx.root_uuid:
+    root = ctx.root
+    if not root.uuid:
         ctx.log("no root UUID known: /etc/fstab left unchanged")
         return
     current = ctx.guest.read_text_or_none("/etc/fstab") or ""
-    ctx.guest.write_text("/etc/fstab", render_fstab(current, ctx.root_uuid, ctx.root_fs_type,
-                                                    ctx.esp_uuid))
+    ctx.guest.write_text("/etc/fstab", render_fstab(current, root.uuid, root.fs_type, root.esp_uuid))

@@ -6,4 +6,4 @@ NAME = "hostname"
 
 
 def run(ctx):
-    apply_hostname(ctx.guest, ctx.hostname, ctx.log, old_fqdn=ctx.old_hostname)
+    apply_hostname(ctx.guest, ctx.plan.hostname, ctx.log)

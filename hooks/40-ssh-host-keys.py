@@ -7,8 +7,6 @@ through `gnt-instance console`).  Without systemd the keys are generated now,
 in the appliance (`ssh-keygen -A`).
 """
 
-from osdef.guest.distro import has_systemd
-
 NAME = "ssh-host-keys"
 
 UNIT_NAME = "osdef-ssh-host-keys.service"
@@ -37,7 +35,7 @@ def run(ctx):
     if not g.exists("/usr/bin/ssh-keygen"):
         ctx.log(f"removed {len(keys)} SSH host key file(s); the guest has no ssh-keygen")
         return
-    if has_systemd(g):
+    if ctx.facts.has_systemd:
         g.write_text(f"/etc/systemd/system/{UNIT_NAME}", UNIT, mode=0o644)
         for target in ("multi-user.target.wants", "ssh.service.wants"):
             g.symlink(f"/etc/systemd/system/{UNIT_NAME}", f"/etc/systemd/system/{target}/{UNIT_NAME}")

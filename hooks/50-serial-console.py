@@ -9,10 +9,11 @@ regenerates grub.cfg.
 from osdef.guest.bootloader import set_serial_console
 
 NAME = "serial-console"
+BEFORE = ("bootloader",)  # grub.cfg is rendered from /etc/default/grub
 
 
 def run(ctx):
-    if not ctx.serial_console:
+    if not ctx.plan.serial_console:
         return
     set_serial_console(ctx.guest, ctx.log)
     g = ctx.guest

@@ -2,36 +2,34 @@
 
 Skipped when cloud-init configures the network from osdef's NoCloud seed
 (80-cloud-init; not for on-link routes without netplan, see
-osdef.guest.cloudinit.configures_network), and with network=none.
+osdef.guest.cloudinit.configures_network), and with network=none.  The
+network model is the plan's (built once, before any write).
 """
 
 from osdef.errors import GuestError
 from osdef.guest import cloudinit
-from osdef.guest.network import model, select
 from osdef.guest.network.apply import apply
 
 NAME = "network"
 
 
 def run(ctx):
-    instance = getattr(ctx, "instance", None)
-    if instance is None:
+    plan, facts = ctx.plan, ctx.facts
+    if plan.instance is None:
         ctx.log("network: no NIC information from Ganeti; the image's network configuration is kept")
         return
-    state = model.build(instance, ctx.params)
+    state = plan.network
     if not state.configures_network:
-        ctx.log(f"network: nothing to configure (network={state.mode}, {len(instance.nics)} NIC(s))")
+        ctx.log(f"network: nothing to configure (network={state.mode}, {len(plan.instance.nics)} NIC(s))")
         return
     g = ctx.guest
-    has_cloud_init = any(g.exists(p) for p in cloudinit.CLOUD_INIT_MARKERS)
-    facts = select.read_facts(g)
-    if cloudinit.wanted(str(ctx.params.get("cloud_init") or "auto"), has_cloud_init):
-        if cloudinit.configures_network(state, "netplan" in facts.installed):
+    if cloudinit.wanted(plan.params.cloud_init, facts.has_cloud_init):
+        if cloudinit.configures_network(state, "netplan" in facts.network.installed):
             ctx.log(f"network: {len(state.nics)} NIC(s) left to cloud-init's network-config (NoCloud seed)")
             return
         ctx.log("network: on-link routes (routed NICs) that cloud-init cannot render here:"
                 " osdef writes the network files, cloud-init keeps off the network")
-    backend = select.select(facts)
+    backend = facts.network_backend
     if backend is None:
         raise GuestError("the guest has none of netplan, NetworkManager, systemd-networkd or ifupdown;"
                          " install one in the image, or set network=none")
@@ -40,8 +38,8 @@ def run(ctx):
                 and nic.ipv4_addresses and nic.ipv4_addresses[0].network.prefixlen == 32:
             ctx.log(f"warning: NIC {nic.index} has an IP but no Ganeti network (subnet/gateway):"
                     " configured as /32 without a gateway")
-    written = apply(g, backend, state, facts, ctx.log)
-    if has_cloud_init:
+    written = apply(g, backend, state, facts.network, ctx.log)
+    if facts.has_cloud_init:
         cloudinit.write_files(g, cloudinit.disabled_network_files())
     summary = ", ".join(
         f"nic{n.index}={'dhcp' if n.dhcp4 else ' '.join(str(a) for a in n.ipv4_addresses)}"

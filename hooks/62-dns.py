@@ -1,16 +1,16 @@
 """dns_servers / dns_search where the guest's resolver reads them (resolv.conf, resolved or resolvconf)."""
 
-from osdef.guest.network import dns, model, select
+from osdef.guest.network import dns, model
 
 NAME = "dns"
 
 
 def run(ctx):
-    state = model.dns_only(ctx.params)
+    state = model.dns_only(ctx.plan.params)
     if not state.dns_servers and not state.dns_search:
         return
     g = ctx.guest
-    facts = select.read_facts(g)
+    facts = ctx.facts.network
     for path, text in dns.render(state, facts).items():
         if path == dns.RESOLV_CONF and facts.resolv_conf_link is not None:
             g.remove(path)  # a link into /run (empty here) or elsewhere: replace it by a file

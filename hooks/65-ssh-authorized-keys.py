@@ -8,7 +8,7 @@ AUTHORIZED_KEYS = f"{SSH_DIR}/authorized_keys"
 
 
 def run(ctx):
-    keys = tuple(ctx.params.get("ssh_authorized_keys") or ())
+    keys = ctx.plan.params.ssh_authorized_keys
     if not keys:
         return
     g = ctx.guest

@@ -1,4 +1,4 @@
-"""root_password_hash → root's field in /etc/shadow (validated again here; the hash is never logged)."""
+"""root_password_hash → root's field in /etc/shadow (the hash is never logged)."""
 
 import time
 
@@ -10,7 +10,7 @@ SHADOW = "/etc/shadow"
 
 
 def run(ctx):
-    password_hash = str(ctx.params.get("root_password_hash") or "")
+    password_hash = ctx.plan.params.root_password_hash
     if not password_hash:
         return
     g = ctx.guest

@@ -1,17 +1,18 @@
-"""timezone → /etc/localtime (symlink into the guest's zoneinfo) and /etc/timezone."""
+"""timezone → /etc/localtime (symlink into the guest's zoneinfo) and /etc/timezone.
+
+The name was checked once, by the OS parameter table (osdef.ganeti.params.Timezone).
+"""
 
 from osdef.errors import GuestError
-from osdef.guest.osparams import check_zone_name
 
 NAME = "timezone"
 ZONEINFO = "/usr/share/zoneinfo"
 
 
 def run(ctx):
-    zone = str(ctx.params.get("timezone") or "")
+    zone = ctx.plan.params.timezone
     if not zone:
         return
-    check_zone_name(zone)
     g = ctx.guest
     if not g.is_file(f"{ZONEINFO}/{zone}"):
         raise GuestError(f"timezone={zone}: the guest has no {ZONEINFO}/{zone} (is tzdata installed?);"

@@ -7,16 +7,18 @@ from osdef.errors import GuestError
 from osdef.guest.osparams import SWAPFILE, swap_entry, swap_size_bytes
 
 NAME = "swap"
+AFTER = ("fstab",)  # adds its line to the fstab that step wrote
 MiB = 1 << 20
 HEADROOM = 32 * MiB  # left free on the root filesystem
 
 
 def run(ctx):
-    size = swap_size_bytes(int(ctx.params.get("swap_size") or 0))
+    size = swap_size_bytes(ctx.plan.params.swap_size)
     if size == 0:
         return
     g = ctx.guest
-    fs_type = ctx.root_fs_type or (g.fs_type(ctx.root_device) if ctx.root_device else "")
+    root = ctx.root
+    fs_type = root.fs_type or (g.fs_type(root.device) if root.device else "")
     vfs = g.call("check free space", g.g.statvfs, "/")
     free = vfs["bavail"] * vfs["bsize"]
     if size + HEADROOM > free:

@@ -8,9 +8,10 @@ have `nofail`, so a missing disk does not stop the boot.
 
 from osdef.errors import GuestError
 from osdef.guest.osparams import data_disk_entry, data_disk_mountpoint
+from osdef.vocab import ROOT_FILESYSTEMS
 
 NAME = "data-disks"
-FS_TYPES = ("ext4", "xfs", "btrfs")
+AFTER = ("fstab",)  # adds its lines to the fstab that step wrote
 
 
 def _signature(g, device):
@@ -28,14 +29,12 @@ def _has_partitions(g, device):
 
 
 def run(ctx):
-    fs_type = str(ctx.params.get("data_disks") or "keep")
+    fs_type = ctx.plan.params.data_disks
     if fs_type == "keep":
         return
-    if fs_type not in FS_TYPES:
-        raise GuestError(f"data_disks={fs_type!r}: allowed: keep, {', '.join(FS_TYPES)}")
     g = ctx.guest
     devices = g.call("list devices", g.g.list_devices)
-    instance = getattr(ctx, "instance", None)
+    instance = ctx.plan.instance
     wanted = len(instance.disks) if instance is not None else len(devices)
     if wanted <= 1:
         ctx.log(f"data disks: data_disks={fs_type} but the instance has no disk besides disk 0")
@@ -54,7 +53,7 @@ def run(ctx):
         if _has_partitions(g, device):
             ctx.log(f"data disks: disk {index} has a partition table: left untouched, not mounted")
             continue
-        if found and found not in FS_TYPES + ("ext2", "ext3", "vfat"):
+        if found and found not in ROOT_FILESYSTEMS + ("vfat",):
             ctx.log(f"data disks: disk {index} carries {found}: left untouched, not mounted")
             continue
         if found:

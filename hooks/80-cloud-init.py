@@ -7,24 +7,21 @@ network-config.
 """
 
 from osdef.guest import cloudinit
-from osdef.guest.network import model, select
+from osdef.guest.network import model
 
 NAME = "cloud-init"
 
 
 def run(ctx):
-    g = ctx.guest
-    has_cloud_init = any(g.exists(p) for p in cloudinit.CLOUD_INIT_MARKERS)
-    if not cloudinit.wanted(str(ctx.params.get("cloud_init") or "auto"), has_cloud_init):
+    plan, facts = ctx.plan, ctx.facts
+    if not cloudinit.wanted(plan.params.cloud_init, facts.has_cloud_init):
         return
-    instance = getattr(ctx, "instance", None)
-    state = model.build(instance, ctx.params) if instance is not None else model.NetworkState("none")
-    has_netplan = "netplan" in select.read_facts(g).installed
+    instance = plan.instance
+    state = plan.network if plan.network is not None else model.NetworkState("none")
     files = cloudinit.seed_files(
-        iid=cloudinit.instance_id(instance.uuid if instance is not None else None, ctx.hostname),
-        fqdn=ctx.hostname, state=state,
-        ssh_keys=tuple(ctx.params.get("ssh_authorized_keys") or ()),
-        with_network=cloudinit.configures_network(state, has_netplan))
-    cloudinit.write_files(g, files)
+        iid=cloudinit.instance_id(instance.uuid if instance is not None else None, plan.hostname),
+        fqdn=plan.hostname, state=state, ssh_keys=plan.params.ssh_authorized_keys,
+        with_network=cloudinit.configures_network(state, "netplan" in facts.network.installed))
+    cloudinit.write_files(ctx.guest, files)
     ctx.log(f"cloud-init: NoCloud seed in {cloudinit.SEED_DIR}"
             f" ({'with' if cloudinit.NETWORK_CONFIG in files else 'without'} network-config)")

@@ -15,8 +15,6 @@ retries on the next boot.  EFI guests need nothing: without
 /boot/grub/i386-pc/core.img grub-pc's postinst leaves the boot code alone.
 """
 
-from osdef.guest.distro import has_systemd
-
 NAME = "grub-pc-install-device"
 
 SCRIPT_PATH = "/usr/local/sbin/osdef-grub-pc-install-device"
@@ -63,12 +61,12 @@ WantedBy=multi-user.target
 
 def run(ctx):
     g = ctx.guest
-    if ctx.boot != "bios":
+    if ctx.plan.boot != "bios":
         return
     if not g.exists("/var/lib/dpkg/info/grub-pc.postinst"):
         ctx.log("grub-pc is not a package of this guest: no install device to record")
         return
-    if not has_systemd(g):
+    if not ctx.facts.has_systemd:
         ctx.log("warning: the guest has no systemd; before upgrading grub-pc in it, run "
                 "`dpkg-reconfigure grub-pc` and choose the boot disk")
         return

@@ -1,10 +1,11 @@
-"""create and rename, end to end: Ganeti context → variant → image → guest → hooks.
+"""create and rename, end to end: Ganeti context → plan → image → guest → steps.
 
 Data flows one way.  Everything that can be checked without writing is
-checked first (environment, variant, OS parameters, the node's image against
-the cluster's agreement, image present, disk big enough: the last one inside
-osdef.guest before its first write); then one libguestfs appliance does the
-guest work.
+checked first (environment, variant, OS parameters by the caller; here the
+steps, the NICs, the node's image against the cluster's agreement, the image
+present), all of it gathered into one frozen osdef.guest.plan.CreatePlan; the
+disk's size is checked inside osdef.guest.install before its first write; then
+one libguestfs appliance does the guest work.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Callable
 
 from osdef.errors import ImageError
 from osdef.paths import source_root
+from osdef.vocab import IMAGE_KINDS
 
 # image artifact format (osdef.images) → layout (osdef.guest)
-LAYOUT_OF_FORMAT = {"fs-image": "filesystem", "disk-raw": "disk", "tar": "tar"}
 BOOT_AREAS = "bootareas"  # in the image cache: grub boot areas per image and layout
 
 
@@ -28,7 +29,7 @@ def image_store(ctx):
 
 def serial_console_wanted(ctx) -> bool:
     """serial_console=yes/no wins; auto follows the hypervisor's serial_console."""
-    choice = ctx.params["serial_console"]
+    choice = ctx.params.serial_console
     if choice == "auto":
         return bool(ctx.instance.hv_bool("serial_console"))
     return choice == "yes"
@@ -53,54 +54,64 @@ def check_agreed_image(ctx, store, name: str, artifact=None) -> None:
 
 
 def create(ctx, say: Callable[[str], None]) -> None:
-    from osdef.guest.bootarea import BootAreaCache
-    from osdef.guest.install import install_root
-    from osdef.guest.network import model as network_model
+    from osdef.guest.install import ImageData, install_root
 
-    inst, variant = ctx.instance, ctx.variant
-    disk0 = Path(inst.disks[0].path)
-    network_model.build(inst, ctx.params)  # bad NIC settings: one line, before any write
-    from osdef.customize import check_steps
-
-    check_steps(skip=set(variant.skip_hooks), builtin_dir=hooks_dir(ctx),  # unknown skip names,
-                site_dir=ctx.config.hooks_dir)                               # broken site hooks
     store = image_store(ctx)
-    check_agreed_image(ctx, store, variant.image)
-    artifact = store.ensure(variant.image, allow_build=ctx.config.images.build_on_demand,
-                            allow_fetch=ctx.config.images.fetch_on_demand)
-    check_agreed_image(ctx, store, variant.image, artifact)  # the one create will read
-    layout = LAYOUT_OF_FORMAT.get(artifact.format)
-    if layout is None:
+    plan, artifact = build_plan(ctx, store, say)
+    disk0 = Path(ctx.instance.disks[0].path)
+    with artifact.open() as stream:
+        report = install_root(disk0, ImageData(stream, artifact.size), plan, ctx.config.libguestfs, say)
+    total = report.timings.get("total")
+    say(f"done: {plan.hostname} on {disk0} (root {report.root_fs_type} UUID {report.root_uuid}"
+        + (f", {total:.1f} s" if total is not None else "") + ")")
+
+
+def build_plan(ctx, store, say: Callable[[str], None]):
+    """The checked CreatePlan (osdef.guest.plan) and the image artifact it lays down.
+
+    The cheap checks (steps, NICs) run before the image is built or fetched; the
+    old SSH host keys are read (read-only) once everything else is known good."""
+    from dataclasses import replace
+
+    from osdef.guest.bootarea import BootAreaCache
+    from osdef.guest.customize import load_steps
+    from osdef.guest.network import model as network_model
+    from osdef.guest.plan import CreatePlan
+
+    inst, variant, params = ctx.instance, ctx.variant, ctx.params
+    steps = load_steps(skip=frozenset(variant.skip_hooks), builtin_dir=hooks_dir(ctx),  # unknown skip
+                       site_dir=ctx.config.hooks_dir)                  # names, broken site hooks, order
+    network = network_model.build(inst, params)  # bad NIC settings: one line, before any write
+    artifact = agreed_artifact(ctx, store, variant.image)
+    layout = artifact.format
+    if layout not in IMAGE_KINDS:
         raise ImageError(f"image {artifact.name} has format {artifact.format!r}, which create cannot lay down")
-    fs_type = artifact.fs_type or ctx.params["filesystem"] or variant.filesystem
-    table = ctx.params["partition_table"] or variant.partition_table
-    action = "reinstall" if inst.reinstall else "create"
-    say(f"{action} {inst.name}: variant {variant.name}, image {artifact.name} "
+    # disks 1..N are attached only when data_disks formats them; "keep" leaves them untouched
+    extra = tuple(Path(d.path) for d in inst.disks[1:]) if params.data_disks != "keep" else ()
+    plan = CreatePlan(
+        layout=layout, hostname=inst.name, fs_type=artifact.fs_type or params.filesystem or variant.filesystem,
+        table=params.partition_table or variant.partition_table, boot=variant.boot,
+        serial_console=serial_console_wanted(ctx), params=params, steps=steps, instance=inst,
+        network=network, data_disks=extra,
+        boot_cache=BootAreaCache(store.cache_dir / BOOT_AREAS, artifact.sha256, say, image_name=artifact.name))
+    say(f"{'reinstall' if inst.reinstall else 'create'} {inst.name}: variant {variant.name}, image {artifact.name} "
         f"({artifact.format}, {artifact.size >> 20} MiB, sha256 {artifact.sha256}), "
-        f"{table} table, boot {variant.boot}")
-    saved_keys = None
-    if inst.reinstall and ctx.params["keep_ssh_host_keys"]:
+        f"{plan.table} table, boot {plan.boot}")
+    if inst.reinstall and params.keep_ssh_host_keys:
         from osdef.guest.hostkeys import read_host_keys
 
         say("reinstall: reading the SSH host keys of the previous installation")
-        saved_keys = read_host_keys(disk0, ctx.config.libguestfs, say)
-    # disks 1..N are attached only when data_disks formats them; "keep" leaves them untouched
-    extra = [Path(d.path) for d in inst.disks[1:]] if ctx.params["data_disks"] != "keep" else []
-    with artifact.open() as stream:
-        report = install_root(
-            disk0, stream, artifact.size, layout,
-            fs_type=fs_type, partition_table=table, boot=variant.boot,
-            settings=ctx.config.libguestfs, hostname=inst.name,
-            serial_console=serial_console_wanted(ctx),
-            skip_hooks=set(variant.skip_hooks), site_hooks_dir=ctx.config.hooks_dir,
-            params=ctx.params, log=say, hooks_dir=hooks_dir(ctx),
-            extra_disks=extra, instance=inst, saved_host_keys=saved_keys,
-            boot_cache=BootAreaCache(store.cache_dir / BOOT_AREAS, artifact.sha256, say,
-                                     image_name=artifact.name),
-        )
-    total = report.timings.get("total")
-    say(f"done: {inst.name} on {disk0} (root {report.root_fs_type} UUID {report.root_uuid}"
-        + (f", {total:.1f} s" if total is not None else "") + ")")
+        plan = replace(plan, saved_host_keys=read_host_keys(Path(inst.disks[0].path), ctx.config.libguestfs, say))
+    return plan, artifact
+
+
+def agreed_artifact(ctx, store, name: str):
+    """The image create reads, present (built or fetched when the site allows) and agreed."""
+    check_agreed_image(ctx, store, name)
+    artifact = store.ensure(name, allow_build=ctx.config.images.build_on_demand,
+                            allow_fetch=ctx.config.images.fetch_on_demand)
+    check_agreed_image(ctx, store, name, artifact)  # the one create will read
+    return artifact
 
 
 def rename(ctx, say: Callable[[str], None]) -> None:

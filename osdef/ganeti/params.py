@@ -3,7 +3,8 @@
 Every parameter is declared here with its type, default and one-line
 description.  From this single table come ``parameters.list`` (which Ganeti
 reads), ``verify parameters``, the README table and the typed values that
-create/export/import use.  Secret parameters are never echoed.
+create/export/import use (``OsParams``, a frozen dataclass whose fields are the
+table's names).  Secret parameters are never echoed.
 """
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ import base64
 import binascii
 import ipaddress
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from osdef.errors import ParamError, quote
 from osdef.ganeti.environment import host_address_problem
-from osdef.vocab import valid_hostname
+from osdef.vocab import FILESYSTEMS, PARTITION_TABLES, valid_hostname, valid_zone_name
 
 ZONEINFO = Path("/usr/share/zoneinfo")
-MAX_ZONE = 128  # the longest tz name is 32 characters
 
 
 class Invalid(ValueError):
@@ -128,8 +129,7 @@ class Timezone:
         value = raw.strip()
         if value == "":
             return ""
-        if (len(value) > MAX_ZONE or not re.match(r"[A-Za-z0-9_+-]{1,64}(/[A-Za-z0-9_+-]{1,64})*\Z", value)
-                or ".." in value):
+        if not valid_zone_name(value):
             raise Invalid("allowed: a tz database name such as UTC or Europe/Berlin")
         if ZONEINFO.is_dir() and not (ZONEINFO / value).is_file():
             raise Invalid("unknown time zone; allowed: a tz database name such as UTC or Europe/Berlin")
@@ -227,13 +227,13 @@ PARAMETERS: tuple[OsParam, ...] = (
             "time zone such as Europe/Berlin (empty: keep the image's, normally UTC)"),
     OsParam("serial_console", Choice(("auto", "yes", "no")), "auto",
             "serial console on ttyS0 (auto: follow the hypervisor's serial_console)"),
-    OsParam("filesystem", Choice(("", "ext4", "xfs", "btrfs")), "",
+    OsParam("filesystem", Choice(("",) + FILESYSTEMS), "",
             "root filesystem for tarball images (empty: the variant's)"),
-    OsParam("partition_table", Choice(("", "gpt", "msdos")), "",
+    OsParam("partition_table", Choice(("",) + PARTITION_TABLES), "",
             "partition table of disk 0 (empty: the variant's)"),
     OsParam("swap_size", Size(), "0",
             "swap file size such as 512M or 2G (0: no swap)"),
-    OsParam("data_disks", Choice(("keep", "ext4", "xfs", "btrfs")), "keep",
+    OsParam("data_disks", Choice(("keep",) + FILESYSTEMS), "keep",
             "disks 1..N: keep them untouched, or format with this filesystem and mount by UUID"),
     OsParam("network", Choice(("auto", "static", "dhcp", "none")), "auto",
             "NIC configuration: auto (static if the NIC has an IP, else DHCP), static, dhcp, none"),
@@ -317,13 +317,60 @@ def merge(given: Mapping[str, str], *, variant_defaults: Mapping[str, str] | Non
     return Merged(values, origins)
 
 
-def resolve(given: Mapping[str, str], **defaults: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class OsParams(Mapping[str, Any]):
+    """The typed values in force for one instance, parsed once from PARAMETERS (its defaults live
+    there, not here: see defaults()).  Read them as attributes; the mapping view
+    (`params["swap_size"]`, `.get`) is for the code that takes any mapping (the network model)."""
+
+    root_password_hash: str = field(repr=False)  # secret: never in a repr or a message
+    ssh_authorized_keys: tuple[str, ...]
+    dns_servers: tuple[str, ...]
+    dns_search: tuple[str, ...]
+    timezone: str
+    serial_console: str
+    filesystem: str
+    partition_table: str
+    swap_size: int
+    data_disks: str
+    network: str
+    cloud_init: str
+    keep_ssh_host_keys: bool
+    export_format: str
+    export_compression: str
+    export_content: str
+    import_format: str
+
+    @classmethod
+    def defaults(cls) -> "OsParams":
+        """Every parameter at its declared default."""
+        return cls(**{p.name: p.parse(p.default) for p in PARAMETERS})
+
+    @classmethod
+    def of(cls, **typed: Any) -> "OsParams":
+        """The defaults with some typed values replaced (for callers that build values in code)."""
+        return replace(cls.defaults(), **typed)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in BY_NAME:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(BY_NAME)
+
+    def __len__(self) -> int:
+        return len(BY_NAME)
+
+
+def resolve(given: Mapping[str, str], **defaults: Any) -> OsParams:
     """Typed values for every parameter (see merge); ParamError listing every bad one."""
     merged = merge(given, **defaults)
     problems = merged.problems()
     if problems:
         raise ParamError("; ".join(p.message for p in problems))
-    return {p.name: p.parse(merged.values[p.name]) for p in PARAMETERS}
+    return OsParams(**{p.name: p.parse(merged.values[p.name]) for p in PARAMETERS})
+
 
 
 def markdown_table() -> str:

@@ -1,5 +1,7 @@
 """Keep an instance's SSH host keys across a reinstall: read them before the disk is rewritten, restore after.
 
+The keys travel in the create plan; the restore is the step hooks/68-ssh-host-keys-restore.
+
 Keys are secret: their content is never logged, only file names and counts.
 """
 
@@ -7,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
+from osdef.config import LibguestfsSettings
 from osdef.errors import GuestError
+from osdef.guest.session import GuestSession
 
 HOST_KEY_GLOB = "/etc/ssh/ssh_host_*"
 
@@ -20,7 +23,7 @@ def _is_key_file(path: str) -> bool:
                                              or name.endswith("-cert.pub"))
 
 
-def save_host_keys(session: Any) -> dict[str, bytes]:
+def save_host_keys(session: GuestSession) -> dict[str, bytes]:
     """The host key files of the mounted guest (path → bytes); {} when it has none."""
     keys: dict[str, bytes] = {}
     for path in session.glob(HOST_KEY_GLOB):
@@ -29,7 +32,7 @@ def save_host_keys(session: Any) -> dict[str, bytes]:
     return keys
 
 
-def restore_host_keys(session: Any, keys: Mapping[str, bytes],
+def restore_host_keys(session: GuestSession, keys: Mapping[str, bytes],
                       log: Callable[[str], None] = lambda _m: None) -> int:
     """Put saved keys back (private 0600, public 0644, root-owned); return how many files."""
     if not keys:
@@ -46,15 +49,14 @@ def restore_host_keys(session: Any, keys: Mapping[str, bytes],
     return len(keys)
 
 
-def read_host_keys(disk: Path, settings: Any, log: Callable[[str], None] = lambda _m: None
+def read_host_keys(disk: Path, settings: LibguestfsSettings, log: Callable[[str], None] = lambda _m: None
                    ) -> dict[str, bytes]:
     """Open `disk` read-only in its own appliance and save its host keys.
 
     For reinstall, before the disk is rewritten.  A disk without a recognizable
     OS (blank, damaged) gives {} and a log line: the reinstall then makes new keys.
+    osdef.pipeline puts them into the create plan (CreatePlan.saved_host_keys).
     """
-    from osdef.guest.session import GuestSession
-
     try:
         with GuestSession([Path(disk)], settings, readonly=True, log=log) as session:
             session.mount_inspected_root()

@@ -25,7 +25,8 @@ import pytest
 
 from osdef.errors import ImageError
 from osdef.guest.bootarea import MBR_CODE, BootAreaCache
-from osdef.guest.install import install_root
+from osdef.guest.install import ImageData, install_root
+from osdef.guest.plan import CreatePlan
 
 from .conftest import allocated, read_back, sparse_file
 
@@ -119,10 +120,9 @@ def test_created_disk_boots_to_a_login_prompt(tmp_path, settings, table, boot, g
 
     def create(target: Path, hostname: str):
         with artifact.open() as stream:
-            return install_root(target, stream, artifact.size, "filesystem", fs_type="ext4",
-                                partition_table=table, boot=boot, settings=settings,
-                                grub_config=grub_config, hostname=hostname,
-                                serial_console=True, log=logs.append, boot_cache=cache)
+            plan = CreatePlan(layout="fs-image", hostname=hostname, fs_type="ext4", table=table, boot=boot,
+                              grub_config=grub_config, serial_console=True, boot_cache=cache)
+            return install_root(target, ImageData(stream, artifact.size), plan, settings, logs.append)
 
     if boot == "bios":  # the first create runs grub-install and fills the cache
         first = sparse_file(tmp_path / "first.img", 2 * GiB)

@@ -8,8 +8,10 @@ import pytest
 import zstandard
 
 from osdef.errors import GuestError
-from osdef.guest.install import install_root, rename
+from osdef.guest.customize import load_steps
+from osdef.guest.install import ImageData, install_root, rename
 from osdef.guest.partition import GPT_TYPES
+from osdef.guest.plan import CreatePlan
 from osdef.guest.distro import read_facts
 from osdef.guest.rename import rename_guest
 
@@ -22,10 +24,11 @@ SSH_UNIT = "/etc/systemd/system/osdef-ssh-host-keys.service"
 NO_FSCK = "checked when the image was built, not mounted since; no e2fsck"
 
 
-def _create(disk, stream, size, fmt, settings, logs, **kw):
+def _create(disk, stream, size, fmt, settings, logs, site_hooks_dir=None, **kw):
     kw.setdefault("hostname", "web1.example.org")
     kw.setdefault("boot", "none")
-    return install_root(disk, stream, size, fmt, settings=settings, log=logs.append, **kw)
+    plan = CreatePlan(layout=fmt, steps=load_steps(site_dir=site_hooks_dir), **kw)
+    return install_root(disk, ImageData(stream, size), plan, settings, logs.append)
 
 
 def _root_partition_reaches_the_end(view, table):
@@ -69,7 +72,7 @@ def fs_disk(tmp_path_factory, guest_images, settings):
     logs: list[str] = []
     with open(guest_images.fs_image, "rb") as stream:
         report = _create(disk, stream, FS_IMAGE_SIZE, "filesystem", settings, logs,
-                         partition_table="gpt", serial_console=True, site_hooks_dir=site)
+                         table="gpt", serial_console=True, site_hooks_dir=site)
     return disk, report, logs
 
 
@@ -131,7 +134,7 @@ def test_filesystem_image_on_a_loop_device(loop_device, unchecked_fs_image, sett
     logs: list[str] = []
     with open(unchecked_fs_image, "rb") as stream:
         _create(loop_device, stream, FS_IMAGE_SIZE, "filesystem", settings, logs,
-                partition_table="msdos")
+                table="msdos")
     assert not any(NO_FSCK in line for line in logs)  # mounted since its check: e2fsck ran
     view = read_back(loop_device, settings)
     _check_customized(view)
@@ -173,7 +176,7 @@ def test_tarball_create_and_rename_warning(tmp_path, guest_images, settings):
     with open(compressed, "rb") as raw:
         stream = zstandard.ZstdDecompressor().stream_reader(raw)
         report = _create(disk, stream, guest_images.tarball.stat().st_size, "tar", settings, logs,
-                         partition_table="gpt", fs_type="ext4")
+                         table="gpt", fs_type="ext4")
     assert report.layout == "tar" and report.root_fs_type == "ext4"
     assert report.bytes_read == guest_images.tarball.stat().st_size
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import guestfs
 import pytest
 
-from osdef.guest.install import install_root
+from osdef.guest.install import ImageData, install_root
+from osdef.guest.plan import CreatePlan
 from osdef.stream.blockio import open_disk
 from osdef.stream.content import plan_content
 from tests.stream.conftest import export_to_file, import_from_file
@@ -66,9 +67,9 @@ def test_created_guest_round_trip(tmp_path, guest_images, settings, devices, fs_
     devices += [src, dst]
     logs: list[str] = []
     with open(guest_images.tarball, "rb") as stream:
-        install_root(Path(src), stream, guest_images.tarball.stat().st_size, "tar", settings=settings,
-                     hostname="web1.example.org", boot="none", partition_table="gpt", fs_type=fs_type,
-                     log=logs.append)
+        install_root(Path(src), ImageData(stream, guest_images.tarball.stat().st_size),
+                     CreatePlan(layout="tar", hostname="web1.example.org", boot="none", table="gpt",
+                                fs_type=fs_type), settings, logs.append)
     warnings: list[str] = []
     with open_disk(src, write=False) as disk:
         assert plan_content(disk, warnings.append).mapped_partitions == 1  # the root; BIOS boot: block level

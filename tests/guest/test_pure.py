@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from osdef.customize import BUILTIN_HOOKS_DIR, HookContext, builtin_hook_names, run_hooks
+from osdef.guest.context import StepContext
+from osdef.guest.customize import BUILTIN_HOOKS_DIR, builtin_hook_names, load_steps, run_steps
 from osdef.errors import GuestError
 from osdef.guest import partition
 from osdef.guest.bootloader import SERIAL_MARK_BEGIN, grub_defaults_with_serial
@@ -178,9 +179,15 @@ def test_builtin_hooks_are_ordered_and_named():
 
 
 def test_skipping_an_unknown_step_names_the_known_ones():
-    ctx = HookContext(guest=None, hostname="x.example", log=lambda m: None)  # type: ignore[arg-type]
     with pytest.raises(GuestError, match="unknown customization step.*nope.*known: fstab, hostname"):
-        run_hooks(ctx, skip={"nope"})
+        load_steps(skip={"nope"})
+
+
+def _run(logs, **load):
+    from osdef.guest.plan import CreatePlan
+
+    plan = CreatePlan(layout="fs-image", hostname="x.example", steps=load_steps(**load))
+    return run_steps(StepContext.of(plan, None, log=logs.append))  # type: ignore[arg-type]
 
 
 def test_hook_runner_order_skip_and_site_hooks(tmp_path):
@@ -188,32 +195,28 @@ def test_hook_runner_order_skip_and_site_hooks(tmp_path):
     builtin.mkdir()
     for name in ("20-two", "10-one", "100-late"):
         (builtin / f"{name}.py").write_text(
-            f"NAME = {name.split('-')[1]!r}\ndef run(ctx):\n    ctx.params['seen'].append(NAME)\n")
+            f"NAME = {name.split('-')[1]!r}\ndef run(ctx):\n    ctx.log('ran ' + NAME)\n")
     site = tmp_path / "site"
     site.mkdir()
-    (site / "50-mine.py").write_text("def run(ctx):\n    ctx.params['seen'].append('mine')\n")
+    (site / "50-mine.py").write_text("def run(ctx):\n    ctx.log('ran mine ' + ctx.hostname)\n")
     (site / "README").write_text("not a hook\n")
     (site / ".hidden.py").write_text("raise SystemExit\n")
-    seen: list[str] = []
     logs: list[str] = []
-    ctx = HookContext(guest=None, hostname="x.example", params={"seen": seen},  # type: ignore[arg-type]
-                      log=logs.append)
-    ran = run_hooks(ctx, skip={"two"}, builtin_dir=builtin, site_dir=site)
-    assert seen == ["one", "late", "mine"]
+    ran = _run(logs, skip={"two"}, builtin_dir=builtin, site_dir=site, log=logs.append)
+    assert [line for line in logs if line.startswith("ran ")] == ["ran one", "ran late", "ran mine x.example"]
     assert ran == ["one", "late", "site:50-mine.py"]
     assert any("README" in line and "ignored" in line for line in logs)
-    assert run_hooks(ctx, builtin_dir=builtin, site_dir=tmp_path / "missing") == ["one", "two", "late"]
+    assert _run([], builtin_dir=builtin, site_dir=tmp_path / "missing") == ["one", "two", "late"]
 
 
 def test_a_broken_hook_is_one_line_naming_the_file(tmp_path):
     (tmp_path / "10-bad.py").write_text("NAME = 'bad'\ndef run(ctx):\n    raise KeyError('x')\n")
-    ctx = HookContext(guest=None, hostname="x.example", log=lambda m: None)  # type: ignore[arg-type]
     with pytest.raises(GuestError, match=r"step bad \(.*10-bad.py\) failed: KeyError") as info:
-        run_hooks(ctx, builtin_dir=tmp_path)
+        _run([], builtin_dir=tmp_path)
     assert "\n" not in str(info.value)
     (tmp_path / "10-bad.py").write_text("def run(ctx):\n    pass\n")
     with pytest.raises(GuestError, match="must define NAME"):
-        run_hooks(ctx, builtin_dir=tmp_path)
+        load_steps(builtin_dir=tmp_path)
 
 
 # -- grub.cfg without update-grub -----------------------------------------------------------

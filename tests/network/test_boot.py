@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from osdef.customize import HookContext, builtin_hook_names, run_hooks
+from osdef.guest.context import MountedRoot, StepContext
+from osdef.guest.customize import builtin_hook_names, load_steps, run_steps
+from osdef.guest.plan import CreatePlan
 from osdef.errors import ImageError
 from osdef.ganeti.params import resolve
-from osdef.guest.install import install_root
+from osdef.guest.install import ImageData, install_root
 from osdef.guest.session import GuestSession
 
 from .cases import NET_A, instance, nic
@@ -65,9 +67,9 @@ def test_static_and_routed_nics_come_up_at_boot(tmp_path, libguestfs_settings):
     disk = sparse(tmp_path / "disk0.img", 3 << 30)
     fqdn = "net-test.example.org"
     with artifact.open() as stream:
-        install_root(disk, stream, artifact.size, "filesystem", fs_type="ext4", partition_table="gpt",
-                     boot="bios", settings=libguestfs_settings, hostname=fqdn, serial_console=True,
-                     log=lambda _m: None)
+        install_root(disk, ImageData(stream, artifact.size),
+                     CreatePlan(layout="fs-image", hostname=fqdn, serial_console=True),
+                     libguestfs_settings, lambda _m: None)
     # until the create pipeline passes the Instance to the steps, run them in a second appliance
     inst = instance(nic(0, MACS[0], "203.0.113.7", mode="routed"),
                     nic(1, MACS[1], "198.51.100.10", network=NET_A))
@@ -76,10 +78,9 @@ def test_static_and_routed_nics_come_up_at_boot(tmp_path, libguestfs_settings):
     logs: list[str] = []
     with GuestSession([disk], libguestfs_settings) as s:
         root = s.mount_inspected_root()
-        ctx = HookContext(guest=s, hostname=fqdn, root_device=root, root_fs_type="ext4", params=params,
-                          log=logs.append)
-        ctx.instance = inst
-        run_hooks(ctx, skip=set(builtin_hook_names()) - MINE)
+        plan = CreatePlan(layout="fs-image", hostname=fqdn, params=params, instance=inst,
+                          steps=load_steps(skip=set(builtin_hook_names()) - MINE))
+        run_steps(StepContext.of(plan, s, MountedRoot(device=root, fs_type="ext4"), logs.append))
         s.write_text("/etc/systemd/system/osdef-print-net.service", PRINT_UNIT)
         s.symlink("/etc/systemd/system/osdef-print-net.service",
                   "/etc/systemd/system/multi-user.target.wants/osdef-print-net.service")

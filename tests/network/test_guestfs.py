@@ -12,7 +12,9 @@ import stat
 import pytest
 import yaml
 
-from osdef.customize import HookContext, builtin_hook_names, load_builtin_hooks, run_hooks
+from osdef.guest.context import MountedRoot, StepContext
+from osdef.guest.customize import builtin_hook_names, load_builtin_hooks, load_steps, run_steps
+from osdef.guest.plan import CreatePlan
 from osdef.errors import OsdefError
 from osdef.ganeti.params import resolve
 from osdef.guest import cloudinit
@@ -35,12 +37,10 @@ HASH = "$6$saltsalt$" + "b" * 86
 def _customize(session, device, instance, params, **extra):
     session.mount(device, "/")
     logs: list[str] = []
-    ctx = HookContext(guest=session, hostname=FQDN, root_device=device, root_fs_type="ext4",
-                      params=params, log=logs.append)
-    ctx.instance = instance
-    for key, value in extra.items():
-        setattr(ctx, key, value)
-    ran = run_hooks(ctx, skip=set(builtin_hook_names()) - MINE, site_dir=None)
+    plan = CreatePlan(layout="fs-image", hostname=FQDN, boot="none", params=params, instance=instance,
+                      steps=load_steps(skip=set(builtin_hook_names()) - MINE), **extra)
+    ctx = StepContext.of(plan, session, MountedRoot(device=device, fs_type="ext4"), logs.append)
+    ran = run_steps(ctx)
     return ran, logs
 
 
@@ -55,8 +55,8 @@ def _errors(session, instance):
     for hook, given in (("timezone", {"timezone": "America/New_York"}),  # valid, not in this guest
                         ("cloud-init", {"cloud_init": "on"}),
                         ("swap", {"swap_size": "1G"})):
-        ctx = HookContext(guest=session, hostname=FQDN, root_fs_type="ext4", params=resolve(given))
-        ctx.instance = instance
+        plan = CreatePlan(layout="fs-image", hostname=FQDN, params=resolve(given), instance=instance)
+        ctx = StepContext.of(plan, session, MountedRoot(fs_type="ext4"))
         with pytest.raises(OsdefError) as err:
             hooks[hook].run(ctx)
         out[hook] = str(err.value)
@@ -103,10 +103,9 @@ def backends(guest_disks, libguestfs_settings):
         # swap on a btrfs root: a No_COW file
         btrfs = s.device(len(names))
         s.mount(btrfs, "/")
-        ctx = HookContext(guest=s, hostname=FQDN, root_device=btrfs, root_fs_type="btrfs",
-                          params=resolve({"swap_size": "16M"}), log=lambda _m: None)
-        ctx.instance = inst
-        run_hooks(ctx, skip=set(builtin_hook_names()) - {"swap"})
+        plan = CreatePlan(layout="fs-image", hostname=FQDN, params=resolve({"swap_size": "16M"}),
+                          instance=inst, steps=load_steps(skip=set(builtin_hook_names()) - {"swap"}))
+        run_steps(StepContext.of(plan, s, MountedRoot(device=btrfs, fs_type="btrfs"), lambda _m: None))
         g = s.g
         seen["btrfs"] = dict(size=g.filesize("/swapfile"), attrs=g.get_e2attrs("/swapfile"),
                              kind=g.file("/swapfile"), fstab=s.read_text("/etc/fstab"))

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from osdef.errors import EnvError, GuestError, ParamError
+from osdef.ganeti.params import resolve
 from osdef.guest import cloudinit
 from osdef.guest.network import dns, ifupdown, model
 from osdef.guest.network.select import NetworkFacts, facts_from_paths, select
@@ -185,9 +186,9 @@ def test_authorized_keys_are_appended_once():
     existing = "# mine\nfrom=\"10.0.0.1\" " + KEY.replace("admin@example", "old") + "\n"
     out = merge_authorized_keys(existing, (KEY,))
     assert out == existing  # same key (type + data), other options/comment: not added twice
-    other = "ssh-rsa AAAAC3NzaC1lZDI1NTE5 x"  # blob of another type
-    with pytest.raises(ParamError):
-        merge_authorized_keys("", (other,))  # corrupt blob
+    other = "ssh-rsa AAAAC3NzaC1lZDI1NTE5 x"  # blob of another type: refused once, by the table
+    with pytest.raises(ParamError, match="ssh_authorized_keys=.*does not match its type"):
+        resolve({"ssh_authorized_keys": other})
     assert merge_authorized_keys("", (KEY,)) == KEY + "\n"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from osdef.customize import BUILTIN_HOOKS_DIR, _load_module
+from osdef.guest.customize import BUILTIN_HOOKS_DIR, _load_module
 
 HOOK = _load_module(BUILTIN_HOOKS_DIR / "85-grub-pc-install-device.py")
 
@@ -99,10 +99,12 @@ DEBIAN = {"/var/lib/dpkg/info/grub-pc.postinst", "/usr/lib/systemd/systemd"}
 
 
 def _ctx(guest, boot):
-    from osdef.customize import HookContext
+    from osdef.guest.context import StepContext
+    from osdef.guest.plan import CreatePlan
 
     logs: list[str] = []
-    return HookContext(guest=guest, hostname="h.example.org", boot=boot, log=logs.append), logs
+    plan = CreatePlan(layout="fs-image", hostname="h.example.org", boot=boot)
+    return StepContext.of(plan, guest, log=logs.append), logs
 
 
 def test_step_installs_script_and_unit_on_a_bios_debian_guest():

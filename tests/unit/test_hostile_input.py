@@ -203,13 +203,27 @@ def test_unknown_skip_name_in_a_variant_leaves_the_disk_untouched(tmp_path, site
     assert _ends(big_disk) == before
 
 
-def test_broken_site_hook_leaves_the_disk_untouched(tmp_path, site_config_file, big_disk):
+@pytest.mark.parametrize("name, text, needle", [
+    ("10-broken.py", "this is not python\n", "10-broken.py: cannot be loaded"),
+    ("10-early.py", "BEFORE = ('bootloadr',)\ndef run(ctx):\n    pass\n",
+     "BEFORE names unknown step 'bootloadr'"),  # an order declaration, checked when the steps load
+], ids=["broken", "bad-order"])
+def test_broken_site_hook_leaves_the_disk_untouched(tmp_path, site_config_file, big_disk, name, text, needle):
     hooks = tmp_path / "site-hooks"
     hooks.mkdir()
-    (hooks / "10-broken.py").write_text("this is not python\n")
+    (hooks / name).write_text(text)
     os_dir = _own_os_dir(tmp_path, site_config_file, f"hooks_dir: {hooks}\n")
     before = _ends(big_disk)
     r = run(os_dir, "create", create_env(big_disk, DISK_0_SIZE="4096"))
-    assert r.returncode == 1 and "10-broken.py: cannot be loaded" in r.stderr, r.stderr
+    assert r.returncode == 1 and needle in r.stderr, r.stderr
+    assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr
+    assert _ends(big_disk) == before
+
+
+def test_nic_the_network_model_refuses_leaves_the_disk_untouched(tmp_path, site_config_file, big_disk):
+    os_dir = _own_os_dir(tmp_path, site_config_file)
+    before = _ends(big_disk)
+    r = run(os_dir, "create", create_env(big_disk, DISK_0_SIZE="4096", OSP_NETWORK="static", **NIC))
+    assert r.returncode == 1 and "NIC 0 (aa:00:00:12:34:56) has no IP (NIC_0_IP)" in r.stderr, r.stderr
     assert len(r.stderr.splitlines()) == 1
     assert _ends(big_disk) == before

@@ -32,6 +32,21 @@ def test_defaults_all_valid():
     values = p.resolve({})
     assert values["network"] == "auto" and values["swap_size"] == 0
     assert values["keep_ssh_host_keys"] is True and values["export_format"] == "sparse"
+    assert values == p.OsParams.defaults() and values.swap_size == 0 and values.network == "auto"
+
+
+def test_typed_params_are_the_table_once():
+    import dataclasses
+
+    assert [f.name for f in dataclasses.fields(p.OsParams)] == [x.name for x in p.PARAMETERS]
+    values = p.resolve({"root_password_hash": SHA512, "ssh_authorized_keys": ED25519 + "|" + ED25519})
+    assert values.ssh_authorized_keys == (ED25519, ED25519) and dict(values)["root_password_hash"] == SHA512
+    assert SHA512 not in repr(values)  # the secret stays out of logs and tracebacks
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        values.swap_size = 1  # type: ignore[misc]
+    assert p.OsParams.of(swap_size=1 << 20).swap_size == 1 << 20
+    with pytest.raises(KeyError):
+        values["nope"]
 
 
 @pytest.mark.parametrize("name, raw, parsed", [

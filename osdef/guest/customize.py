@@ -1,0 +1,200 @@
+"""The customization steps: load them from hooks/ and the site's hooks dir, order, check, run.
+
+Built-in steps are `hooks/NN-name.py` files, each defining `NAME` (the name a
+variant uses to skip it) and `run(ctx)`, optionally `AFTER` / `BEFORE` (step
+names, osdef.guest.steporder); they run in order of NN then name, as far as
+their declarations allow.
+
+Site hooks live in SiteConfig.hooks_dir (default /etc/osdef/hooks.d; a missing
+directory means none) and run after the built-in steps, in file-name order,
+unless a `*.py` one declares AFTER / BEFORE:
+  - `*.py` files: loaded like the built-in steps; `run(ctx)` gets the same
+    osdef.guest.context.StepContext (the appliance session is ctx.guest);
+  - other executable files: copied into the guest as /tmp/osdef-hook and run
+    there, chrooted, through the appliance (/bin/sh must exist in the guest).
+    They get OSDEF_HOSTNAME, OSDEF_OLD_HOSTNAME, OSDEF_SERIAL_CONSOLE (yes|no),
+    OSDEF_ROOT_UUID and OSDEF_BOOT in their environment; a non-zero exit fails
+    the create.
+Files starting with '.' or ending in '~', and non-executable non-.py files, are
+ignored (logged).  Site hooks never run on the host's root filesystem.
+
+load_steps() does all the loading and checking (unknown skip names, broken
+files, bad order declarations): create calls it before its first write, and
+run_steps() runs what it loaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from osdef.errors import GuestError, OsdefError
+from osdef.guest.session import one_line
+from osdef.guest.steporder import order
+
+if TYPE_CHECKING:
+    from osdef.guest.context import StepContext
+
+BUILTIN_HOOKS_DIR = Path(__file__).resolve().parents[2] / "hooks"
+_BUILTIN_NAME = re.compile(r"^(\d+)-[A-Za-z0-9_-]+\.py\Z")
+GUEST_HOOK_PATH = "/tmp/osdef-hook"
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One loaded step: its name, file, run(ctx) and declared order."""
+
+    name: str
+    path: Path
+    run: Callable[["StepContext"], None]
+    after: tuple[str, ...] = ()
+    before: tuple[str, ...] = ()
+    site: bool = False
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The loaded steps in run order, and the built-in ones the variant skips."""
+
+    hooks: tuple[Hook, ...]
+    skip: frozenset[str] = frozenset()
+
+    def runs(self, hook: Hook) -> bool:
+        return hook.site or hook.name not in self.skip
+
+    def will_run(self, name: str) -> bool:
+        """A built-in step of that name is loaded and not skipped."""
+        return any(h.name == name and not h.site and self.runs(h) for h in self.hooks)
+
+
+def _load_module(path: Path) -> ModuleType:
+    module_name = "osdef_hook_" + re.sub(r"\W", "_", path.stem)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise GuestError(f"hook {path}: cannot be loaded as Python")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - a broken hook file is an admin-facing error
+        raise GuestError(f"hook {path}: cannot be loaded: {one_line(repr(exc))}") from None
+    return module
+
+
+def _names(module: ModuleType, path: Path, attr: str) -> tuple[str, ...]:
+    value: Any = getattr(module, attr, ())
+    if isinstance(value, str) or not isinstance(value, (tuple, list)) \
+            or not all(isinstance(v, str) and v for v in value):
+        raise GuestError(f"hook {path}: {attr} must be a tuple of step names")
+    return tuple(value)
+
+
+def _python_hook(path: Path, site: bool) -> Hook:
+    module = _load_module(path)
+    run = getattr(module, "run", None)
+    name = path.name if site else getattr(module, "NAME", None)
+    if not callable(run) or not isinstance(name, str) or not name:
+        raise GuestError(f"hook {path}: must define NAME (a string) and run(ctx)")
+    return Hook(name, path, run, _names(module, path, "AFTER"), _names(module, path, "BEFORE"), site)
+
+
+def _builtin_hooks(directory: Path) -> list[Hook]:
+    files = [p for p in Path(directory).iterdir() if _BUILTIN_NAME.match(p.name)]
+    files.sort(key=lambda p: (int(_BUILTIN_NAME.match(p.name).group(1)), p.name))  # type: ignore[union-attr]
+    hooks = [_python_hook(p, site=False) for p in files]
+    names = [h.name for h in hooks]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise GuestError(f"hooks in {directory}: duplicate NAME {', '.join(sorted(dupes))}")
+    return hooks
+
+
+def load_builtin_hooks(directory: Path = BUILTIN_HOOKS_DIR) -> list[Hook]:
+    """The built-in steps in run order."""
+    return order(_builtin_hooks(directory))
+
+
+def builtin_hook_names(directory: Path = BUILTIN_HOOKS_DIR) -> list[str]:
+    """The names a variant may list to skip steps, in run order."""
+    return [h.name for h in load_builtin_hooks(directory)]
+
+
+def _site_hooks(directory: Path, log: Callable[[str], None]) -> list[Hook]:
+    hooks: list[Hook] = []
+    for path in sorted(Path(directory).iterdir()):
+        if path.name.startswith(".") or path.name.endswith("~") or not path.is_file():
+            continue
+        if path.suffix == ".py":
+            hooks.append(_python_hook(path, site=True))
+        elif os.access(path, os.X_OK):
+            hooks.append(Hook(path.name, path, _guest_executable(path), site=True))
+        else:
+            log(f"site hook {path} is neither *.py nor executable: ignored")
+    return hooks
+
+
+def _guest_executable(path: Path) -> Callable[["StepContext"], None]:
+    def run(ctx: "StepContext") -> None:
+        g = ctx.guest
+        g.call("create /tmp in the guest", g.g.mkdir_p, "/tmp")
+        g.call(f"copy {path} into the guest", g.g.upload, str(path), GUEST_HOOK_PATH)
+        g.call("chmod the site hook", g.g.chmod, 0o755, GUEST_HOOK_PATH)
+        env = {
+            "OSDEF_HOSTNAME": ctx.plan.hostname,
+            "OSDEF_OLD_HOSTNAME": "",  # create: there is no old name
+            "OSDEF_SERIAL_CONSOLE": "yes" if ctx.plan.serial_console else "no",
+            "OSDEF_ROOT_UUID": ctx.root.uuid,
+            "OSDEF_BOOT": ctx.plan.boot,
+        }
+        assign = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        try:
+            out = g.sh(f"{assign} {GUEST_HOOK_PATH}", what=f"site hook {path.name}")
+        finally:
+            g.remove(GUEST_HOOK_PATH)
+        for line in out.splitlines()[-20:]:
+            ctx.log(f"  {path.name}: {line}")
+    return run
+
+
+def load_steps(*, skip: set[str] | frozenset[str] = frozenset(), builtin_dir: Path = BUILTIN_HOOKS_DIR,
+               site_dir: Path | None = None, log: Callable[[str], None] = lambda _m: None) -> Steps:
+    """Load the built-in steps and the site hooks, check the names to skip and the order
+    declarations; GuestError if any is wrong.  Create calls this before its first write."""
+    hooks = _builtin_hooks(builtin_dir)
+    unknown = set(skip) - {h.name for h in hooks}
+    if unknown:
+        raise GuestError(f"cannot skip unknown customization step(s) {', '.join(sorted(unknown))}"
+                         f" (known: {', '.join(h.name for h in order(hooks))})")
+    if site_dir is not None and Path(site_dir).is_dir():
+        hooks.extend(_site_hooks(Path(site_dir), log))
+    return Steps(tuple(order(hooks)), frozenset(skip))
+
+
+def run_steps(ctx: "StepContext") -> list[str]:
+    """Run the plan's steps (the skipped ones logged); return the names that ran (site: `site:NAME`)."""
+    ran: list[str] = []
+    steps = ctx.plan.steps
+    for hook in steps.hooks:
+        if not steps.runs(hook):
+            ctx.log(f"step {hook.name}: skipped by the variant")
+            continue
+        _run_one(hook, ctx)
+        ran.append(f"site:{hook.name}" if hook.site else hook.name)
+    return ran
+
+
+def _run_one(hook: Hook, ctx: "StepContext") -> None:
+    kind = "site hook" if hook.site else "step"
+    ctx.log(f"{kind} {hook.name}")
+    try:
+        hook.run(ctx)
+    except OsdefError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - name the hook, keep one line
+        raise GuestError(f"{kind} {hook.name} ({hook.path}) failed: {one_line(repr(exc))}") from exc
