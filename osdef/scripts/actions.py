@@ -14,7 +14,7 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 from osdef import config as siteconfig
 from osdef import variants as variantmod
@@ -39,7 +39,7 @@ class Context:
     catalog: variantmod.Catalog | None
     instance: genv.Instance
     variant: variantmod.Variant | None
-    params: dict[str, Any]
+    params: osparams.OsParams
 
 
 def variants_dir(os_dir: Path) -> Path:
@@ -112,8 +112,8 @@ def _disk_of(instance: genv.Instance, index: int) -> genv.Disk | None:
     return next((d for d in instance.disks if d.index == index), None)
 
 
-def _check_swap(params: Mapping[str, Any], disk0_size: int) -> None:
-    swap = params.get("swap_size") or 0
+def _check_swap(params: osparams.OsParams, disk0_size: int) -> None:
+    swap = params.swap_size
     if swap and swap >= disk0_size:
         raise ParamError(f"swap_size={swap // MiB}M does not fit on disk 0 ({disk0_size // MiB} MiB): "
                          "lower swap_size or grow the disk")
@@ -185,9 +185,9 @@ def export(os_dir: Path, environ: Mapping[str, str]) -> int:
         "variant": ctx.instance.variant,
     }
     written = export_disk(target.device, sys.stdout.fileno(), size_fd=target.size_fd,
-                          fmt=ctx.params["export_format"],
-                          compression=ctx.params["export_compression"], metadata=metadata,
-                          content=ctx.params["export_content"], warn=say)
+                          fmt=ctx.params.export_format,
+                          compression=ctx.params.export_compression, metadata=metadata,
+                          content=ctx.params.export_content, warn=say)
     say(f"exported disk {target.index}: {written} bytes written")
     return 0
 
@@ -198,7 +198,7 @@ def import_(os_dir: Path, environ: Mapping[str, str]) -> int:
 
     try:
         r = import_disk(sys.stdin.fileno(), target.device, size_fd=target.size_fd,
-                        expect=ctx.params["import_format"])
+                        expect=ctx.params.import_format)
     except OsdefError:
         _ignore_stop_signals()  # the target is wiped: nothing may keep the one line from being printed
         raise
