@@ -22,15 +22,20 @@ def create(req: Request, store: Store, out: TextIO, log: TextIO) -> None:
     log.write(f"created {path} ({size} MiB, {'preallocated' if prealloc else 'sparse'})\n")
 
 
+def _detach_all(path, log: TextIO) -> None:
+    """Detach every loop device over the volume file `path` (held under its lock)."""
+    for device in loop.devices_of(path):
+        loop.detach(device)
+        log.write(f"detached {device} ({path})\n")
+
+
 def remove(req: Request, store: Store, out: TextIO, log: TextIO) -> None:
     if not store.exists(req.name):
         store.delete(req.name)  # a stale .meta
         log.write(f"volume {req.name} does not exist: nothing to remove\n")
         return
     with store.locked(req.name) as path:
-        for device in loop.devices_of(path):
-            loop.detach(device)
-            log.write(f"detached {device}\n")
+        _detach_all(path, log)
         store.delete(req.name)
     log.write(f"removed {path}\n")
 
@@ -60,9 +65,7 @@ def detach(req: Request, store: Store, out: TextIO, log: TextIO) -> None:
         log.write(f"volume {req.name} does not exist: nothing to detach\n")
         return
     with store.locked(req.name) as path:
-        for device in loop.devices_of(path):
-            loop.detach(device)
-            log.write(f"detached {device} ({path})\n")
+        _detach_all(path, log)
 
 
 def setinfo(req: Request, store: Store, out: TextIO, log: TextIO) -> None:
