@@ -1,17 +1,9 @@
-"""Test tiers, their order, and how `make test` splits them over the cores (pytest-xdist).
+"""The order of the test tiers and how `make test` splits them over the cores (pytest-xdist).
 
-Every test belongs to one tier, the most expensive thing it does (its
-markers, see pyproject.toml):
-
-    cluster    marker ganeti: the real two-node Ganeti cluster (tests/ganeti)
-    boot       marker boot: boots a created disk under qemu
-    appliance  marker guestfs or dib: launches a libguestfs appliance / runs a DIB build
-    scripts    marker blockdev: root, loop devices, the real scripts as processes
-    pure       none of these
-
-A module's tier is that of its most expensive test, and modules are run in
-tier order, cluster first: the longest work units start first, so that the
-last minutes are not one worker alone on the cluster scenario.
+Every test belongs to one tier (tests/tiers.py: its directory, else its
+most expensive marker), and modules are run in tier order, cluster first:
+the longest work units start first, so that the last minutes are not one
+worker alone on the cluster scenario.
 
 Under xdist (`make test` runs `-n 2 --dist loadgroup`) a work unit is a whole
 module, so that module-scoped fixtures (a shared appliance, a built disk, the
@@ -25,16 +17,9 @@ from __future__ import annotations
 
 import pytest
 
-TIERS = ("cluster", "boot", "appliance", "scripts", "pure")  # the run order
-TIER_OF_MARKER = {"ganeti": "cluster", "boot": "boot", "guestfs": "appliance", "dib": "appliance",
-                  "blockdev": "scripts"}
+from tests.tiers import TIERS, item_tier
+
 ONE_WORKER = ("tests/ganeti/",)  # shared global state: one work unit, one worker
-
-
-def item_tier(item: pytest.Item) -> str:
-    """The tier of one test: the most expensive of its markers."""
-    marked = {TIER_OF_MARKER[m.name] for m in item.iter_markers() if m.name in TIER_OF_MARKER}
-    return next((t for t in TIERS if t in marked), "pure")
 
 
 def work_unit(nodeid: str) -> str:
