@@ -1,6 +1,6 @@
 # osdef — the `image` guest OS definition for Ganeti.
 #
-#   make test      install what is missing (apt, venv, pip), then run every test tier
+#   make test      install what is missing (apt, venv, pip), then run every test tier, on every core
 #   make demo      install what is missing, build the default image if absent, create a demo disk
 #   make install   write the OS dir (OS_DIR=/srv/ganeti/os/image by default)
 #   make install-extstorage   the loopfile ExtStorage provider (docs/extstorage.md)
@@ -14,6 +14,10 @@ VENV       := .venv
 VPY        := $(VENV)/bin/python
 OS_DIR     ?= /srv/ganeti/os/image
 PYTEST_ARGS ?=
+# `make test` runs the tiers on every core (pytest-xdist; tests/parallel.py says how they are
+# split): TEST_WORKERS=auto is one worker per core, at most 4; TEST_WORKERS=0 runs them serially.
+TEST_WORKERS ?= auto
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --maxprocesses=4 --dist loadgroup)
 
 # Debian packages osdef needs on a node (runtime) and to build images and test.
 APT_RUNTIME := python3-guestfs libguestfs-tools linux-image-amd64 qemu-utils zstd \
@@ -61,7 +65,7 @@ venv: .stamps/venv
 	@touch $@
 
 test: venv
-	$(VPY) -m pytest --durations=30 $(PYTEST_ARGS) $(TEST_DIRS)
+	$(VPY) -m pytest $(XDIST) --durations=30 $(PYTEST_ARGS) $(TEST_DIRS)
 
 test-unit: venv
 	$(VPY) -m pytest $(PYTEST_ARGS) tests/unit

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import parallel, tiers
+
 REPO = Path(__file__).resolve().parents[1]
 TEST_IMAGE_CACHE = Path(os.environ.get("OSDEF_TEST_IMAGE_CACHE", "/var/tmp/osdef-test-images"))
 
@@ -49,3 +51,23 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {"PATH": "/sbin:/bin:/usr/sbin:/usr/bin"}
     env.update(extra)
     return env
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    misplaced = tiers.apply_markers(items)  # each tier directory's marker (tests/tiers.py)
+    if misplaced:
+        raise pytest.UsageError("tests in the wrong tier:\n" + "\n".join(misplaced))
+    parallel.order_by_tier(items)  # the most expensive tier first (tests/parallel.py)
+
+
+@pytest.fixture(autouse=True)
+def _tier_guard(request, monkeypatch):
+    """tests/pure and tests/scripts launch no appliance (tests/tiers.py)."""
+    tiers.guard_launch(request.node, monkeypatch)
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, absent without it
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") == "loadgroup":
+        return parallel.make_scheduler(config, log)
+    return None

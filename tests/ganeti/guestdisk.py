@@ -4,8 +4,11 @@
 added read-only and returns a ``GuestView`` per disk: the few facts the
 scenario asserts on (hostname, hosts, fstab, root UUID, network and
 resolver files, root's shadow field, time zone, SSH host keys) plus a digest
-of the filesystem's contents and one of a few files only the image provides.  ``plant_files`` is the one writer: it puts
-files on a disk, standing in for what a first boot would create.
+of the filesystem's contents and one of a few files only the image provides.
+``plant_files`` is the one writer: it puts files on a disk, standing in for
+what a first boot would create.  An appliance launch is most of a check's
+cost (~15 s under TCG, a view ~5 s), so ``read_guests(..., plant=(path,
+files))`` does both in the same launch, the planted disk added read-write.
 """
 
 from __future__ import annotations
@@ -64,11 +67,15 @@ def _handle(settings: LibguestfsSettings) -> guestfs.GuestFS:
 
 
 @contextlib.contextmanager
-def appliance(paths: list[Path], settings: LibguestfsSettings, readonly: bool = True) -> Iterator[guestfs.GuestFS]:
+def appliance(paths: list[Path], settings: LibguestfsSettings, readonly: bool = True,
+              writable: Path | None = None) -> Iterator[guestfs.GuestFS]:
+    """One launched appliance over paths (then writable, read-write, as the last device)."""
     g = _handle(settings)
     try:
         for p in paths:
             g.add_drive_opts(str(p), format="raw", readonly=readonly)
+        if writable is not None:
+            g.add_drive_opts(str(writable), format="raw", readonly=False)
         g.launch()
         yield g
     finally:
@@ -154,23 +161,34 @@ def _view(g: guestfs.GuestFS, device: str) -> GuestView:
         g.umount_all()
 
 
-def read_guests(paths: list[Path], settings: LibguestfsSettings) -> list[GuestView]:
-    """One appliance, every disk read-only; a GuestView per path (its disk 0 holds the root)."""
-    with appliance(paths, settings) as g:
+Planted = dict[str, tuple[str, int]]  # {guest path: (text, mode)}
+
+
+def read_guests(paths: list[Path], settings: LibguestfsSettings,
+                plant: tuple[Path, Planted] | None = None) -> list[GuestView]:
+    """One appliance, every disk read-only; a GuestView per path (its disk 0 holds the root).
+    With plant=(disk, files), the same appliance also writes files onto that other disk."""
+    with appliance(paths, settings, writable=plant[0] if plant else None) as g:
         devices = g.list_devices()
-        return [_view(g, dev) for dev in devices[:len(paths)]]
+        views = [_view(g, dev) for dev in devices[:len(paths)]]
+        if plant:
+            _plant(g, devices[len(paths)], plant[1])
+        return views
 
 
-def plant_files(path: Path, files: dict[str, tuple[str, int]], settings: LibguestfsSettings) -> None:
+def plant_files(path: Path, files: Planted, settings: LibguestfsSettings) -> None:
     """Write {guest path: (text, mode)} into the root filesystem of the disk at path."""
     with appliance([path], settings, readonly=False) as g:
-        root = _root_partition(g, g.list_devices()[0])
-        g.mount(root, "/")
-        for guest_path, (text, mode) in files.items():
-            g.write(guest_path, text.encode())
-            g.chmod(mode, guest_path)
-        g.umount_all()
-        g.sync()
+        _plant(g, g.list_devices()[0], files)
+
+
+def _plant(g: guestfs.GuestFS, device: str, files: Planted) -> None:
+    g.mount(_root_partition(g, device), "/")
+    for guest_path, (text, mode) in files.items():
+        g.write(guest_path, text.encode())
+        g.chmod(mode, guest_path)
+    g.umount_all()
+    g.sync()
 
 
 def allocated_bytes(path: Path) -> int:

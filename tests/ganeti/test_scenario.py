@@ -91,9 +91,10 @@ def export_files(cluster: Cluster, instance: str) -> list[Path]:
     return sorted((p for p in d.iterdir() if p.name != "config.ini"), key=lambda p: p.stat().st_size)
 
 
-def read(cluster: Cluster, paths: list[Path], what: str) -> list[guestdisk.GuestView]:
+def read(cluster: Cluster, paths: list[Path], what: str,
+         plant: tuple[Path, guestdisk.Planted] | None = None) -> list[guestdisk.GuestView]:
     started = time.monotonic()
-    views = guestdisk.read_guests(paths, cluster.libguestfs)
+    views = guestdisk.read_guests(paths, cluster.libguestfs, plant=plant)
     cluster.timings.append((f"libguestfs read-only check: {what}", time.monotonic() - started, 0))
     return views
 
@@ -287,9 +288,28 @@ def test_import_ext_template(cluster, state):
     state["import_ext"] = vols
 
 
-def test_imported_contents(cluster, state):
+def host_keys(tmp_path: Path) -> dict[str, tuple[str, int]]:
+    """A fresh ed25519 host key pair {file name: (text, mode)}: what a first boot would have made."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "root@inst1b",
+                    "-f", str(tmp_path / "key")], check=True)
+    return {"ssh_host_ed25519_key": (tmp_path.joinpath("key").read_text(), 0o600),
+            "ssh_host_ed25519_key.pub": (tmp_path.joinpath("key.pub").read_text(), 0o644)}
+
+
+def in_etc_ssh(keys: dict[str, tuple[str, int]]) -> guestdisk.Planted:
+    return {f"/etc/ssh/{name}": v for name, v in keys.items()}
+
+
+def test_imported_contents(cluster, state, tmp_path):
+    """Both imports hold the export's files.  The same appliance also plants SSH host keys on
+    inst1b's disk (exported already, left alone until its reinstall) for test_reinstall: one
+    launch fewer."""
     need(state, "rename", "import_file", "import_ext")
-    views = read(cluster, [state["import_file"][0], state["import_ext"][0]], "both imports")
+    keys = host_keys(tmp_path)
+    views = read(cluster, [state["import_file"][0], state["import_ext"][0]],
+                 "both imports (+ write: SSH host keys on inst1b's disk, standing in for a first boot)",
+                 plant=(file_disks(cluster, RENAMED)[0], in_etc_ssh(keys)))
+    state["planted"] = keys
     state["imported"] = views
     for view, fqdn in zip(views, (IMPORTED, EXT)):
         assert view.digest == state["rename"].digest, f"{fqdn}: filesystem contents differ from the export's source"
@@ -397,15 +417,14 @@ def test_drift_refused_then_synced(cluster, state):
 def test_reinstall(cluster, state, tmp_path):
     need(state, "rename")
     disk0 = file_disks(cluster, RENAMED)[0]
-    # stand in for the first boot, which would have made the host keys
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "root@inst1b",
-                    "-f", str(tmp_path / "key")], check=True)
-    planted = {"ssh_host_ed25519_key": (tmp_path.joinpath("key").read_text(), 0o600),
-               "ssh_host_ed25519_key.pub": (tmp_path.joinpath("key.pub").read_text(), 0o644)}
-    started = time.monotonic()
-    guestdisk.plant_files(disk0, {f"/etc/ssh/{k}": v for k, v in planted.items()}, cluster.libguestfs)
-    cluster.timings.append(("libguestfs write: SSH host keys (stands in for a first boot)",
-                            time.monotonic() - started, 0))
+    # the first boot would have made host keys: test_imported_contents planted them, or here
+    planted = state.get("planted")
+    if planted is None:
+        planted = host_keys(tmp_path)
+        started = time.monotonic()
+        guestdisk.plant_files(disk0, in_etc_ssh(planted), cluster.libguestfs)
+        cluster.timings.append(("libguestfs write: SSH host keys (stands in for a first boot)",
+                                time.monotonic() - started, 0))
 
     cluster.gnt("gnt-instance", "reinstall", "-f", RENAMED, step="gnt-instance reinstall -f (on node2)")
     disks = [disk0]
@@ -451,7 +470,8 @@ EXT2 = "ext2.example.test"
 def test_export_of_a_random_filled_volume_sends_what_the_guest_uses(cluster, state):
     """Issue 15: the reinstalled ext instance's volume held random bytes before create wrote the guest.
     The stored export is about what the guest's filesystem uses, not the 2 GiB of old data, and its
-    import holds the same files."""
+    import holds the same files as the volume did when read after the reinstall (the export only
+    reads it): only the import is read here."""
     need(state, "reinstall", "random_filled")
     vol = ext_disks(cluster, EXT)[0]
     assert guestdisk.allocated_bytes(vol) >= 2000 * MIB  # every block of the volume holds data
@@ -467,7 +487,8 @@ def test_export_of_a_random_filled_volume_sends_what_the_guest_uses(cluster, sta
                 "--net", "0:mac=generate", "--net", "1:mac=generate",
                 *COMMON2, EXT2, step="gnt-backup import -t ext of that export onto node2")
     try:
-        source, imported = read(cluster, [vol, ext_disks(cluster, EXT2)[0]], "random-filled export and its import")
+        source = state["reinstall_ext"]
+        [imported] = read(cluster, [ext_disks(cluster, EXT2)[0]], "the import of the random-filled export")
         assert imported.digest == source.digest and imported.listing_entries == source.listing_entries
         assert imported.root_uuid == source.root_uuid
     finally:
