@@ -77,10 +77,15 @@ def dhcp_network(name: str, log_path: str | os.PathLike[str]) -> Iterator[DhcpNe
         yield net
     finally:
         if dnsmasq is not None:
-            dnsmasq.terminate()
-            try:
-                dnsmasq.wait(10)
-            except subprocess.TimeoutExpired:
-                dnsmasq.kill()
-                dnsmasq.wait()
+            stop(dnsmasq)
         subprocess.run(["ip", "netns", "del", net.netns], capture_output=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a process this test started (qemu, dnsmasq); kill it after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -56,7 +56,7 @@ from osdef import config as siteconfig
 from osdef.errors import ImageError
 
 from . import dhcpnet
-from .dhcpnet import DhcpNet, dhcp_network
+from .dhcpnet import DhcpNet, dhcp_network, stop
 
 pytestmark = [pytest.mark.guestfs, pytest.mark.boot, pytest.mark.dib]
 
@@ -308,12 +308,7 @@ def _boot(stack: Stack, disk: Path, serial: Path, net: DhcpNet | None = None) ->
                 break
             time.sleep(3)
     finally:
-        qemu.terminate()
-        try:
-            qemu.wait(10)
-        except subprocess.TimeoutExpired:
-            qemu.kill()
-            qemu.wait()
+        stop(qemu)
     return _console(serial)
 
 
