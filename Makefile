@@ -24,7 +24,7 @@ APT_RUNTIME := python3-guestfs libguestfs-tools linux-image-amd64 qemu-utils zst
                python3-venv python3-yaml e2fsprogs xfsprogs btrfs-progs dosfstools \
                gdisk fdisk util-linux libguestfs-xfs partclone
 APT_BUILD   := debootstrap sudo git curl procps
-APT_TEST    := qemu-system-x86 ovmf
+APT_TEST    := qemu-system-x86 ovmf dnsmasq-base
 APT_PACKAGES := $(APT_RUNTIME) $(APT_BUILD) $(APT_TEST)
 APT_BENCH   := dump ganeti-instance-debootstrap
 

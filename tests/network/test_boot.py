@@ -26,6 +26,7 @@ from osdef.guest.session import GuestSession
 
 from .cases import NET_A, instance, nic
 from .conftest import sparse
+from .dhcpnet import stop
 
 pytestmark = [pytest.mark.guestfs, pytest.mark.boot]
 MINE = {"network", "dns", "ssh-authorized-keys", "root-password", "timezone", "ssh-host-keys-restore",
@@ -100,12 +101,7 @@ def test_static_and_routed_nics_come_up_at_boot(tmp_path, libguestfs_settings):
                 break
             time.sleep(2)
     finally:
-        qemu.terminate()
-        try:
-            qemu.wait(10)
-        except subprocess.TimeoutExpired:
-            qemu.kill()
-            qemu.wait()
+        stop(qemu)
     console = _console(serial)
     assert "net-test login:" in console, console[-2000:]
     report = console[console.index("OSDEF-NET"):console.index("OSDEF-END")]

@@ -117,6 +117,19 @@ def test_backend_priority(installed, enabled, expected):
     assert select(NetworkFacts.of(installed, enabled)) == expected
 
 
+def test_every_backend_describes_itself():
+    from osdef.guest.network.select import BACKENDS, PRIORITY
+
+    assert [b.NAME for b in PRIORITY] == ["netplan", "networkmanager", "networkd", "ifupdown"]
+    for name, backend in BACKENDS.items():
+        assert backend.NAME == name and backend.MARKERS and backend.FILE_MODE in (0o600, 0o644)
+        for attr in ("in_charge", "available", "render", "prepare", "stand_down"):
+            assert callable(getattr(backend, attr)), (name, attr)
+    # in charge implies available: the fallback pass never un-chooses a backend in charge
+    everything = NetworkFacts.of(set(BACKENDS), set(BACKENDS))
+    assert all(b.available(everything) for b in PRIORITY if b.in_charge(everything))
+
+
 def test_facts_from_paths():
     facts = facts_from_paths({"/usr/sbin/NetworkManager", "/sbin/ifup"},
                              {"NetworkManager.service", "systemd-networkd.service"})

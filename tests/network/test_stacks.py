@@ -25,12 +25,21 @@ Stacks:
 - cloud-init: the netplan image with cloud_init=auto: cloud-init's NoCloud
   datasource applies osdef's seed through netplan (as in Debian 13's cloud
   images), then the guest changes its hostname, netplan file and keys and
-  reboots: the second boot must keep them.
+  reboots: the second boot must keep them;
+- cloud-ifupdown: the real debian-12-cloud image (its recipe built in the
+  test cache, only the report unit added): cloud-init renders the seed
+  through ifupdown.
+
+The netplan, networkmanager and networkd guests have their DHCP NIC on a
+private network of its own (tests/network/dhcpnet.py: a tap in a network
+namespace, dnsmasq offering a router and a DNS server), so the DHCP NIC's
+default route and DHCP-given DNS are checked there as well.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -46,10 +55,12 @@ import pytest
 from osdef import config as siteconfig
 from osdef.errors import ImageError
 
+from . import dhcpnet
+from .dhcpnet import DhcpNet, dhcp_network, stop
+
 pytestmark = [pytest.mark.guestfs, pytest.mark.boot, pytest.mark.dib]
 
-BASE_IMAGE = "debian-12-netstacks"
-PREP_VERSION = 2  # bump when derive() changes (REPORT, REMOVE and DERIVED are hashed in by prep_key)
+PREP_VERSION = 3  # bump when derive() changes (REPORT, REMOVE and DERIVED are hashed in by prep_key)
 BOOT_TIMEOUT = 900  # s per boot, under TCG on a busy 2-core machine (not an assertion on speed)
 PARALLEL_BOOTS = 2
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJcppsXuqZiKuPx82xZJvEH9Lkagj0B4h0bW+Zo+Ap/E admin@example"
@@ -117,6 +128,8 @@ class Stack:
     params: tuple[str, ...] = ()
     resolved: bool = False  # DNS through systemd-resolved (else /etc/resolv.conf)
     boots: int = 1
+    dhcp_net: bool = False  # the DHCP NIC on dnsmasq's network (router + DNS), else restrict=on slirp
+    dhcp_dns: bool = False  # the DNS server from DHCP reaches the resolver (resolved, NetworkManager)
 
     @property
     def fqdn(self) -> str:
@@ -131,17 +144,22 @@ STACKS = {  # in boot order: cloud-init's two boots first (the longest job; 2 bo
     s.name: s for s in (
         Stack("cloud-init", "netstacks-cloud", (NIC_STATIC, NIC_DHCP), ("cloud_init=auto",), resolved=True,
               boots=2),
-        Stack("netplan", "netstacks-cloud", (NIC_STATIC, NIC_DHCP), ("cloud_init=off",), resolved=True),
-        Stack("networkmanager", "netstacks-nm", (NIC_STATIC, NIC_DHCP)),
-        Stack("networkd", "netstacks-networkd", (NIC_ROUTED, NIC_STATIC, NIC_DHCP)),
+        Stack("netplan", "netstacks-cloud", (NIC_STATIC, NIC_DHCP), ("cloud_init=off",), resolved=True,
+              dhcp_net=True, dhcp_dns=True),
+        # dhcp_dns=False: osdef's /etc/resolv.conf (dns_servers) stays, NetworkManager leaves it alone
+        Stack("networkmanager", "netstacks-nm", (NIC_STATIC, NIC_DHCP), dhcp_net=True),
+        Stack("networkd", "netstacks-networkd", (NIC_ROUTED, NIC_STATIC, NIC_DHCP), dhcp_net=True),
+        Stack("cloud-ifupdown", "cloud-ifupdown", (NIC_STATIC, NIC_DHCP), ("cloud_init=auto",)),
     )
 }
 
-# derived image → what is removed or disabled in it (see derive())
+# derived image → (the test image it is made from, what is removed or disabled in it: see derive())
 DERIVED = {
-    "netstacks-cloud": ("networkmanager",),
-    "netstacks-nm": ("netplan", "resolved", "cloud-init"),
-    "netstacks-networkd": ("netplan", "networkmanager", "resolved", "cloud-init"),
+    "netstacks-cloud": ("debian-12-netstacks", ("networkmanager",)),
+    "netstacks-nm": ("debian-12-netstacks", ("netplan", "resolved", "cloud-init")),
+    "netstacks-networkd": ("debian-12-netstacks", ("netplan", "networkmanager", "resolved", "cloud-init")),
+    # the real recipe (images/debian-12-cloud.yaml): cloud-init rendering through ifupdown
+    "cloud-ifupdown": ("debian-12-cloud", ()),
 }
 REMOVE = {
     # `systemctl disable` of the unit: its [Install] links
@@ -177,9 +195,10 @@ def derive(g, removed: tuple[str, ...]) -> None:
     g.ln_sf("/etc/systemd/system/osdef-net-report.service", f"{WANTS}/osdef-net-report.service")
 
 
-def prep_key(base_sha256: str) -> str:
-    """What a derived image is made from: the base image and everything derive() writes or removes."""
-    what = repr((PREP_VERSION, REPORT, REPORT_UNIT, sorted(DERIVED.items()), sorted(REMOVE.items())))
+def prep_key(name: str, base_sha256: str) -> str:
+    """What a derived image is made from: its base image and everything derive() writes or removes in it."""
+    removed = DERIVED[name][1]
+    what = repr((PREP_VERSION, REPORT, REPORT_UNIT, DERIVED[name], [REMOVE[r] for r in removed]))
     return f"{base_sha256[:16]}-{hashlib.sha256(what.encode()).hexdigest()[:12]}"
 
 
@@ -189,21 +208,23 @@ def _derived_images(settings, work: Path) -> None:
 
     from tests.images.cache import ensure_test_image, test_image_store
 
-    try:
-        base = ensure_test_image(BASE_IMAGE)
-    except ImageError as exc:
-        pytest.skip(f"no {BASE_IMAGE} test image (build: osdef image build {BASE_IMAGE}): {exc}")
+    bases = {}
+    for base_name in sorted({base for base, _ in DERIVED.values()}):
+        try:
+            bases[base_name] = ensure_test_image(base_name)
+        except ImageError as exc:
+            pytest.skip(f"no {base_name} test image (build: osdef image build {base_name}): {exc}")
     store = test_image_store()
-    key = prep_key(base.sha256)
     missing = {}
-    for name in DERIVED:
+    for name, (base_name, _) in DERIVED.items():
+        key = prep_key(name, bases[base_name].sha256)
         art = store.artifact(name)
         if art is None or not (art.manifest.origin or "").endswith(f"{name}-{key}.raw"):
             missing[name] = work / f"{name}-{key}.raw"
     if not missing:
         return
-    for path in missing.values():
-        with base.open() as src, open(path, "wb") as dst:
+    for name, path in missing.items():
+        with bases[DERIVED[name][0]].open() as src, open(path, "wb") as dst:
             while chunk := src.read(8 << 20):
                 if chunk.count(0) == len(chunk):
                     dst.seek(len(chunk), 1)
@@ -218,7 +239,7 @@ def _derived_images(settings, work: Path) -> None:
     try:
         for device, name in zip(g.list_devices(), missing):
             g.mount(device, "/")
-            derive(g, DERIVED[name])
+            derive(g, DERIVED[name][1])
             g.umount_all()
         g.shutdown()
     finally:
@@ -258,15 +279,25 @@ def _macs(stack: Stack) -> list[str]:
     return [re.search(r"mac=([0-9a-f:]+)", spec).group(1) for spec in stack.nics]
 
 
-def _boot(stack: Stack, disk: Path, serial: Path) -> str:
-    """Boot until the last report (and its login prompt), return the console text."""
-    nics = []
-    for mac in reversed(_macs(stack)):  # PCI order opposite to the NIC indices
-        nics += ["-nic", f"user,restrict=on,model=virtio-net-pci,mac={mac}"]
-    qemu = subprocess.Popen(
-        ["qemu-system-x86_64", "-machine", "accel=tcg", "-cpu", "max", "-m", "1024", "-display", "none",
-         "-serial", f"file:{serial}", "-drive", f"file={disk},format=raw,if=virtio", *nics],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _qemu_nics(stack: Stack, net: DhcpNet | None) -> list[str]:
+    """-netdev/-device pairs: the PCI slots (0x10 up) in the opposite order of the NIC indices."""
+    args = []
+    for slot, mac in enumerate(reversed(_macs(stack)), 0x10):
+        n = f"n{slot}"
+        netdev = net.netdev(n) if net is not None and mac == MAC_DHCP else f"user,id={n},restrict=on"
+        args += ["-netdev", netdev, "-device", f"virtio-net-pci,netdev={n},mac={mac},addr={slot:#x}"]
+    return args
+
+
+def _boot(stack: Stack, disk: Path, serial: Path, net: DhcpNet | None = None) -> str:
+    """Boot until the last report (and its login prompt), return the console text.
+
+    With `net`, qemu runs in its namespace and the DHCP NIC is on its tap."""
+    argv = ["qemu-system-x86_64", "-machine", "accel=tcg", "-cpu", "max", "-m", "1024", "-display", "none",
+            "-serial", f"file:{serial}", "-drive", f"file={disk},format=raw,if=virtio",
+            *_qemu_nics(stack, net)]
+    qemu = subprocess.Popen(net.wrap(argv) if net is not None else argv,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     done = f"OSDEF-REPORT-END boot={stack.boots}".encode()
     try:
         deadline = time.monotonic() + BOOT_TIMEOUT * stack.boots
@@ -277,12 +308,7 @@ def _boot(stack: Stack, disk: Path, serial: Path) -> str:
                 break
             time.sleep(3)
     finally:
-        qemu.terminate()
-        try:
-            qemu.wait(10)
-        except subprocess.TimeoutExpired:
-            qemu.kill()
-            qemu.wait()
+        stop(qemu)
     return _console(serial)
 
 
@@ -303,29 +329,37 @@ def outcomes(tmp_path_factory, site_config_file) -> dict[str, Outcome]:
     """Create every stack's disk, boot them all, keep the consoles (stack name → Outcome)."""
     if shutil.which("qemu-system-x86_64") is None:
         pytest.skip("qemu-system-x86 not installed")
+    if why := dhcpnet.missing():
+        pytest.skip(f"no private DHCP network: {why}")
     settings = siteconfig.load_file(site_config_file).libguestfs
     base = tmp_path_factory.mktemp("netstacks")
     _derived_images(settings, Path(tempfile.mkdtemp(dir=base)))
     os_dir = _install_os_dir(base, site_config_file)
-    disks = {name: base / f"{name}.img" for name in STACKS}
+    chosen = [n for n in STACKS if n in os.environ.get("OSDEF_NETSTACKS", n).split(",")]  # for reruns
+    disks = {name: base / f"{name}.img" for name in chosen}
     started = time.monotonic()
     with ThreadPoolExecutor(PARALLEL_BOOTS) as pool:
-        creates = dict(zip(STACKS, pool.map(lambda n: _create(os_dir, STACKS[n], disks[n]), STACKS)))
+        creates = dict(zip(chosen, pool.map(lambda n: _create(os_dir, STACKS[n], disks[n]), chosen)))
     created = time.monotonic()
-    sys.stderr.write(f"netstacks: {len(STACKS)} creates in {created - started:.0f} s\n")
+    sys.stderr.write(f"netstacks: {len(chosen)} creates in {created - started:.0f} s\n")
 
     def boot(name: str) -> tuple[str, float]:
         if creates[name].returncode != 0:
             return "", 0.0
         t = time.monotonic()
-        text = _boot(STACKS[name], disks[name], base / f"{name}.serial.log")
+        serial = base / f"{name}.serial.log"
+        if STACKS[name].dhcp_net:
+            with dhcp_network(name, base / f"{name}.dnsmasq.log") as net:
+                text = _boot(STACKS[name], disks[name], serial, net)
+        else:
+            text = _boot(STACKS[name], disks[name], serial)
         return text, time.monotonic() - t
 
     with ThreadPoolExecutor(PARALLEL_BOOTS) as pool:
-        boots = dict(zip(STACKS, pool.map(boot, STACKS)))
+        boots = dict(zip(chosen, pool.map(boot, chosen)))
     sys.stderr.write(f"netstacks: boots in {time.monotonic() - created:.0f} s: "
                      + ", ".join(f"{n} {s:.0f} s" for n, (_, s) in boots.items()) + "\n")
-    return {n: Outcome(creates[n], *boots[n]) for n in STACKS}
+    return {n: Outcome(creates[n], *boots[n]) for n in chosen}
 
 
 REPORT_LINE = re.compile(r"osdef-net-report\[\d+\]: (.*)$", re.M)  # journald's console format
@@ -369,20 +403,25 @@ def check_network(stack: Stack, report: str) -> None:
     macs = _macs(stack)
     assert set(macs) <= set(names), report
     static, dhcp = names[MAC_STATIC], names[MAC_DHCP]
-    # the MACs are on PCI slots in reverse order: matching by name order would swap them
-    assert sorted(names[m] for m in macs) == [names[m] for m in reversed(macs)], names
+    if [names[m] for m in macs] != [f"nic{i}" for i in range(len(macs))]:  # not renamed by MAC
+        # the MACs are on PCI slots in reverse order: matching by name order would swap them
+        assert sorted(names[m] for m in macs) == [names[m] for m in reversed(macs)], names
 
     static_addrs = " ".join(addresses(report, static))
     assert f"inet {STATIC_V4} " in static_addrs, report
     assert f"inet6 {STATIC_V6} " in static_addrs, report
-    dhcp_v4 = [a for a in addresses(report, dhcp) if " inet 10.0.2." in a]
+    lease_net = dhcpnet.PREFIX if stack.dhcp_net else "10.0.2."
+    dhcp_v4 = [a for a in addresses(report, dhcp) if f" inet {lease_net}" in a]
     assert dhcp_v4 and "dynamic" in dhcp_v4[0], report  # a DHCP lease (lifetime), not a static address
     assert "198.51.100" not in " ".join(addresses(report, dhcp)), report
 
     route4, route6 = section(report, "route4"), section(report, "route6")
-    # restrict=on: qemu's DHCP server then offers no router and no DNS server (libslirp
-    # bootp.c), so the lease gives the address alone and every default route below is osdef's
-    assert not re.search(rf"^default via \S+ dev {dhcp}\b", route4, re.M), report
+    if stack.dhcp_net:  # dnsmasq's lease: its router is the DHCP NIC's default route
+        assert re.search(rf"^default via {re.escape(dhcpnet.ROUTER)} dev {dhcp}\b", route4, re.M), report
+    else:
+        # restrict=on: qemu's DHCP server then offers no router and no DNS server (libslirp
+        # bootp.c), so the lease gives the address alone and every default route below is osdef's
+        assert not re.search(rf"^default via \S+ dev {dhcp}\b", route4, re.M), report
     # a single route, or one nexthop of a multipath default (with the routers of RAs)
     assert re.search(rf"(^default|nexthop) via 2001:db8:10::1 dev {static}\b", route6, re.M), report
     if MAC_ROUTED in macs:
@@ -392,6 +431,7 @@ def check_network(stack: Stack, report: str) -> None:
         assert "via 198.51.100.1" not in route4, report  # only the first NIC's gateway is a default
     else:
         assert re.search(rf"^default via 198\.51\.100\.1 dev {static}\b", route4, re.M), report
+        assert len(re.findall(r"^default via 198\.51\.100\.1 ", route4, re.M)) == 1, report
 
     if stack.resolved:
         dns = section(report, "resolvectl")
@@ -400,9 +440,18 @@ def check_network(stack: Stack, report: str) -> None:
         dns = section(report, "resolv.conf")
     for server in DNS:
         assert server in dns, report
+    if stack.dhcp_dns:
+        assert dhcpnet.DNS_SERVER in dns, report
+    if stack.resolved:  # the DHCP server's DNS on its link, osdef's dns_servers on the static NIC
+        link = {m.group(1): m.group(2) for m in re.finditer(r"^Link \d+ \((\S+)\): ?(.*)$", dns, re.M)}
+        assert all(s in link.get(static, "") for s in DNS), report
+        if stack.dhcp_dns:
+            assert dhcpnet.DNS_SERVER in link.get(dhcp, ""), report
 
 
 def _outcome(outcomes, name: str) -> tuple[Stack, Outcome]:
+    if name not in outcomes:
+        pytest.skip(f"{name} not in OSDEF_NETSTACKS")
     stack, out = STACKS[name], outcomes[name]
     assert out.create.returncode == 0, out.create.stderr[-3000:]
     assert "Traceback" not in out.create.stderr
@@ -458,3 +507,28 @@ def test_cloud_init_applies_the_seed_once(outcomes):
     assert KEY in keys and "admin-added" in keys, second
     assert "status: done" in section(second, "cloud-init"), second
     check_network(stack, second)
+
+
+def test_cloud_init_through_ifupdown(outcomes):
+    """debian-12-cloud (the real recipe): cloud-init renders osdef's seed for ifupdown (ENI) and
+    renames each NIC by its MAC to the seed's name (nicN)."""
+    stack, out = _outcome(outcomes, "cloud-ifupdown")
+    assert "left to cloud-init's network-config" in out.create.stderr, out.create.stderr[-3000:]
+    got = reports(out.console)
+    assert 1 in got, out.console[-3000:]
+    first = got[1]
+    ci = section(first, "cloud-init")
+    assert "status: done" in ci and "DataSourceNoCloud" in ci, first
+    assert f"hostname: {stack.host}\n" in first, first
+    assert KEY in section(first, "keys"), first
+    # cloud-init finds each seed NIC by its MAC and keeps the kernel's name (ENI names it so)
+    names = interfaces(first)
+    assert sorted([names[MAC_STATIC], names[MAC_DHCP]]) == [names[MAC_DHCP], names[MAC_STATIC]], first
+    assert f"inet {STATIC_V4} " in " ".join(addresses(first, names[MAC_STATIC])), first
+    assert f"inet6 {STATIC_V6} " in " ".join(addresses(first, names[MAC_STATIC])), first
+    if not re.search(r"^default via 198\.51\.100\.1 ", section(first, "route4"), re.M):
+        # seen at the first boot: cloud-init 22.4's ENI renderer writes the seed's routes as
+        # `post-up route add ... || true` (net-tools' route, not in debian-12-cloud), so the
+        # default routes are dropped without an error; the addresses, lease and DNS are there
+        pytest.xfail("debian-12-cloud: cloud-init's ENI routes need net-tools (default routes missing)")
+    check_network(stack, first)

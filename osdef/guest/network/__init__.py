@@ -1,27 +1,26 @@
-"""Guest network configuration: one model (model.py), one renderer per backend, backend selection.
+"""Guest network configuration: one model (model.py), one self-describing module per backend, selection.
 
-Each renderer module has `render(state) -> dict[path, content]`, pure; the
-network step (hooks/60-network.py) picks the backend with select.select()
-and writes the files through the appliance.
+Each backend module (ifupdown, netplan, networkd, networkmanager) owns its
+detection (`MARKERS`, `UNIT`, `in_charge(facts)`, `available(facts)`), its pure
+`render(state) -> dict[path, content]`, its `FILE_MODE`, and its side effects in
+the mounted guest (`prepare`: what it installs or enables around its files;
+`stand_down`: what it needs when installed but not chosen).  select.py picks
+one from its priority list; apply.py writes it (hooks/60-network.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from osdef.guest.network import ifupdown, netplan, networkd, networkmanager
 from osdef.guest.network.model import NetworkState
+from osdef.guest.network.select import BACKENDS
 
 from osdef.guest.network.header import HEADER  # noqa: F401 - re-exported
 
 RENDERERS: dict[str, Callable[[NetworkState], dict[str, str]]] = {
-    "netplan": netplan.render,
-    "networkmanager": networkmanager.render,
-    "networkd": networkd.render,
-    "ifupdown": ifupdown.render,
-}
+    name: backend.render for name, backend in BACKENDS.items()}
 
 
 def render(backend: str, state: NetworkState) -> dict[str, str]:
     """The files (guest path → content) that configure `state` on `backend`."""
-    return RENDERERS[backend](state)
+    return BACKENDS[backend].render(state)

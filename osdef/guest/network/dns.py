@@ -12,10 +12,15 @@ servers on each NIC for backends that take them per link.
 
 from __future__ import annotations
 
+from osdef.guest.network.facts import NetworkFacts
 from osdef.guest.network.header import HEADER
 from osdef.guest.network.model import NetworkState
-from osdef.guest.network.select import NetworkFacts
 
+MARKERS = {  # resolver → the paths that show it is installed (read with the backends' MARKERS)
+    "resolved": ("/lib/systemd/systemd-resolved", "/usr/lib/systemd/systemd-resolved"),
+    "resolvconf": ("/sbin/resolvconf", "/usr/sbin/resolvconf"),
+}
+UNITS = {"resolved": "systemd-resolved.service"}
 RESOLVED_DROPIN = "/etc/systemd/resolved.conf.d/50-osdef.conf"
 RESOLVCONF_BASE = "/etc/resolvconf/resolv.conf.d/base"
 RESOLV_CONF = "/etc/resolv.conf"

@@ -1,19 +1,43 @@
-"""ifupdown renderer: /etc/network/interfaces.d/50-osdef, plus a systemd .link file per NIC.
+"""ifupdown backend: /etc/network/interfaces.d/50-osdef, plus a systemd .link file per NIC.
 
 ifupdown addresses interfaces by name, so each NIC gets a stable name (nicN)
 from a .link file that matches its permanent MAC address; udev applies it when
 the device appears (systemd-udevd, as on Debian 10 and later).
+
+In charge whenever installed (/sbin/ifup or /usr/sbin/ifup; ifupdown.service
+brings up what the files say).  Around its files: the image's non-loopback
+stanzas are commented out and interfaces.d is sourced.  Installed while
+another backend is chosen, it stands down: the image's stanzas are commented
+out too, so ifupdown does not also bring the NIC up (and NetworkManager does
+not leave an interface listed there unmanaged).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
+from osdef.guest.network.facts import NetworkFacts
 from osdef.guest.network.header import HEADER
 from osdef.guest.network.model import NetworkState, NicConfig, Route
 
+NAME = "ifupdown"
+MARKERS = ("/sbin/ifup", "/usr/sbin/ifup")
+UNIT = None
+FILE_MODE = 0o644
+MAIN_FILE = "/etc/network/interfaces"
 INTERFACES_FILE = "/etc/network/interfaces.d/50-osdef"  # no dot: source-directory skips such names
 LINK_DIR = "/etc/systemd/network"
+
+
+def in_charge(facts: NetworkFacts) -> bool:
+    """The image runs ifupdown: it is installed."""
+    return NAME in facts.installed
+
+
+def available(facts: NetworkFacts) -> bool:
+    return NAME in facts.installed
 
 
 def link_path(nic: NicConfig) -> str:
@@ -126,3 +150,36 @@ def ensure_sources_dir(text: str) -> str:
     if _SOURCES_DIR.search(text):
         return text
     return text.rstrip("\n") + "\n\nsource /etc/network/interfaces.d/*\n"
+
+
+# -- side effects in the mounted guest ----------------------------------------------
+
+def prepare(session: Any, facts: NetworkFacts, log: Callable[[str], None]) -> None:
+    """Before osdef's files are written: only the loopback left in the image's files, interfaces.d sourced."""
+    _disable_image_stanzas(session, log, add_source=True)
+
+
+def stand_down(session: Any, log: Callable[[str], None]) -> None:
+    """Another backend is chosen: the image's stanzas commented out (the loopback stays)."""
+    _disable_image_stanzas(session, log, add_source=False)
+
+
+def _disable_image_stanzas(session: Any, log: Callable[[str], None], add_source: bool) -> None:
+    text = session.read_text_or_none(MAIN_FILE)
+    if text is None:
+        new = MINIMAL_INTERFACES if add_source else None
+    else:
+        new = disable_foreign_stanzas(text)
+        if add_source:
+            new = ensure_sources_dir(new)
+    if new is not None and new != text:
+        session.write_text(MAIN_FILE, new, mode=0o644)
+        log(f"network: {MAIN_FILE}: only the loopback is configured there now")
+    for path in session.glob("/etc/network/interfaces.d/*"):
+        if path == INTERFACES_FILE or not session.is_file(path):
+            continue
+        text = session.read_text(path)
+        new = disable_foreign_stanzas(text)
+        if new != text:
+            session.write_text(path, new)
+            log(f"network: {path}: the image's interface stanzas commented out")

@@ -1,15 +1,38 @@
-"""netplan renderer: /etc/netplan/90-osdef.yaml; the same v2 mapping feeds cloud-init's network-config."""
+"""netplan backend: /etc/netplan/90-osdef.yaml (0600); the same v2 mapping feeds cloud-init's network-config.
+
+In charge whenever it is installed (/usr/sbin/netplan or /etc/netplan): netplan
+is then the front end that generates networkd or NetworkManager configuration
+(Ubuntu).  Around its file: the image's other /etc/netplan/*.yaml are renamed
+*.yaml.osdef-disabled (netplan merges all files; an image's `eth0: dhcp4` would
+still match).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
+from osdef.guest.network.facts import NetworkFacts
 from osdef.guest.network.header import HEADER
 from osdef.guest.network.model import NetworkState, NicConfig
 
+NAME = "netplan"
+MARKERS = ("/usr/sbin/netplan", "/etc/netplan")
+UNIT = None
+FILE_MODE = 0o600  # netplan warns about (and future versions refuse) world-readable files
 NETPLAN_FILE = "/etc/netplan/90-osdef.yaml"
+DISABLED_SUFFIX = ".osdef-disabled"
+
+
+def in_charge(facts: NetworkFacts) -> bool:
+    """The image runs netplan: it is installed."""
+    return NAME in facts.installed
+
+
+def available(facts: NetworkFacts) -> bool:
+    return NAME in facts.installed
 
 
 def _ethernet(nic: NicConfig, state: NetworkState) -> dict[str, Any]:
@@ -49,3 +72,15 @@ def render(state: NetworkState) -> dict[str, str]:
     if not state.configures_network:
         return {}
     return {NETPLAN_FILE: HEADER + dump({"network": v2_config(state)})}
+
+
+def prepare(session: Any, facts: NetworkFacts, log: Callable[[str], None]) -> None:
+    """Before osdef's file is written: the image's other netplan files renamed out of the way."""
+    for path in session.glob("/etc/netplan/*.yaml"):
+        if path != NETPLAN_FILE:
+            session.call(f"rename {path}", session.g.mv, path, path + DISABLED_SUFFIX)
+            log(f"network: the image's {path} renamed to {path}{DISABLED_SUFFIX}")
+
+
+def stand_down(session: Any, log: Callable[[str], None]) -> None:
+    """Nothing: an installed netplan is always the backend chosen."""

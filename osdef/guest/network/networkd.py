@@ -1,11 +1,42 @@
-"""systemd-networkd renderer: one .network file per NIC, matched by MAC address."""
+"""systemd-networkd backend: one .network file per NIC, matched by MAC address.
+
+In charge when enabled (systemd-networkd.service in multi-user.target.wants);
+available whenever installed: chosen then only when no other backend is in
+charge or available before it (Debian 12 images ship the networkd binary next
+to ifupdown, not enabled).  Chosen while not enabled, it is enabled: the
+service, its socket and systemd-networkd-wait-online, as `systemctl enable` does.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from osdef.guest.network.facts import NetworkFacts
 from osdef.guest.network.header import HEADER
 from osdef.guest.network.model import NetworkState, NicConfig
 
+NAME = "networkd"
+MARKERS = ("/lib/systemd/systemd-networkd", "/usr/lib/systemd/systemd-networkd")
+UNIT = "systemd-networkd.service"
+FILE_MODE = 0o644
 NETWORK_DIR = "/etc/systemd/network"
+UNIT_DIRS = ("/lib/systemd/system", "/usr/lib/systemd/system")
+ENABLED_UNITS = (  # unit → the .wants directory `systemctl enable` links it from
+    ("systemd-networkd.service", "multi-user.target.wants"),
+    ("systemd-networkd.socket", "sockets.target.wants"),
+    ("systemd-networkd-wait-online.service", "network-online.target.wants"),
+)
+
+
+def in_charge(facts: NetworkFacts) -> bool:
+    """The image runs networkd: enabled."""
+    return NAME in facts.enabled
+
+
+def available(facts: NetworkFacts) -> bool:
+    """Installed: osdef can enable it."""
+    return NAME in facts.installed
 
 
 def network_path(nic: NicConfig) -> str:
@@ -41,3 +72,21 @@ def render(state: NetworkState) -> dict[str, str]:
     if not state.configures_network:
         return {}
     return {network_path(nic): render_nic(nic, state) for nic in state.nics}
+
+
+def prepare(session: Any, facts: NetworkFacts, log: Callable[[str], None]) -> None:
+    """Enable networkd (service, socket, wait-online) when the image has not."""
+    if NAME in facts.enabled:
+        return
+    unit_dir = next((d for d in UNIT_DIRS if session.exists(f"{d}/{UNIT}")), None)
+    if unit_dir is None:
+        log(f"network: {UNIT} not found; enable it in the image")
+        return
+    for unit, wants in ENABLED_UNITS:
+        if session.exists(f"{unit_dir}/{unit}"):
+            session.symlink(f"{unit_dir}/{unit}", f"/etc/systemd/system/{wants}/{unit}")
+    log("network: systemd-networkd enabled")
+
+
+def stand_down(session: Any, log: Callable[[str], None]) -> None:
+    """Nothing: a networkd that is not chosen is not enabled, or netplan drives it."""

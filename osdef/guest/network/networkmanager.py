@@ -1,14 +1,37 @@
-"""NetworkManager renderer: one keyfile per NIC in system-connections, bound by MAC address."""
+"""NetworkManager backend: one keyfile per NIC in system-connections, bound by MAC address.
+
+In charge when installed (/usr/sbin/NetworkManager) and enabled
+(NetworkManager.service in multi-user.target.wants); an installed but disabled
+NetworkManager does not run, so osdef never picks it.  Keyfiles are 0600 and
+owned by root, or NetworkManager ignores them; nothing else is installed or
+enabled.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import Any
 
+from osdef.guest.network.facts import NetworkFacts
 from osdef.guest.network.header import HEADER
 from osdef.guest.network.model import NetworkState, NicConfig
 
+NAME = "networkmanager"
+MARKERS = ("/usr/sbin/NetworkManager",)
+UNIT = "NetworkManager.service"
+FILE_MODE = 0o600
 CONNECTIONS_DIR = "/etc/NetworkManager/system-connections"
 _UUID_NAMESPACE = uuid.UUID("6f5cfa44-5c5e-4c6e-9a0e-0d1f3e0a7a11")
+
+
+def in_charge(facts: NetworkFacts) -> bool:
+    """The image runs NetworkManager: installed and enabled."""
+    return NAME in facts.enabled
+
+
+def available(facts: NetworkFacts) -> bool:
+    return NAME in facts.enabled
 
 
 def keyfile_path(nic: NicConfig) -> str:
@@ -56,7 +79,15 @@ def render_nic(nic: NicConfig, state: NetworkState) -> str:
 
 
 def render(state: NetworkState) -> dict[str, str]:
-    """Keyfiles must be 0600 and owned by root, or NetworkManager ignores them (the step sets it)."""
+    """Keyfiles must be 0600 and owned by root, or NetworkManager ignores them (FILE_MODE; apply chowns)."""
     if not state.configures_network:
         return {}
     return {keyfile_path(nic): render_nic(nic, state) for nic in state.nics}
+
+
+def prepare(session: Any, facts: NetworkFacts, log: Callable[[str], None]) -> None:
+    """Nothing around the keyfiles: NetworkManager is already enabled when it is chosen."""
+
+
+def stand_down(session: Any, log: Callable[[str], None]) -> None:
+    """Nothing: a NetworkManager that is not chosen is not enabled, or netplan drives it."""

@@ -1,50 +1,41 @@
-"""Which network backend a guest uses, from what is installed and enabled in it.
+"""Which network backend a guest uses: a priority list of self-describing backend modules.
 
-Priority (first match wins):
-1. netplan       /etc/netplan or /usr/sbin/netplan: netplan is then the front end
-                 that generates networkd/NetworkManager config (Ubuntu).
-2. NetworkManager  installed (/usr/sbin/NetworkManager) and enabled
-                 (NetworkManager.service wanted by multi-user.target).
-3. networkd      enabled (systemd-networkd.service wanted by multi-user.target).
-4. ifupdown      /sbin/ifup or /usr/sbin/ifup (Debian's default).
-5. networkd      installed but not enabled, and no ifupdown: the step enables it.
+Each backend module (netplan, networkmanager, networkd, ifupdown) names its
+marker paths (`MARKERS`) and unit (`UNIT`), and says from the facts whether the
+image already runs it (`in_charge`) and whether osdef could make it run
+(`available`).  The chosen backend is the first in PRIORITY that is in charge,
+else the first that is available (as cloud-init's cloudinit/net/renderers.py
+searches its priority list):
+
+1. netplan         installed: the front end that generates networkd/NetworkManager
+                   config (Ubuntu).
+2. NetworkManager  installed and enabled.
+3. networkd        enabled.
+4. ifupdown        installed (Debian's default).
+then: networkd installed but not enabled, and no ifupdown: the step enables it.
 None: no backend found.
+
+cloud-init is not a backend here: the network step first asks
+osdef.guest.cloudinit whether cloud-init renders the seed's network-config
+(itself, through netplan or its own renderers), and only otherwise selects.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from types import ModuleType
 
-PRESENCE = {
-    "netplan": ("/usr/sbin/netplan", "/etc/netplan"),
-    "networkmanager": ("/usr/sbin/NetworkManager",),
-    "networkd": ("/lib/systemd/systemd-networkd", "/usr/lib/systemd/systemd-networkd"),
-    "ifupdown": ("/sbin/ifup", "/usr/sbin/ifup"),
-    "resolved": ("/lib/systemd/systemd-resolved", "/usr/lib/systemd/systemd-resolved"),
-    "resolvconf": ("/sbin/resolvconf", "/usr/sbin/resolvconf"),
-}
+from osdef.guest.network import dns, ifupdown, netplan, networkd, networkmanager
+from osdef.guest.network.facts import NetworkFacts
+
+__all__ = ["BACKENDS", "NetworkFacts", "PRIORITY", "facts_from_paths", "read_facts", "select"]
+
+PRIORITY: tuple[ModuleType, ...] = (netplan, networkmanager, networkd, ifupdown)
+BACKENDS: dict[str, ModuleType] = {b.NAME: b for b in PRIORITY}
+
+PRESENCE: dict[str, tuple[str, ...]] = {**{b.NAME: b.MARKERS for b in PRIORITY}, **dns.MARKERS}
 WANTS_DIR = "/etc/systemd/system/multi-user.target.wants"
-UNITS = {
-    "networkmanager": "NetworkManager.service",
-    "networkd": "systemd-networkd.service",
-    "resolved": "systemd-resolved.service",
-}
+UNITS: dict[str, str] = {**{b.NAME: b.UNIT for b in PRIORITY if b.UNIT}, **dns.UNITS}
 ALL_PATHS = tuple(sorted({p for paths in PRESENCE.values() for p in paths}))
-
-
-@dataclass(frozen=True)
-class NetworkFacts:
-    """What is installed (by PRESENCE key) and enabled (by UNITS key) in the guest."""
-
-    installed: frozenset[str]
-    enabled: frozenset[str]
-    resolv_conf_link: str | None = None  # target of /etc/resolv.conf when it is a symlink
-
-    @classmethod
-    def of(cls, installed: set[str] | frozenset[str] = frozenset(),
-           enabled: set[str] | frozenset[str] = frozenset(),
-           resolv_conf_link: str | None = None) -> "NetworkFacts":
-        return cls(frozenset(installed), frozenset(enabled), resolv_conf_link)
 
 
 def facts_from_paths(present: set[str] | frozenset[str], wanted_units: set[str] | frozenset[str],
@@ -56,17 +47,13 @@ def facts_from_paths(present: set[str] | frozenset[str], wanted_units: set[str] 
 
 
 def select(facts: NetworkFacts) -> str | None:
-    """The backend to render for (a key of osdef.guest.network.RENDERERS), or None."""
-    if "netplan" in facts.installed:
-        return "netplan"
-    if "networkmanager" in facts.enabled:
-        return "networkmanager"
-    if "networkd" in facts.enabled:
-        return "networkd"
-    if "ifupdown" in facts.installed:
-        return "ifupdown"
-    if "networkd" in facts.installed:
-        return "networkd"
+    """The backend to render for (a key of BACKENDS), or None."""
+    for backend in PRIORITY:
+        if backend.in_charge(facts):
+            return backend.NAME
+    for backend in PRIORITY:
+        if backend.available(facts):
+            return backend.NAME
     return None
 
 
