@@ -18,10 +18,11 @@ def run(ctx):
         return
     instance = plan.instance
     state = plan.network if plan.network is not None else model.NetworkState("none")
+    has_netplan = "netplan" in facts.network.installed
     files = cloudinit.seed_files(
         iid=cloudinit.instance_id(instance.uuid if instance is not None else None, plan.hostname),
         fqdn=plan.hostname, state=state, ssh_keys=plan.params.ssh_authorized_keys,
-        with_network=cloudinit.configures_network(state, "netplan" in facts.network.installed))
+        with_network=cloudinit.configures_network(state, has_netplan), for_netplan=has_netplan)
     cloudinit.write_files(ctx.guest, files)
     ctx.log(f"cloud-init: NoCloud seed in {cloudinit.SEED_DIR}"
             f" ({'with' if cloudinit.NETWORK_CONFIG in files else 'without'} network-config)")

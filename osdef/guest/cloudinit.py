@@ -79,22 +79,51 @@ def user_data(fqdn: str, ssh_keys: Sequence[str]) -> str:
     return "#cloud-config\n" + _COMMENT + _dump(data)
 
 
-def network_config(state: NetworkState) -> str | None:
-    """network-config (v2) for the seed; None when osdef leaves networking alone (network=none)."""
+def network_config(state: NetworkState, for_netplan: bool = True) -> str | None:
+    """network-config (v2) for the seed; None when osdef leaves networking alone (network=none).
+
+    cloud-init hands v2 to netplan unchanged (`for_netplan`).  Its own renderers
+    turn `routes:` into `post-up route add … || true`, which needs net-tools'
+    `route` and fails silently without it (Debian 12's cloud images have none:
+    seen by the debian-12-cloud boot), so for them a default route is written as
+    `gateway4`/`gateway6`, which ENI renders as the stanza's `gateway` line
+    (ifupdown adds it with ip).  Routes that are not default routes stay in
+    `routes:`; osdef makes none that are not on-link, and configures_network
+    keeps on-link ones away from those renderers.
+    """
     if not state.configures_network:
         return None
-    return _COMMENT + _dump(v2_config(state))
+    config = v2_config(state)
+    if not for_netplan:
+        for eth in config["ethernets"].values():
+            _gateways_instead_of_default_routes(eth)
+    return _COMMENT + _dump(config)
+
+
+def _gateways_instead_of_default_routes(eth: dict[str, Any]) -> None:
+    kept = []
+    for route in eth.get("routes", []):
+        key = {"0.0.0.0/0": "gateway4", "::/0": "gateway6"}.get(route["to"])
+        if key is not None and not route.get("on-link") and key not in eth:
+            eth[key] = route["via"]
+        else:
+            kept.append(route)
+    if kept:
+        eth["routes"] = kept
+    else:
+        eth.pop("routes", None)
 
 
 def seed_files(*, iid: str, fqdn: str, state: NetworkState, ssh_keys: Sequence[str],
-               with_network: bool = True) -> dict[str, str]:
-    """Every file the seed consists of (path → content); network-config only `with_network`."""
+               with_network: bool = True, for_netplan: bool = True) -> dict[str, str]:
+    """Every file the seed consists of (path → content); network-config only `with_network`,
+    rendered for netplan or for cloud-init's own renderers (network_config)."""
     files = {
         META_DATA: meta_data(iid, fqdn),
         USER_DATA: user_data(fqdn, ssh_keys),
         DATASOURCE_CFG: _COMMENT + "datasource_list: [ NoCloud, None ]\n",
     }
-    net = network_config(state) if with_network else None
+    net = network_config(state, for_netplan) if with_network else None
     if net is not None:
         files[NETWORK_CONFIG] = net
     return files

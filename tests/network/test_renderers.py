@@ -23,8 +23,9 @@ UPDATE = os.environ.get("OSDEF_UPDATE_GOLDEN") == "1"
 def _rendered(backend: str, case: str) -> dict[str, str]:
     inst, params = CASES[case]
     state = model.build(inst, params)
-    if backend == "cloud-init":
-        return {cloudinit.NETWORK_CONFIG: cloudinit.network_config(state) or ""}
+    if backend.startswith("cloud-init"):  # the seed for netplan, and for cloud-init's own renderers
+        config = cloudinit.network_config(state, for_netplan=backend == "cloud-init")
+        return {cloudinit.NETWORK_CONFIG: config or ""}
     return render(backend, state)
 
 
@@ -34,7 +35,7 @@ def _golden(backend: str, case: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-@pytest.mark.parametrize("backend", [*RENDERERS, "cloud-init"])
+@pytest.mark.parametrize("backend", [*RENDERERS, "cloud-init", "cloud-init-eni"])
 def test_golden(backend, case):
     files = _rendered(backend, case)
     if UPDATE:
@@ -70,3 +71,16 @@ def test_network_none_renders_nothing():
     state = model.build(inst, {**params, "network": "none"})
     assert all(render(b, state) == {} for b in RENDERERS)
     assert cloudinit.network_config(state) is None
+    assert cloudinit.network_config(state, for_netplan=False) is None
+
+
+def test_the_seed_for_cloud_inits_own_renderers_has_gateways_not_default_routes():
+    """cloud-init's ENI renderer writes routes as net-tools `route add` lines (seen failing on
+    debian-12-cloud): its seed carries gateway4/gateway6, rendered as ifupdown `gateway` lines."""
+    inst, params = CASES["static-2nics-v4-v6"]
+    state = model.build(inst, params)
+    seed = yaml.safe_load(cloudinit.network_config(state, for_netplan=False))
+    nic0 = seed["ethernets"]["nic0"]
+    assert "routes" not in nic0
+    assert (nic0["gateway4"], nic0["gateway6"]) == ("198.51.100.1", "2001:db8:10::1")
+    assert "gateway4" not in seed["ethernets"]["nic1"]
