@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from osdef import config as siteconfig
 from osdef import variants as variantmod
+from osdef.disk.units import MiB
 from osdef.errors import EnvError, OsdefError, ParamError, quote
 from osdef.ganeti import environment as genv
 from osdef.ganeti import params as osparams
@@ -69,7 +70,6 @@ def load_context(script: str, os_dir: Path, environ: Mapping[str, str]) -> Conte
     return Context(os_dir, environ, config, catalog, instance, variant, params)
 
 
-MiB = 1 << 20
 SIZE_SLACK = 1 << 30  # a volume may be larger than asked: LVM rounds up to its extent size
 
 

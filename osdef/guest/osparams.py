@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from osdef.disk.units import MiB
 from osdef.errors import GuestError, ParamError
 from osdef.ganeti.params import Invalid, PasswordHash, parse_ssh_key
 
@@ -116,7 +117,6 @@ def check_zone_name(zone: str) -> str:
 
 def swap_size_bytes(size: int) -> int:
     """Round up to whole MiB (mkswap needs at least 40 KiB; we ask for >= 1 MiB)."""
-    mib = 1 << 20
     if size < 0:
         raise ParamError(f"swap_size={size} must not be negative")
-    return -(-size // mib) * mib
+    return -(-size // MiB) * MiB
