@@ -76,7 +76,7 @@ SIZE_SLACK = 1 << 30  # a volume may be larger than asked: LVM rounds up to its 
 def _check_disk(disk: genv.Disk, path: str | None = None, key: str | None = None) -> int:
     """The size of the disk at ``path`` (default: DISK_N_PATH), a file or block device whose size
     matches DISK_N_SIZE (when Ganeti >= 3.0 passes it): a mismatch means the wrong path."""
-    from osdef.stream.blockio import fd_size  # late: verify never opens a disk
+    from osdef.disk.device import fd_size  # late: verify never opens a disk
 
     path = path or disk.path
     key = key or f"DISK_{disk.index}_PATH"

@@ -30,11 +30,10 @@ import accepts"):
 
 from __future__ import annotations
 
-from osdef.disk.units import MiB
+from osdef.disk.units import SECTOR, MiB
 from osdef.errors import StreamError
 from osdef.stream.format import MAGIC, VERSION, ZSTD_MAGIC
 
-SECTOR = 512
 MIN_RAW = MiB  # Ganeti disks are whole MiB; a dd of one is at least this long
 PEEK = 8192  # bytes looked at before deciding (a slow sender: import starts after these)
 
