@@ -31,9 +31,11 @@ CHUNK = MiB  # what copy_stream reads and tests for zeros at a time
 class SparseWriter:
     """Writes data and zeroes the gaps before it on a disk, tracking what was done."""
 
-    def __init__(self, disk: Disk, start: int = 0):
+    def __init__(self, disk: Disk, start: int = 0, *, zeroed_to: int = 0, writeback: bool = True):
         self.disk = disk
         self.end = start  # everything from ``start`` to this offset is defined
+        self.zeroed_to = zeroed_to  # the caller zeroed everything before this in one go: gaps there are done
+        self.writeback = writeback
         self.data_bytes = 0
         self.zeroed_bytes = 0
         self.touched = False  # has anything been written or zeroed on the disk yet?
@@ -46,12 +48,15 @@ class SparseWriter:
         write_at(self.disk, data, offset)
         self.data_bytes += len(data)
         self.end = offset + len(data)
-        if self.end - self._flushed_to >= WRITEBACK_WINDOW:
+        if self.writeback and self.end - self._flushed_to >= WRITEBACK_WINDOW:
             start_writeback(self.disk, self._flushed_to, self.end - self._flushed_to)
             self._flushed_to = self.end
 
     def zero_until(self, offset: int) -> None:
         """Make everything from ``end`` to ``offset`` read as zeros."""
+        if offset <= self.zeroed_to:
+            self.end = max(self.end, offset)
+            return
         gap = offset - self.end
         if gap <= 0:
             return
@@ -120,7 +125,11 @@ def copy_sparse(stream: BinaryIO, disk: Disk, offset: int, limit: int, *, define
     zeros, whatever the disk held before; the zeros are holes (files, loop
     devices) or BLKZEROOUT, never written data.
     """
-    writer = SparseWriter(disk, offset)
+    # one zero_range over the whole range first, then plain writes: as fast as the copy was
+    # before the engine was shared (a gap-by-gap zeroing with write-out measured 2.2 s → 9.9 s
+    # of host write for the 10 GiB create benchmark)
+    zero_range(disk, offset, defined)
+    writer = SparseWriter(disk, offset, zeroed_to=offset + defined, writeback=False)
     stats = copy_stream(stream, writer, limit, what=what)
     writer.zero_until(offset + defined)
     sync(disk)
