@@ -20,6 +20,8 @@ and naming the host:
 
 Usage (root): .venv/bin/python bench/create_bench.py [--runs N] [--skip-debootstrap]
               [--workdir /var/tmp/osdef-bench] [--markdown bench/create_results.md]
+       --quick: only the first create, the 10 GiB file and the 10 GiB loop device, without the
+              bare launches (3 appliance launches: a before/after check on a busy machine).
 Results are noisy on a shared 2-core TCG machine: compare rows of the same run.
 """
 
@@ -94,7 +96,7 @@ def bench_osdef(art, disk: Path, settings: LibguestfsSettings,
 
 
 def bench_osdef_loop(art, work: Path, settings: LibguestfsSettings, runs: int,
-                     cache: BootAreaCache) -> dict[str, float]:
+                     cache: BootAreaCache, bare: bool = True) -> dict[str, float]:
     backing = sparse(work / "loop-backing.img", 10 * GiB)
     loop = subprocess.run(["losetup", "-f", "--show", str(backing)], check=True,
                           capture_output=True, text=True).stdout.strip()
@@ -103,7 +105,8 @@ def bench_osdef_loop(art, work: Path, settings: LibguestfsSettings, runs: int,
         for _ in range(runs):
             row = bench_osdef(art, Path(loop), settings, cache)
             row.pop("allocated GiB")
-            row["launch alone"] = bench_launch_alone(Path(loop), settings)
+            if bare:
+                row["launch alone"] = bench_launch_alone(Path(loop), settings)
             rows.append(row)
         return median_rows(rows)
     finally:
@@ -230,6 +233,8 @@ def main() -> int:
     ap.add_argument("--skip-osdef", action="store_true", help="only the comparison pipelines")
     ap.add_argument("--skip-debootstrap", action="store_true")
     ap.add_argument("--markdown", type=Path, help="also write the results table here")
+    ap.add_argument("--quick", action="store_true",
+                    help="first create, 10 GiB file and loop device only, no bare launches")
     args = ap.parse_args()
 
     store = ImageStore(ImageSettings(cache_dir=args.cache), REPO / "images", progress=None)
@@ -248,23 +253,26 @@ def main() -> int:
         if not args.skip_osdef:  # the image's first create on a node: grub-install, cache filled
             disk = sparse(work / "disk0.img", 10 * GiB)
             row = bench_osdef(art, disk, settings, cache)
-            row["launch alone"] = bench_launch_alone(disk, settings)
+            if not args.quick:
+                row["launch alone"] = bench_launch_alone(disk, settings)
             results["osdef 10 GiB file, first create (grub-install)"] = row
             print(f"osdef first create: {fmt(row)}", flush=True)
         sizes = () if args.skip_osdef else (("osdef 10 GiB file", 10 * GiB),
-                                            ("osdef 100 GiB file", 100 * GiB))
+                                            ("osdef 100 GiB file", 100 * GiB))[:1 if args.quick else 2]
         runs: dict[str, list[dict[str, float]]] = {label: [] for label, _ in sizes}
         for _ in range(args.runs):  # the sizes take turns: a drift in the machine's load hits both
             for label, size in sizes:
                 disk = sparse(work / "disk0.img", size)
                 row = bench_osdef(art, disk, settings, cache)
-                row["launch alone"] = bench_launch_alone(disk, settings)
+                if not args.quick:
+                    row["launch alone"] = bench_launch_alone(disk, settings)
                 runs[label].append(row)
         for label, rows in runs.items():
             results[label] = median_rows(rows)
             print(f"{label}: {fmt(results[label])}", flush=True)
         if not args.skip_osdef:
-            results["osdef 10 GiB loop device"] = bench_osdef_loop(art, work, settings, args.runs, cache)
+            results["osdef 10 GiB loop device"] = bench_osdef_loop(art, work, settings, args.runs, cache,
+                                                                   bare=not args.quick)
             print(f"osdef 10 GiB loop device: {fmt(results['osdef 10 GiB loop device'])}", flush=True)
         if not args.skip_tools:
             rows = [bench_tools(art, work, work / "disk0.img", env) for _ in range(args.runs)]
@@ -277,6 +285,11 @@ def main() -> int:
         lines += ["| scenario | measurements |", "|---|---|"]
         lines += [f"| {k} | {fmt(v)} |" for k, v in results.items()]
         if args.skip_osdef:
+            print("\n".join(lines))
+            return 0
+        if args.quick:
+            lines += [""] + [f"- {label}: work (total − the create's own launch) {r['total'] - r['launch']:.1f} s"
+                             for label, r in results.items()]
             print("\n".join(lines))
             return 0
         o10, o100 = results["osdef 10 GiB file"], results["osdef 100 GiB file"]

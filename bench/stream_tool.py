@@ -38,9 +38,9 @@ def main() -> int:
                    help="ignore a loop device's backing file (what a DRBD or LVM device gets)")
     a = p.parse_args()
     if a.unmapped:
-        from osdef.stream import loopmap
+        from osdef.disk import loop
 
-        loopmap.backing_ranges = lambda fd, size: None
+        loop.backing_ranges = lambda fd, size: None
     out: dict = {}
     if a.op == "export":
         from osdef.stream import export_disk
@@ -63,7 +63,8 @@ def main() -> int:
         out.update(bytes=res.input_bytes, data_bytes=res.data_bytes, kind=res.kind,
                    announced=int(line) if line else None)
     else:
-        from osdef.stream.blockio import open_disk, read_at
+        from osdef.disk.device import read_at
+        from osdef.stream.blockio import open_disk
         from osdef.stream.extents import READ_SIZE, spans
 
         buf = memoryview(bytearray(READ_SIZE))

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Callable, TextIO
 
+from osdef.disk.units import MiB
 from osdef.extstorage import loop, params
 from osdef.extstorage.errors import RequestError
-from osdef.extstorage.store import MIB, Store
+from osdef.extstorage.store import Store
 from osdef.extstorage.volume import Request, require
 
 
@@ -44,9 +45,9 @@ def grow(req: Request, store: Store, out: TextIO, log: TextIO) -> None:
     new = require(req.new_size_mib, "VOL_NEW_SIZE", "grow")
     with store.locked(req.name) as path:
         current = store.size_bytes(req.name)
-        if new * MIB < current:
+        if new * MiB < current:
             raise RequestError(f"grow of {req.name}: VOL_NEW_SIZE={new} MiB is smaller than the "
-                               f"volume ({current // MIB} MiB); volumes never shrink")
+                               f"volume ({current // MiB} MiB); volumes never shrink")
         store.resize(req.name, new)
         for device in loop.devices_of(path):
             loop.refresh_capacity(device)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from osdef.disk.units import MiB
 from osdef.extstorage.errors import VolumeError
 
-MIB = 1 << 20
 IMAGE_SUFFIX = ".img"
 META_SUFFIX = ".meta"
 
@@ -77,9 +77,9 @@ class Store:
         except OSError as exc:
             raise VolumeError(f"cannot create {path}: {exc.strerror}") from None
         try:
-            os.ftruncate(fd, size_mib * MIB)
+            os.ftruncate(fd, size_mib * MiB)
             if preallocate:
-                os.posix_fallocate(fd, 0, size_mib * MIB)
+                os.posix_fallocate(fd, 0, size_mib * MiB)
         except OSError as exc:
             os.close(fd)
             path.unlink(missing_ok=True)
@@ -89,7 +89,7 @@ class Store:
 
     def resize(self, name: str, size_mib: int) -> None:
         try:
-            os.truncate(self.image(name), size_mib * MIB)
+            os.truncate(self.image(name), size_mib * MiB)
         except FileNotFoundError:
             raise self.missing(name) from None
         except OSError as exc:
@@ -108,8 +108,8 @@ class Store:
             detail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
             raise VolumeError(f"cannot copy {src} to {dest}: {detail}")
         try:
-            if size_mib is not None and size_mib * MIB > tmp.stat().st_size:
-                os.truncate(tmp, size_mib * MIB)
+            if size_mib is not None and size_mib * MiB > tmp.stat().st_size:
+                os.truncate(tmp, size_mib * MiB)
             os.chmod(tmp, 0o600)
             os.replace(tmp, dest)
         except OSError as exc:

@@ -37,10 +37,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from osdef.disk.device import sync
+from osdef.disk.units import MiB
 from osdef.errors import GuestError
-from osdef.guest.partition import MiB, SECTOR, PartitionPlan
+from osdef.guest.partition import SECTOR, PartitionPlan
 from osdef.guest.steps import Step
-from osdef.guest.target import DiskTarget
+from osdef.guest.target import open_target
 
 FORMAT = 1
 MBR_CODE = 440  # boot.img's code; the disk signature and partition table follow
@@ -203,11 +205,11 @@ def write_boot_area(disk: Path, area: BootArea) -> None:
         core = area.core.read_bytes()
     except OSError as exc:
         raise GuestError(f"cannot read the cached boot area {area.directory}: {exc.strerror or exc}") from None
-    with DiskTarget(disk) as target:
+    with open_target(disk) as target:
         try:
             os.pwrite(target.fd, mbr, 0)
             os.pwrite(target.fd, core, area.core_offset)
-            target.sync()
+            sync(target)
         except OSError as exc:
             raise GuestError(f"writing the cached boot area onto {disk} failed: {exc.strerror or exc}") from None
 

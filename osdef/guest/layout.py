@@ -17,7 +17,6 @@ does it again, so a create that fails later leaves no valid-looking table.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import tempfile
 import threading
@@ -26,16 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from osdef.disk.copy import CopyStats, copy_sparse
+from osdef.disk.pipes import enlarge_pipe
+from osdef.disk.units import MiB
 from osdef.errors import GuestError
 from osdef.guest import extsuper, partition
-from osdef.guest.partition import MiB, Extent, PartitionPlan
+from osdef.guest.partition import Extent, PartitionPlan
 from osdef.guest.session import GuestSession
-from osdef.guest.sparsecopy import CopyStats, copy_skipping_zeros
 from osdef.guest.steps import Step
-from osdef.guest.target import DiskTarget, wipe
+from osdef.guest.target import open_target, wipe
 from osdef.vocab import DISK_RAW, EXT_FAMILY, FS_IMAGE, ROOT_FILESYSTEMS, TAR
 
-F_SETPIPE_SZ = 1031
 TAR_OVERHEAD = 1.15  # filesystem metadata and slack on top of a tarball's content
 MKFS_TYPES = ROOT_FILESYSTEMS
 
@@ -158,11 +158,9 @@ class FilesystemImageLayout(_PartitionedLayout):
         if extent.size < self.image_size:
             raise too_small(self.disk, extent.start + extent.size,
                             extent.start + self.image_size, "filesystem image")
-        with DiskTarget(self.disk) as target:
-            target.zero_range(extent.start, extent.size)
-            self.copy_stats = copy_skipping_zeros(self.image_stream, target.fd, extent.start,
-                                                  extent.size, what="filesystem image")
-            target.sync()
+        with open_target(self.disk) as target:
+            self.copy_stats = copy_sparse(self.image_stream, target, extent.start, extent.size,
+                                          defined=extent.size, what="filesystem image")
             # read back after the whole stream passed its sha256 check
             self.image_checked = extsuper.checked_since_mount(
                 os.pread(target.fd, 2 * extsuper.SUPERBLOCK_SIZE, extent.start))
@@ -268,10 +266,7 @@ class _FifoFeeder(threading.Thread):
     def run(self) -> None:
         try:
             with open(self.fifo, "wb", buffering=0) as out:
-                try:
-                    fcntl.fcntl(out.fileno(), F_SETPIPE_SZ, MiB)
-                except OSError:
-                    pass
+                enlarge_pipe(out.fileno())
                 while True:
                     chunk = self.stream.read(MiB)
                     if not chunk:
@@ -311,13 +306,11 @@ class DiskImageLayout(Layout):
         return [self._wipe_step(), Step("copy the disk image onto the disk", self._copy)]
 
     def _copy(self) -> None:
-        with DiskTarget(self.disk) as target:
+        with open_target(self.disk) as target:
             if target.size < self.image_size:
                 raise too_small(self.disk, target.size, self.image_size, "disk image")
-            target.zero_range(0, self.image_size)
-            self.copy_stats = copy_skipping_zeros(self.image_stream, target.fd, 0, target.size,
-                                                  what="disk image")
-            target.sync()
+            self.copy_stats = copy_sparse(self.image_stream, target, 0, target.size,
+                                          defined=self.image_size, what="disk image")
 
     def guest_steps(self, session: GuestSession) -> list[Step]:
         return [

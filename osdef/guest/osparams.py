@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from osdef.disk.units import MiB
 from osdef.errors import GuestError, ParamError
 
 SWAPFILE = "/swapfile"
@@ -104,7 +105,6 @@ def data_disk_entry(fstab: str, uuid: str, index: int, fs_type: str) -> str:
 
 def swap_size_bytes(size: int) -> int:
     """Round up to whole MiB (mkswap needs at least 40 KiB; we ask for >= 1 MiB)."""
-    mib = 1 << 20
     if size < 0:
         raise ParamError(f"swap_size={size} must not be negative")
-    return -(-size // mib) * mib
+    return -(-size // MiB) * MiB

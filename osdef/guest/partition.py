@@ -14,10 +14,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from osdef.disk.units import SECTOR, MiB
 from osdef.errors import GuestError
 
-MiB = 1 << 20
-SECTOR = 512
 ALIGN = MiB
 BIOS_BOOT_SIZE = MiB
 ESP_SIZE = 256 * MiB

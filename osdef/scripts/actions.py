@@ -18,6 +18,7 @@ from typing import Mapping
 
 from osdef import config as siteconfig
 from osdef import variants as variantmod
+from osdef.disk.units import MiB
 from osdef.errors import EnvError, OsdefError, ParamError, quote
 from osdef.ganeti import environment as genv
 from osdef.ganeti import params as osparams
@@ -69,14 +70,13 @@ def load_context(script: str, os_dir: Path, environ: Mapping[str, str]) -> Conte
     return Context(os_dir, environ, config, catalog, instance, variant, params)
 
 
-MiB = 1 << 20
 SIZE_SLACK = 1 << 30  # a volume may be larger than asked: LVM rounds up to its extent size
 
 
 def _check_disk(disk: genv.Disk, path: str | None = None, key: str | None = None) -> int:
     """The size of the disk at ``path`` (default: DISK_N_PATH), a file or block device whose size
     matches DISK_N_SIZE (when Ganeti >= 3.0 passes it): a mismatch means the wrong path."""
-    from osdef.stream.blockio import fd_size  # late: verify never opens a disk
+    from osdef.disk.device import fd_size  # late: verify never opens a disk
 
     path = path or disk.path
     key = key or f"DISK_{disk.index}_PATH"

@@ -3,7 +3,7 @@
 Modules, one concern each: ``partitions`` and ``fsmap`` (the guest's layout
 and its filesystems' used blocks), ``content`` and ``extents`` (what is sent,
 where the data is), ``format`` (the stream's bytes), ``sniff`` (what an import
-input is), ``zstdframes`` (zstd framing check), ``blockio`` (disks and pipes),
+input is), ``zstdframes`` (zstd framing check), ``blockio`` (the stream's fds; disks are osdef.disk's),
 ``export`` and ``restore`` (the two operations).
 """
 

@@ -21,7 +21,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from osdef.stream.blockio import Disk
+from osdef.disk.device import Disk
 from osdef.stream.fsmap import Unusable, used_map
 from osdef.stream.partitions import read_table
 

@@ -32,8 +32,10 @@ import zstandard
 from osdef import __version__
 from osdef.errors import StreamError
 from osdef.stream import format as fmt_
-from osdef.stream.blockio import (MiB, Disk, advise_sequential, enlarge_pipe, open_disk, read_at, send_range,
-                                  write_out)
+from osdef.disk.device import Disk, advise_sequential, read_at
+from osdef.disk.pipes import enlarge_pipe
+from osdef.disk.units import MiB
+from osdef.stream.blockio import open_disk, send_range, write_out
 from osdef.stream.content import BLOCK, USED, ContentPlan, plan_content
 from osdef.stream.extents import (READ_SIZE, Scan, data_pieces, data_ranges, extent_spans, intersect, plan_extents,
                                   range_spans, read_spans, scan_disk)

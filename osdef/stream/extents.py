@@ -29,8 +29,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from osdef.stream import loopmap
-from osdef.stream.blockio import MiB, BlockIOError, Disk, drop_cache, is_zero, read_at
+from osdef.disk import loop as loopmap
+from osdef.disk.device import Disk, drop_cache, read_at
+from osdef.disk.units import MiB
+from osdef.disk.zeroing import is_zero
+from osdef.stream.blockio import BlockIOError
 
 CHUNK = MiB  # unit of zero detection and of the scan's bitmap
 BLOCK = 4096  # unit of the runs that are sent

@@ -18,9 +18,10 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from osdef.stream.blockio import BlockIOError, Disk, read_at
+from osdef.disk.device import Disk, read_at
+from osdef.disk.units import SECTOR
+from osdef.stream.blockio import BlockIOError
 
-SECTOR = 512
 GPT_SIGNATURE = b"EFI PART"
 MAX_GPT_ENTRIES = 1024  # the spec's minimum array is 128; anything past 1024 is refused
 MAX_LOGICAL = 128  # logical partitions followed in an extended partition's chain

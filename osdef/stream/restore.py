@@ -7,11 +7,13 @@ stream; whole 512-byte sectors, at least 1 MiB).  A zstd input must end at
 the end of a frame (osdef.stream.zstdframes) and its frames' content
 checksums are verified by the decoder.
 Every byte of the target ends up defined: data is written, holes and all-zero
-blocks are zeroed cheaply (punched in files, BLKZEROOUT on block devices) and
-the tail beyond the source is zeroed, so the result is byte-identical to the
-source even on a target full of old data.
+blocks are zeroed cheaply (punched in files, discards on loop devices,
+BLKZEROOUT on other block devices) and the tail beyond the source is zeroed,
+so the result is byte-identical to the source even on a target full of old
+data.  All of it goes through osdef.disk.copy.SparseWriter, the copy engine
+create uses too.
 
-A loop device is written through its backing file where osdef.stream.loopmap
+A loop device is written through its backing file where osdef.disk.loop
 allows it (the same bytes, one page cache instead of two); its own cached
 pages are dropped afterwards, on success and on failure alike.
 
@@ -35,9 +37,14 @@ import zstandard
 
 from osdef.errors import StreamError, quote
 from osdef.stream import format as fmt_
-from osdef.stream import loopmap, sniff, zstdframes
-from osdef.stream.blockio import ZEROS, MiB, Disk, advise_sequential, enlarge_pipe, is_zero, open_disk, \
-    start_writeback, sync, write_at, write_out, zero_range
+from osdef.disk import loop
+from osdef.disk.copy import SparseWriter
+from osdef.disk.device import Disk, advise_sequential, sync
+from osdef.disk.pipes import enlarge_pipe
+from osdef.disk.units import MiB
+from osdef.disk.zeroing import is_zero, wipe_ends
+from osdef.stream import sniff, zstdframes
+from osdef.stream.blockio import open_disk, write_out
 from osdef.stream.extents import nonzero_runs
 
 
@@ -168,50 +175,12 @@ class _Reader:
         return data
 
 
-SMALL_GAP = 64 * 1024  # on block devices, gaps below this are written as zeros (cheaper than an ioctl each)
-WRITEBACK_WINDOW = 8 * MiB  # start the write-out of written data every this many bytes of disk
-
-
-class _Target:
-    """Writes data and zeroes gaps on the target, tracking what was done."""
-
-    def __init__(self, disk: Disk):
-        self.disk = disk
-        self.end = 0  # everything before this offset is defined
-        self.data_bytes = 0
-        self.zeroed_bytes = 0
-        self.touched = False  # has anything been written or zeroed on the disk yet?
-        self._flushed_to = 0  # write-out of everything before this offset has been started
-
-    def write(self, offset: int, data) -> None:
-        self.zero_until(offset)
-        self.touched = True
-        write_at(self.disk, data, offset)
-        self.data_bytes += len(data)
-        self.end = offset + len(data)
-        if self.end - self._flushed_to >= WRITEBACK_WINDOW:
-            start_writeback(self.disk, self._flushed_to, self.end - self._flushed_to)
-            self._flushed_to = self.end
-
-    def zero_until(self, offset: int) -> None:
-        gap = offset - self.end
-        if gap <= 0:
-            return
-        self.touched = True
-        if self.disk.is_block and gap < SMALL_GAP:
-            write_at(self.disk, ZEROS[:gap], self.end)
-        else:
-            zero_range(self.disk, self.end, gap)
-        self.zeroed_bytes += gap
-        self.end = offset
-
-
 def _too_small(disk: Disk, source_size: int) -> StreamError:
     return StreamError(f"target {disk.path} has {disk.size} bytes but the exported disk has {source_size}: "
                        "create the instance disk at least as large as the exported one")
 
 
-def _import_stream(reader: _Reader, target: _Target, size_fd: int | None, compressed: bool):
+def _import_stream(reader: _Reader, target: SparseWriter, size_fd: int | None, compressed: bool):
     header = fmt_.decode_header(reader.read_exact)
     if header.disk_size > target.disk.size:
         raise _too_small(target.disk, header.disk_size)
@@ -226,7 +195,7 @@ def _import_stream(reader: _Reader, target: _Target, size_fd: int | None, compre
     return header.disk_size, decoder.trailer.record_count, header.metadata
 
 
-def _import_raw(reader: _Reader, target: _Target, compressed: bool) -> int:
+def _import_raw(reader: _Reader, target: SparseWriter, compressed: bool) -> int:
     first = reader.read_exact(sniff.MIN_RAW)
     if len(first) < sniff.MIN_RAW:  # refused before anything is written
         sniff.check_raw_length(len(first), compressed=compressed)
@@ -308,7 +277,7 @@ def import_disk(in_fd: int, device: str | os.PathLike, *, size_fd: int | None = 
         with _SignalGuard() as guard:
             try:
                 target = _backing_target(disk)
-                progress = _Target(target)
+                progress = SparseWriter(target)
                 return _import(in_fd, progress, size_fd, expect)
             except (Exception, KeyboardInterrupt) as e:
                 guard.wiping = True  # first: a signal from now on must not cut the wipe short
@@ -339,24 +308,24 @@ def _failure_line(e: BaseException, disk: Disk, touched: bool) -> str:
 
 
 def _backing_target(disk: Disk) -> Disk:
-    """The loop device's backing file as the disk to write, where loopmap allows it; else ``disk``."""
+    """The loop device's backing file as the disk to write, where osdef.disk.loop allows it; else ``disk``."""
     if not disk.is_block:
         return disk
-    backing = loopmap.open_backing(disk.fd, disk.size, write=True)  # None unless a loop device
+    backing = loop.open_backing(disk.fd, disk.size, write=True)  # None unless a loop device
     if backing is None:
         return disk
-    return Disk(disk.path, backing[0], disk.size, False)
+    return Disk(disk.path, backing[0], disk.size, False, error=disk.error)
 
 
 def _drop_device_cache(disk: Disk) -> None:
     try:
-        loopmap.drop_device_cache(disk.fd)
+        loop.drop_device_cache(disk.fd)
     except OSError as e:
         raise StreamError(f"cannot drop the cached pages of {disk.path} after the import: {e.strerror}; "
                           f"run `blockdev --flushbufs {disk.path}` before using it") from None
 
 
-def _import(in_fd: int, target: _Target, size_fd: int | None, expect: str) -> ImportResult:
+def _import(in_fd: int, target: SparseWriter, size_fd: int | None, expect: str) -> ImportResult:
     disk = target.disk
     enlarge_pipe(in_fd)
     advise_sequential(in_fd)  # a stream read from a file: deeper read-ahead (a pipe: no-op)
@@ -395,9 +364,7 @@ def _wipe(disk: Disk) -> None:
     """Zero the first and last MiB of the target (best effort: the import already failed)."""
     for _ in range(3):  # nothing interrupts it (signals are held); a failed try is tried again
         try:
-            zero_range(disk, 0, min(MiB, disk.size))
-            zero_range(disk, max(0, disk.size - MiB), min(MiB, disk.size))
-            sync(disk)
+            wipe_ends(disk)
             return
         except (StreamError, OSError):
             continue

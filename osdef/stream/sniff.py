@@ -30,11 +30,11 @@ import accepts"):
 
 from __future__ import annotations
 
+from osdef.disk.units import SECTOR, MiB
 from osdef.errors import StreamError
 from osdef.stream.format import MAGIC, VERSION, ZSTD_MAGIC
 
-SECTOR = 512
-MIN_RAW = 1024 * 1024  # Ganeti disks are whole MiB; a dd of one is at least this long
+MIN_RAW = MiB  # Ganeti disks are whole MiB; a dd of one is at least this long
 PEEK = 8192  # bytes looked at before deciding (a slow sender: import starts after these)
 
 NEAR_MAGIC_BITS = 8  # random 8 bytes come this close to MAGIC with p ≈ 3e-10

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from osdef.disk.copy import copy_sparse
 from osdef.guest.context import StepContext
 from osdef.guest.customize import BUILTIN_HOOKS_DIR, builtin_hook_names, load_steps, run_steps
 from osdef.errors import GuestError
@@ -16,9 +17,8 @@ from osdef.guest.bootloader import SERIAL_MARK_BEGIN, grub_defaults_with_serial
 from osdef.guest.distro import facts_from, parse_os_release
 from osdef.guest.fstab import render_fstab
 from osdef.guest.hostnames import render_hosts, validate_fqdn
-from osdef.guest.sparsecopy import copy_skipping_zeros
 from osdef.guest.steps import Step, StepRunner
-from osdef.guest.target import DiskTarget
+from osdef.guest.target import open_target
 
 MiB = 1 << 20
 
@@ -125,9 +125,8 @@ def test_copy_skips_zero_blocks_and_punches_old_data(tmp_path):
     disk = tmp_path / "d.img"
     disk.write_bytes(b"\xee" * (8 * MiB))  # a reused file full of old data
     data = b"A" * MiB + bytes(3 * MiB) + b"B" * 100
-    with DiskTarget(disk) as target:
-        target.zero_range(MiB, 6 * MiB)
-        stats = copy_skipping_zeros(io.BytesIO(data), target.fd, MiB, 6 * MiB)
+    with open_target(disk) as target:
+        stats = copy_sparse(io.BytesIO(data), target, MiB, 6 * MiB, defined=6 * MiB)
     assert (stats.bytes_read, stats.bytes_written) == (len(data), MiB + 100)
     content = disk.read_bytes()
     assert content[:MiB] == b"\xee" * MiB
@@ -141,8 +140,8 @@ def test_copy_refuses_a_stream_longer_than_announced(tmp_path):
     disk = tmp_path / "d.img"
     disk.write_bytes(b"")
     os.truncate(disk, 4 * MiB)
-    with DiskTarget(disk) as target, pytest.raises(GuestError, match="larger than the 2 MiB"):
-        copy_skipping_zeros(io.BytesIO(b"x" * (3 * MiB)), target.fd, 0, 2 * MiB)
+    with open_target(disk) as target, pytest.raises(GuestError, match="larger than the 2 MiB"):
+        copy_sparse(io.BytesIO(b"x" * (3 * MiB)), target, 0, 2 * MiB, defined=2 * MiB)
 
 
 # -- steps and hooks --------------------------------------------------------------------------

@@ -13,8 +13,10 @@ from unittest import mock
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from osdef.disk import device, zeroing
+from osdef.disk import loop as loopmap
 from osdef.errors import StreamError
-from osdef.stream import blockio, extents, loopmap
+from osdef.stream import blockio, extents
 from tests.stream.conftest import (MiB, Layout, LoopDevices, assert_restored, assert_wiped, export_to_file,
                                    fill_random, import_bytes, import_from_file, layouts, read_all)
 
@@ -171,8 +173,8 @@ def test_refusal_before_the_first_write_leaves_a_loop_device_untouched(loops, tm
 def test_zero_range_on_block_device_handles_unaligned_edges(loops, tmp_path):
     tgt_dev = loops.attach(fill_random(tmp_path / "t", 2 * MiB))
     with blockio.open_disk(tgt_dev, write=True) as disk:
-        blockio.zero_range(disk, 100, 5000)
-        blockio.sync(disk)
+        zeroing.zero_range(disk, 100, 5000)
+        device.sync(disk)
     data = read_all(tgt_dev)
     assert data[100:5100] == bytes(5000) and data[99] | data[5100] != 0 or data[:100] != bytes(100)
     assert read_all(tmp_path / "t")[100:5100] == bytes(5000)
@@ -253,6 +255,6 @@ def test_blkzeroout_fallback_when_discard_is_refused(loops, tmp_path, monkeypatc
     export_to_file(src, tmp_path / "stream")
     dev = loops.attach(fill_random(tmp_path / "t", 8 * MiB, seed=4))
     _device_writes_only(monkeypatch)
-    monkeypatch.setattr(blockio, "_blkdiscard", lambda disk, offset, length: False)
+    monkeypatch.setattr(zeroing, "_blkdiscard", lambda disk, offset, length: False)
     import_from_file(tmp_path / "stream", dev)
     assert_restored(src, dev)

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 import osdef.stream.extents as extents_mod
 import osdef.stream.fsmap as fsmap_mod
 import osdef.stream.partitions as partitions_mod
-from osdef.stream.blockio import open_disk, read_at
+from osdef.disk.device import read_at
+from osdef.stream.blockio import open_disk
 from osdef.stream.content import plan_content
 from tests.stream.conftest import export_to_file, import_from_file, read_all
 from tests.stream.fsdisks import MiB, Part, make_fs, make_tree, mbr

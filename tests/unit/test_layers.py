@@ -21,6 +21,8 @@ FLOORS = {
     "osdef.paths": 0, "osdef.launchers": 0,
     # 1: the models: site config, variants, what Ganeti says (environment, OS parameters)
     "osdef.config": 1, "osdef.variants": 1, "osdef.ganeti": 1,
+    # 1: the host-side disk layer (open, size, zero, copy) that create and the stream share
+    "osdef.disk": 1,
     # 2: the stacks that do the work
     "osdef.stream": 2, "osdef.images": 2, "osdef.guest": 2, "osdef.extstorage": 2,
     # 3: create and rename end to end, and the demo that drives them

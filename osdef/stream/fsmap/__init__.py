@@ -19,7 +19,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from osdef.stream.blockio import BlockIOError, Disk, read_at
+from osdef.disk.device import Disk, read_at
+from osdef.stream.blockio import BlockIOError
 from osdef.stream.partitions import BIOS_BOOT_GUID, Partition
 
 MAX_RANGES = 1 << 18  # a map more fragmented than this is not worth its memory: block level

@@ -1,4 +1,7 @@
-"""A loop device's backing file: its allocation map for export, its bytes for import.
+"""A loop device and its backing file: its discards, its allocation map, its bytes.
+
+``is_loop_device`` tells osdef.disk.device which block devices zero a range
+by a discard (a punched hole in the backing file: the volume stays sparse).
 
 A block device has no SEEK_DATA, so an exporter must read all of it.  A loop
 device (what osdef's ExtStorage provider and its snapshots are) is the
