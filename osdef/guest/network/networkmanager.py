@@ -22,6 +22,7 @@ MARKERS = ("/usr/sbin/NetworkManager",)
 UNIT = "NetworkManager.service"
 FILE_MODE = 0o600
 CONNECTIONS_DIR = "/etc/NetworkManager/system-connections"
+DHCP_ROUTE_METRIC = 1024  # networkd's default for DHCP routes; static gateways keep NM's 100
 _UUID_NAMESPACE = uuid.UUID("6f5cfa44-5c5e-4c6e-9a0e-0d1f3e0a7a11")
 
 
@@ -62,6 +63,12 @@ def _family(nic: NicConfig, state: NetworkState, version: int) -> list[str]:
         lines.append(f"route{n}={route.to},{route.via}")
         if route.on_link:
             lines.append(f"route{n}_options=onlink=true")
+    if version == 4 and nic.dhcp4 and not any(r.is_default for r in nic.routes_for(4)):
+        # NetworkManager gives every ethernet default route metric 100 (+1 per device), so a
+        # DHCP NIC's router could win over osdef's static gateway (seen at boot); networkd
+        # gives DHCP routes 1024 and static ones 0: the same here keeps the rule that the
+        # first NIC with a gateway has the default route (the lease's is the fallback)
+        lines.append(f"route-metric={DHCP_ROUTE_METRIC}")
     servers = [s for s in state.dns_servers if (":" in s) == (version == 6)]
     if servers:
         lines.append("dns=" + "".join(f"{s};" for s in servers))
