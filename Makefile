@@ -28,7 +28,7 @@ APT_TEST    := qemu-system-x86 ovmf dnsmasq-base
 APT_PACKAGES := $(APT_RUNTIME) $(APT_BUILD) $(APT_TEST)
 APT_BENCH   := dump ganeti-instance-debootstrap
 
-TEST_DIRS := $(wildcard tests/unit) $(filter-out tests/unit/ tests/fixtures/,$(wildcard tests/*/))
+TEST_DIRS := tests/pure tests/scripts tests/appliance tests/boot tests/cluster
 
 .PHONY: all deps venv test test-unit install install-extstorage demo bench clean
 
@@ -68,7 +68,7 @@ test: venv
 	$(VPY) -m pytest $(XDIST) --durations=30 $(PYTEST_ARGS) $(TEST_DIRS)
 
 test-unit: venv
-	$(VPY) -m pytest $(PYTEST_ARGS) tests/unit
+	$(VPY) -m pytest $(PYTEST_ARGS) tests/pure
 
 install: venv
 	$(VENV)/bin/osdef install --os-dir $(OS_DIR)

@@ -16,6 +16,15 @@ import pytest
 
 from tests import parallel, tiers
 
+# the fixtures of each domain (tests/support/), for every tier
+pytest_plugins = [
+    "tests.support.stream",
+    "tests.support.guest",
+    "tests.support.network",
+    "tests.support.images",
+    "tests.support.extstorage",
+]
+
 REPO = Path(__file__).resolve().parents[1]
 TEST_IMAGE_CACHE = Path(os.environ.get("OSDEF_TEST_IMAGE_CACHE", "/var/tmp/osdef-test-images"))
 

@@ -19,7 +19,7 @@ import pytest
 
 from tests.tiers import TIERS, item_tier
 
-ONE_WORKER = ("tests/ganeti/",)  # shared global state: one work unit, one worker
+ONE_WORKER = ("tests/cluster/ganeti/",)  # shared global state: one work unit, one worker
 
 
 def work_unit(nodeid: str) -> str:

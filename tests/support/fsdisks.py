@@ -1,0 +1,136 @@
+"""Disks with real filesystems for the filesystem-aware export tests, made without mounting anything.
+
+A disk is a file filled with random bytes (old data, as on an LVM volume
+that was never wiped), a partition table written by sgdisk/sfdisk, and
+filesystems made in place by mke2fs (``-E offset``, ``-d`` to populate, no
+discard so the free space keeps its garbage), mkfs.vfat (``--offset``,
+populated by mcopy) or mkswap.  Files are compared by reading them back with
+debugfs ``rdump`` / mtools, again without a mount.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+MiB = 1 << 20
+SECTOR = 512
+
+
+def run(*argv, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in argv], check=True, capture_output=True, text=True, **kw)
+
+
+def fill_random(path: Path, size: int, seed: int = 7) -> Path:
+    from tests.support.stream import fill_random as fill
+
+    return fill(path, size, seed)
+
+
+def make_tree(root: Path, seed: int = 3, files: int = 40, max_size: int = 300_000) -> Path:
+    """A directory of files of random sizes and contents (some empty, some nested)."""
+    rng = random.Random(seed)
+    for i in range(files):
+        d = root / f"dir{i % 5}" / ("sub" if i % 3 == 0 else "")
+        d.mkdir(parents=True, exist_ok=True)
+        size = 0 if i % 11 == 0 else rng.randint(1, max_size)
+        (d / f"file{i}.bin").write_bytes(rng.randbytes(size))
+    (root / "link").symlink_to("dir0/file0.bin")
+    return root
+
+
+def tree_sums(root: Path) -> dict[str, str]:
+    sums = {}
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            p = Path(dirpath) / name
+            if p.is_symlink():
+                sums[str(p.relative_to(root))] = "-> " + os.readlink(p)
+            elif p.is_file():
+                sums[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return sums
+
+
+@dataclass(frozen=True)
+class Part:
+    start: int  # bytes
+    size: int  # bytes
+    fs: str  # "ext2", "ext3", "ext4", "vfat", "swap", "bios", "raw"
+
+
+GPT_CODES = {"bios": "ef02", "vfat": "ef00", "swap": "8200"}
+MBR_TYPES = {"vfat": "ef", "swap": "82", "bios": "da"}
+
+
+def gpt(path: Path, parts: list[Part]) -> None:
+    args = []
+    for i, p in enumerate(parts, 1):
+        args += [f"-n{i}:{p.start // SECTOR}:{(p.start + p.size) // SECTOR - 1}",
+                 f"-t{i}:{GPT_CODES.get(p.fs, '8300')}"]
+    run("sgdisk", *args, path)
+
+
+def mbr(path: Path, parts: list[Part], logical_from: int | None = None) -> None:
+    """An msdos table; partitions from index ``logical_from`` on go into an extended partition."""
+    lines = ["label: dos"]
+    for i, p in enumerate(parts):
+        if logical_from is not None and i == logical_from:
+            ext_start = p.start - MiB
+            lines.append(f"start={ext_start // SECTOR}, type=5")
+        lines.append(f"start={p.start // SECTOR}, size={p.size // SECTOR}, type={MBR_TYPES.get(p.fs, '83')}")
+    run("sfdisk", "-q", path, input="\n".join(lines) + "\n")
+
+
+def make_fs(path: Path, part: Part, tree: Path | None = None, blocksize: int | None = None) -> None:
+    if part.fs.startswith("ext"):
+        argv = ["mke2fs", "-q", "-F", "-t", part.fs, "-E", f"offset={part.start},nodiscard"]
+        if blocksize:
+            argv += ["-b", str(blocksize)]
+        if tree is not None:
+            argv += ["-d", tree]
+        run(*argv, path, f"{part.size // 1024}k")
+    elif part.fs == "vfat":
+        run("mkfs.vfat", f"--offset={part.start // SECTOR}", path, part.size // 1024)
+        if tree is not None:
+            env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+            for child in sorted(tree.iterdir()):
+                if not child.is_symlink():
+                    run("mcopy", "-s", "-i", f"{path}@@{part.start}", child, "::", env=env)
+    elif part.fs == "swap":
+        swap = path.with_suffix(".swap")
+        swap.unlink(missing_ok=True)
+        with open(swap, "wb") as f:
+            f.truncate(part.size)
+        run("mkswap", swap)
+        run("dd", f"if={swap}", f"of={path}", "bs=4096", f"seek={part.start // 4096}", "conv=notrunc,sparse")
+        swap.unlink()
+
+
+def ext_ref(path: Path, part: Part) -> str:
+    return f"{path}?offset={part.start}"
+
+
+def e2fsck(path: Path, part: Part) -> subprocess.CompletedProcess:
+    return subprocess.run(["e2fsck", "-fn", ext_ref(path, part)], capture_output=True, text=True)
+
+
+def ext_files(path: Path, part: Part, out: Path) -> dict[str, str]:
+    """The filesystem's files (debugfs rdump, no mount) as path → sha256."""
+    out.mkdir()
+    run("debugfs", "-R", f"rdump / {out}", ext_ref(path, part))
+    return tree_sums(out)
+
+
+def vfat_files(path: Path, part: Part, out: Path) -> dict[str, str]:
+    out.mkdir()
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    run("mcopy", "-s", "-n", "-i", f"{path}@@{part.start}", "::*", out, env=env)
+    return tree_sums(out)
+
+
+def without_symlinks(sums: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in sums.items() if not v.startswith("-> ")}
