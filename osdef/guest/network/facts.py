@@ -6,6 +6,7 @@ its systemd unit (`UNIT`, when it has one); select.read_facts() collects them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -22,3 +23,13 @@ class NetworkFacts:
            enabled: set[str] | frozenset[str] = frozenset(),
            resolv_conf_link: str | None = None) -> "NetworkFacts":
         return cls(frozenset(installed), frozenset(enabled), resolv_conf_link)
+
+
+def when_installed(name: str) -> Callable[[NetworkFacts], bool]:
+    """A backend's `in_charge`/`available` test: `name` is installed in the guest."""
+    return lambda facts: name in facts.installed
+
+
+def when_enabled(name: str) -> Callable[[NetworkFacts], bool]:
+    """A backend's `in_charge`/`available` test: `name` is installed and enabled in the guest."""
+    return lambda facts: name in facts.enabled

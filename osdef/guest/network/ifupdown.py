@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from osdef.guest.network.facts import NetworkFacts
+from osdef.guest.network.facts import NetworkFacts, when_installed
 from osdef.guest.network.header import HEADER
 from osdef.guest.network.model import NetworkState, NicConfig, Route
 
@@ -31,13 +31,8 @@ INTERFACES_FILE = "/etc/network/interfaces.d/50-osdef"  # no dot: source-directo
 LINK_DIR = "/etc/systemd/network"
 
 
-def in_charge(facts: NetworkFacts) -> bool:
-    """The image runs ifupdown: it is installed."""
-    return NAME in facts.installed
-
-
-def available(facts: NetworkFacts) -> bool:
-    return NAME in facts.installed
+in_charge = when_installed(NAME)  # the image runs ifupdown: it is installed
+available = when_installed(NAME)  # osdef writes its files
 
 
 def link_path(nic: NicConfig) -> str:

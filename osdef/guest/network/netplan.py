@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from osdef.guest.network.facts import NetworkFacts
+from osdef.guest.network.facts import NetworkFacts, when_installed
 from osdef.guest.network.header import HEADER
 from osdef.guest.network.model import NetworkState, NicConfig
 
@@ -26,13 +26,8 @@ NETPLAN_FILE = "/etc/netplan/90-osdef.yaml"
 DISABLED_SUFFIX = ".osdef-disabled"
 
 
-def in_charge(facts: NetworkFacts) -> bool:
-    """The image runs netplan: it is installed."""
-    return NAME in facts.installed
-
-
-def available(facts: NetworkFacts) -> bool:
-    return NAME in facts.installed
+in_charge = when_installed(NAME)  # the image runs netplan: it is installed
+available = when_installed(NAME)  # osdef writes its file
 
 
 def _ethernet(nic: NicConfig, state: NetworkState) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from osdef.guest.network.facts import NetworkFacts
-from osdef.guest.network.header import HEADER
+from osdef.guest.network.facts import NetworkFacts, when_enabled, when_installed
+from osdef.guest.network.header import HEADER, one_file_per_nic
 from osdef.guest.network.model import NetworkState, NicConfig
 
 NAME = "networkd"
@@ -29,14 +29,8 @@ ENABLED_UNITS = (  # unit → the .wants directory `systemctl enable` links it f
 )
 
 
-def in_charge(facts: NetworkFacts) -> bool:
-    """The image runs networkd: enabled."""
-    return NAME in facts.enabled
-
-
-def available(facts: NetworkFacts) -> bool:
-    """Installed: osdef can enable it."""
-    return NAME in facts.installed
+in_charge = when_enabled(NAME)  # the image runs networkd: enabled
+available = when_installed(NAME)  # installed: osdef can enable it
 
 
 def network_path(nic: NicConfig) -> str:
@@ -69,9 +63,7 @@ def render_nic(nic: NicConfig, state: NetworkState) -> str:
 
 
 def render(state: NetworkState) -> dict[str, str]:
-    if not state.configures_network:
-        return {}
-    return {network_path(nic): render_nic(nic, state) for nic in state.nics}
+    return one_file_per_nic(state, network_path, render_nic)
 
 
 def prepare(session: Any, facts: NetworkFacts, log: Callable[[str], None]) -> None:

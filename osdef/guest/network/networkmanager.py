@@ -13,8 +13,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from osdef.guest.network.facts import NetworkFacts
-from osdef.guest.network.header import HEADER
+from osdef.guest.network.facts import NetworkFacts, when_enabled
+from osdef.guest.network.header import HEADER, one_file_per_nic
 from osdef.guest.network.model import NetworkState, NicConfig
 
 NAME = "networkmanager"
@@ -26,13 +26,8 @@ DHCP_ROUTE_METRIC = 1024  # networkd's default for DHCP routes; static gateways 
 _UUID_NAMESPACE = uuid.UUID("6f5cfa44-5c5e-4c6e-9a0e-0d1f3e0a7a11")
 
 
-def in_charge(facts: NetworkFacts) -> bool:
-    """The image runs NetworkManager: installed and enabled."""
-    return NAME in facts.enabled
-
-
-def available(facts: NetworkFacts) -> bool:
-    return NAME in facts.enabled
+in_charge = when_enabled(NAME)  # the image runs NetworkManager: installed and enabled
+available = when_enabled(NAME)  # only when enabled: osdef never enables it
 
 
 def keyfile_path(nic: NicConfig) -> str:
@@ -87,9 +82,7 @@ def render_nic(nic: NicConfig, state: NetworkState) -> str:
 
 def render(state: NetworkState) -> dict[str, str]:
     """Keyfiles must be 0600 and owned by root, or NetworkManager ignores them (FILE_MODE; apply chowns)."""
-    if not state.configures_network:
-        return {}
-    return {keyfile_path(nic): render_nic(nic, state) for nic in state.nics}
+    return one_file_per_nic(state, keyfile_path, render_nic)
 
 
 def prepare(session: Any, facts: NetworkFacts, log: Callable[[str], None]) -> None:
