@@ -13,11 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from osdef.errors import ImageError
 from osdef.paths import source_root
-from osdef.vocab import IMAGE_KINDS
 
-# image artifact format (osdef.images) → layout (osdef.guest)
 BOOT_AREAS = "bootareas"  # in the image cache: grub boot areas per image and layout
 
 
@@ -83,13 +80,10 @@ def build_plan(ctx, store, say: Callable[[str], None]):
                        site_dir=ctx.config.hooks_dir)                  # names, broken site hooks, order
     network = network_model.build(inst, params)  # bad NIC settings: one line, before any write
     artifact = agreed_artifact(ctx, store, variant.image)
-    layout = artifact.format
-    if layout not in IMAGE_KINDS:
-        raise ImageError(f"image {artifact.name} has format {artifact.format!r}, which create cannot lay down")
     # disks 1..N are attached only when data_disks formats them; "keep" leaves them untouched
     extra = tuple(Path(d.path) for d in inst.disks[1:]) if params.data_disks != "keep" else ()
     plan = CreatePlan(
-        layout=layout, hostname=inst.name, fs_type=artifact.fs_type or params.filesystem or variant.filesystem,
+        layout=artifact.format, hostname=inst.name, fs_type=artifact.fs_type or params.filesystem or variant.filesystem,
         table=params.partition_table or variant.partition_table, boot=variant.boot,
         serial_console=serial_console_wanted(ctx), params=params, steps=steps, instance=inst,
         network=network, data_disks=extra,
