@@ -39,7 +39,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-: "${GH_REPO:=$(cd "$HERE/../.." && pwd)}"     # osdef checkout (its .venv runs the scripts)
+: "${GH_REPO:=$(cd "$HERE/../../.." && pwd)}"  # osdef checkout (its .venv runs the scripts)
 : "${GH_NSDIR:=/run/osdef-ganeti}"              # persistent namespace handles
 : "${GH_STATE:=/var/tmp/osdef-ganeti}"          # everything the cluster writes
 : "${GH_NODES:=1}"                               # cluster size
