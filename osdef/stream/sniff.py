@@ -16,6 +16,9 @@ import accepts"):
    (bytes inserted into it); the input starting with the tail of ``MAGIC``
    and the version and flags fields (its head cut off).  Refused as a damaged zstd
    input: the first 4 bytes within ``NEAR_ZSTD_BITS`` bits of the zstd magic.
+   Before any of this, an input shorter than ``MAGIC`` (8 bytes) is refused
+   as truncated: it is too short to be anything, and a guess at what it was
+   cut from would rest on one or two bytes.
 3. Refused as foreign: containers that are certainly no raw disk (qcow2,
    VMDK, VHDX, gzip, xz, lz4), and zstd inside zstd.
 4. Anything else is a raw dump, accepted only as a whole number of 512-byte
@@ -70,11 +73,8 @@ def _bits(a: bytes, b: bytes) -> int:
 def damaged_stream_at(prefix: bytes) -> str | None:
     """Why ``prefix`` (not starting with MAGIC) looks like a damaged osdef stream, or None."""
     head = prefix[:len(MAGIC)]
-    if len(head) == len(MAGIC):
-        if (d := _bits(head, MAGIC)) <= NEAR_MAGIC_BITS:
-            return f"its first 8 bytes differ from the osdef stream magic in {d} bits"
-    elif head and _bits(head, MAGIC[:len(head)]) <= len(head):
-        return f"it is {len(prefix)} bytes long and starts like the osdef stream magic"
+    if len(head) == len(MAGIC) and (d := _bits(head, MAGIC)) <= NEAR_MAGIC_BITS:
+        return f"its first 8 bytes differ from the osdef stream magic in {d} bits"
     at = prefix.find(MAGIC, 1, MAGIC_SEARCH + len(MAGIC))
     if at > 0:
         return f"the osdef stream magic is at byte {at} instead of byte 0"
@@ -98,8 +98,6 @@ def damaged_zstd(prefix: bytes) -> str | None:
     head = prefix[:len(ZSTD_MAGIC)]
     if len(head) == len(ZSTD_MAGIC) and (d := _bits(head, ZSTD_MAGIC)) <= NEAR_ZSTD_BITS:
         return f"its first 4 bytes differ from the zstd frame magic in {d} bits"
-    if len(head) < len(ZSTD_MAGIC) and head and _bits(head, ZSTD_MAGIC[:len(head)]) <= min(len(head), 2):
-        return f"it is {len(prefix)} bytes long and starts like the zstd frame magic"
     return None
 
 
@@ -109,6 +107,9 @@ def classify(prefix: bytes, *, expect: str = "auto", compressed: bool = False) -
     ``compressed``: prefix is what a zstd input decompressed to.
     """
     what = "the decompressed import input" if compressed else "the import input"
+    if len(prefix) < len(MAGIC):  # PEEK > len(MAGIC): such a prefix is the whole input
+        raise InputRefused(f"{what} is only {len(prefix)} bytes: too short for an osdef stream, a zstd "
+                           f"input or a raw disk dump (at least {MIN_RAW >> 20} MiB); it is truncated")
     if prefix.startswith(MAGIC):
         return "stream"
     if prefix.startswith(ZSTD_MAGIC):

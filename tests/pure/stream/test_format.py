@@ -110,9 +110,16 @@ def test_trailing_garbage_is_not_part_of_the_stream():
 
 
 def test_detection():
-    assert sniff.classify(b"\x28\xb5\x2f\xfd\x00\x00") == "zstd"
+    assert sniff.classify(b"\x28\xb5\x2f\xfd\x00\x00\x00\x00") == "zstd"
     assert sniff.classify(b"\0" * 8) == "raw"  # the length rule is the importer's, at the end
-    assert sniff.classify(b"") == "raw"
+
+
+@pytest.mark.parametrize("prefix", [b"", b"\x28", b"\x28\xb5\x2f\xfd\x00", f.MAGIC[:7], b"\x01" * 7])
+def test_an_input_shorter_than_the_magic_is_refused_as_truncated(prefix):
+    """Too short to be anything: no guess at what one or two bytes were cut from (a random byte is
+    within one bit of a magic's first byte 1 time in 28)."""
+    with pytest.raises(sniff.InputRefused, match=f"only {len(prefix)} bytes.*truncated"):
+        sniff.classify(prefix)
 
 
 def test_encoder_rejects_overlap_and_out_of_range():
