@@ -8,7 +8,10 @@ of the filesystem's contents and one of a few files only the image provides.
 ``plant_files`` is the one writer: it puts files on a disk, standing in for
 what a first boot would create.  An appliance launch is most of a check's
 cost (~15 s under TCG, a view ~5 s), so ``read_guests(..., plant=(path,
-files))`` does both in the same launch, the planted disk added read-write.
+files))`` does both in the same launch, the planted disk added read-write,
+and ``read_guests(..., scribble=path)`` then fills the free space of that
+disk's root filesystem with random bytes and deletes them, as a guest that
+wrote and removed a big file leaves its volume.
 """
 
 from __future__ import annotations
@@ -68,12 +71,13 @@ def _handle(settings: LibguestfsSettings) -> guestfs.GuestFS:
 
 @contextlib.contextmanager
 def appliance(paths: list[Path], settings: LibguestfsSettings, readonly: bool = True,
-              writable: Path | None = None) -> Iterator[guestfs.GuestFS]:
-    """One launched appliance over paths (then writable, read-write, as the last device)."""
+              writable: Path | None = None, scribble: Path | None = None) -> Iterator[guestfs.GuestFS]:
+    """One launched appliance over paths (scribble among them read-write; then writable, read-write,
+    as the last device)."""
     g = _handle(settings)
     try:
         for p in paths:
-            g.add_drive_opts(str(p), format="raw", readonly=readonly)
+            g.add_drive_opts(str(p), format="raw", readonly=readonly and p != scribble)
         if writable is not None:
             g.add_drive_opts(str(writable), format="raw", readonly=False)
         g.launch()
@@ -165,14 +169,18 @@ Planted = dict[str, tuple[str, int]]  # {guest path: (text, mode)}
 
 
 def read_guests(paths: list[Path], settings: LibguestfsSettings,
-                plant: tuple[Path, Planted] | None = None) -> list[GuestView]:
+                plant: tuple[Path, Planted] | None = None, scribble: Path | None = None) -> list[GuestView]:
     """One appliance, every disk read-only; a GuestView per path (its disk 0 holds the root).
-    With plant=(disk, files), the same appliance also writes files onto that other disk."""
-    with appliance(paths, settings, writable=plant[0] if plant else None) as g:
+    With plant=(disk, files), the same appliance also writes files onto that other disk; with
+    scribble=path (one of paths), the free space of its root filesystem is filled with random bytes
+    that are then deleted, after its view was read."""
+    with appliance(paths, settings, writable=plant[0] if plant else None, scribble=scribble) as g:
         devices = g.list_devices()
         views = [_view(g, dev) for dev in devices[:len(paths)]]
         if plant:
             _plant(g, devices[len(paths)], plant[1])
+        if scribble is not None:
+            _scribble(g, devices[paths.index(scribble)])
         return views
 
 
@@ -187,6 +195,22 @@ def _plant(g: guestfs.GuestFS, device: str, files: Planted) -> None:
     for guest_path, (text, mode) in files.items():
         g.write(guest_path, text.encode())
         g.chmod(mode, guest_path)
+    g.umount_all()
+    g.sync()
+
+
+def _scribble(g: guestfs.GuestFS, device: str, margin: int = 64 << 20) -> None:
+    """Random bytes into all but margin of the root filesystem's free space, then deleted (not trimmed)."""
+    g.mount(_root_partition(g, device), "/")
+    st = g.statvfs("/")
+    size = st["bfree"] * st["frsize"] - margin
+    with tempfile.NamedTemporaryFile(dir="/var/tmp") as f:
+        for _ in range(size >> 20):
+            f.write(os.urandom(1 << 20))
+        f.flush()
+        g.upload(f.name, "/osdef-test-deleted-data")
+    g.sync()
+    g.rm("/osdef-test-deleted-data")
     g.umount_all()
     g.sync()
 
