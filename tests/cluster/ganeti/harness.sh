@@ -8,6 +8,7 @@
 #
 #   harness.sh up          install packages if missing, create a fresh cluster
 #                          (a no-op if a healthy one is up), install osdef into it
+#   harness.sh packages    install the Debian packages the cluster needs, if missing
 #   harness.sh install     (re)install the OS definition and the ExtStorage provider
 #   harness.sh provision   venv (make venv) + up + build the default image: a dev node
 #   harness.sh down        end our processes by pid, detach our loop devices,
@@ -373,6 +374,7 @@ cmd=${1:-}
 shift || true
 case "$cmd" in
   up) up ;;
+  packages) install_packages ;;
   install) install_osdef ;;
   provision) provision ;;
   down) down ;;
@@ -385,5 +387,5 @@ case "$cmd" in
     else
       in_ns "$@"
     fi ;;
-  *) echo "usage: $0 up|install|provision|down|status|exec CMD..." >&2; exit 2 ;;
+  *) echo "usage: $0 up|packages|install|provision|down|status|exec CMD..." >&2; exit 2 ;;
 esac
