@@ -76,9 +76,10 @@ def describe(disk: Path, settings: siteconfig.LibguestfsSettings) -> None:
     """Print OS, host name, partitions and sizes, read through a read-only appliance."""
     import guestfs
 
+    from osdef.guest.session import configure
+
     g = guestfs.GuestFS(python_return_dict=True)
-    if settings.backend_settings:
-        g.set_backend_settings(list(settings.backend_settings))
+    configure(g, settings)
     g.add_drive_opts(str(disk), format="raw", readonly=True)
     g.launch()
     try:

@@ -24,6 +24,19 @@ GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PREAD_MAX = 1 << 20  # below libguestfs's 2 MiB message limit
 
 
+def configure(g: Any, s: LibguestfsSettings) -> None:
+    """Apply the site's libguestfs settings to a handle not yet launched (every appliance osdef or
+    its tests launch)."""
+    if s.backend:
+        g.set_backend(s.backend)
+    if s.backend_settings:
+        g.set_backend_settings(list(s.backend_settings))
+    if s.memsize_mib:
+        g.set_memsize(s.memsize_mib)
+    if s.smp:
+        g.set_smp(s.smp)
+
+
 def drive_letters(index: int) -> str:
     """a … z, aa … az, ba …: the suffix libguestfs gives the index-th drive."""
     letters = ""
@@ -71,22 +84,11 @@ class GuestSession:
         g = guestfs.GuestFS(python_return_dict=True, close_on_exit=False)
         self._g = g
         s = self.settings
-        self.call("configure libguestfs", self._configure, g, s)
+        self.call("configure libguestfs", configure, g, s)
         for disk in self.disks:
             self.call(f"attach {disk}", g.add_drive_opts, str(disk), format="raw",
                       readonly=self.readonly, cachemode=self.cachemode)
         self.call("launch the appliance", g.launch)
-
-    @staticmethod
-    def _configure(g: Any, s: LibguestfsSettings) -> None:
-        if s.backend:
-            g.set_backend(s.backend)
-        if s.backend_settings:
-            g.set_backend_settings(list(s.backend_settings))
-        if s.memsize_mib:
-            g.set_memsize(s.memsize_mib)
-        if s.smp:
-            g.set_smp(s.smp)
 
     def shutdown(self) -> None:
         """Unmount everything, sync and stop the appliance; errors are GuestErrors."""

@@ -19,6 +19,7 @@ import pytest
 
 from osdef.guest.install import ImageData, install_root
 from osdef.guest.plan import CreatePlan
+from osdef.guest.session import configure
 from osdef.stream.blockio import open_disk
 from osdef.stream.content import plan_content
 from tests.support.stream import export_to_file, import_from_file
@@ -78,8 +79,7 @@ def test_created_guest_round_trip(tmp_path, guest_images, settings, devices, fs_
     import_from_file(tmp_path / "stream", dst)
     g = guestfs.GuestFS(python_return_dict=True)
     try:
-        if settings.backend_settings:
-            g.set_backend_settings(list(settings.backend_settings))
+        configure(g, settings)
         g.add_drive_opts(src, format="raw", readonly=True)
         g.add_drive_opts(dst, format="raw", readonly=True)
         g.launch()

@@ -15,6 +15,7 @@ import guestfs
 import pytest
 
 from osdef import config as siteconfig
+from osdef.guest.session import configure
 from tests.support.image_cache import ensure_test_image
 
 pytestmark = [pytest.mark.guestfs]
@@ -37,7 +38,7 @@ def osdef_try(os_dir, *args):
 def read_guest(disks, site_config_file):
     settings = siteconfig.load_file(site_config_file).libguestfs
     g = guestfs.GuestFS(python_return_dict=True)
-    g.set_backend_settings(list(settings.backend_settings))
+    configure(g, settings)
     for d in disks:
         g.add_drive_opts(str(d), format="raw", readonly=True)
     g.launch()

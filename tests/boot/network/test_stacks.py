@@ -54,6 +54,7 @@ import pytest
 
 from osdef import config as siteconfig
 from osdef.errors import ImageError
+from osdef.guest.session import configure
 
 from . import dhcpnet
 from tests.boot.network.dhcpnet import DhcpNet, dhcp_network, stop
@@ -232,7 +233,7 @@ def _derived_images(settings, work: Path) -> None:
                     dst.write(chunk)
             dst.truncate()
     g = guestfs.GuestFS(python_return_dict=True)
-    g.set_backend_settings(list(settings.backend_settings))
+    configure(g, settings)
     for path in missing.values():
         g.add_drive_opts(str(path), format="raw")
     g.launch()

@@ -27,6 +27,7 @@ from typing import Iterator
 import guestfs
 
 from osdef.config import LibguestfsSettings
+from osdef.guest.session import configure
 
 NETWORK_CONFIG_DIRS = ("/etc/network/interfaces.d", "/etc/systemd/network", "/etc/netplan",
                        "/etc/NetworkManager/system-connections")
@@ -60,12 +61,7 @@ class GuestView:
 
 def _handle(settings: LibguestfsSettings) -> guestfs.GuestFS:
     g = guestfs.GuestFS(python_return_dict=True)
-    if settings.backend:
-        g.set_backend(settings.backend)
-    if settings.backend_settings:
-        g.set_backend_settings(list(settings.backend_settings))
-    if settings.memsize_mib:
-        g.set_memsize(settings.memsize_mib)
+    configure(g, settings)
     return g
 
 
