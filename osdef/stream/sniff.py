@@ -5,6 +5,9 @@ for a damaged stream: a stream whose magic lost one bit would otherwise be
 written onto the disk as its own bytes.  The rule (docs/stream.md, "What
 import accepts"):
 
+0. An input shorter than ``MAGIC`` (8 bytes) is refused as truncated: it
+   is too short to be anything, and a guess at what it was cut from would
+   rest on one or two bytes.
 1. ``MAGIC`` at byte 0: an osdef stream (its header, record CRCs, digest and
    trailer are checked as it is read).  The zstd frame magic at byte 0: a
    zstd-compressed input, whose decompressed bytes get this rule once more.
@@ -16,9 +19,6 @@ import accepts"):
    (bytes inserted into it); the input starting with the tail of ``MAGIC``
    and the version and flags fields (its head cut off).  Refused as a damaged zstd
    input: the first 4 bytes within ``NEAR_ZSTD_BITS`` bits of the zstd magic.
-   Before any of this, an input shorter than ``MAGIC`` (8 bytes) is refused
-   as truncated: it is too short to be anything, and a guess at what it was
-   cut from would rest on one or two bytes.
 3. Refused as foreign: containers that are certainly no raw disk (qcow2,
    VMDK, VHDX, gzip, xz, lz4), and zstd inside zstd.
 4. Anything else is a raw dump, accepted only as a whole number of 512-byte
