@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from hypothesis import strategies as st
@@ -79,11 +77,13 @@ def fill_random(path: Path, size: int, seed: int = 1) -> Path:
     return path
 
 
-class SizeFd:
-    """A pipe standing in for Ganeti's EXP_SIZE_FD: hand ``fd`` to the writer, then ``announced()``."""
+class SizeFdPipe:
+    """A pipe standing in for Ganeti's EXP_SIZE_FD: hand ``fd`` to the writer, then ``announced()``;
+    both ends are closed when the ``with`` block ends."""
 
-    def __init__(self) -> None:
+    def __enter__(self) -> "SizeFdPipe":
         self.read_end, self.fd = os.pipe()
+        return self
 
     def announced(self) -> bytes:
         """What was written on it (the write end is closed first: the read ends there)."""
@@ -91,26 +91,17 @@ class SizeFd:
         self.fd = -1
         return os.read(self.read_end, 100)
 
-    def close(self) -> None:
+    def __exit__(self, *exc: object) -> None:
         os.close(self.read_end)
         if self.fd >= 0:
             os.close(self.fd)
-
-
-@contextlib.contextmanager
-def size_fd_pipe() -> Iterator[SizeFd]:
-    pipe = SizeFd()
-    try:
-        yield pipe
-    finally:
-        pipe.close()
 
 
 def export_to_file(src, out: Path, **kwargs) -> tuple[int, int | None]:
     """Export into a regular file; return (bytes returned by export_disk, size announced on size_fd)."""
     from osdef.stream import export_disk
 
-    with size_fd_pipe() as size_fd, open(out, "wb") as f:
+    with SizeFdPipe() as size_fd, open(out, "wb") as f:
         n = export_disk(src, f.fileno(), size_fd=size_fd.fd, **kwargs)
         announced = size_fd.announced()
     assert announced.endswith(b"\n")
@@ -121,7 +112,7 @@ def import_from_file(stream: Path, target, with_size_fd: bool = True):
     """Import from a regular file; return (ImportResult, text announced on size_fd)."""
     from osdef.stream import import_disk
 
-    with size_fd_pipe() as size_fd, open(stream, "rb") as f:
+    with SizeFdPipe() as size_fd, open(stream, "rb") as f:
         result = import_disk(f.fileno(), target, size_fd=size_fd.fd if with_size_fd else None)
         announced = size_fd.announced()
     return result, announced

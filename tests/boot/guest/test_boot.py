@@ -29,6 +29,7 @@ from osdef.guest.install import ImageData, install_root
 from osdef.guest.plan import CreatePlan
 
 from tests.support.guest import allocated, read_back, sparse_file
+from tests.support.stream import export_to_file, import_from_file
 
 pytestmark = [pytest.mark.guestfs, pytest.mark.boot]
 GiB = 1 << 30
@@ -174,25 +175,13 @@ def test_created_disk_boots_to_a_login_prompt(tmp_path, settings, table, boot, g
 
 def _exported_and_imported(disk: Path, work: Path) -> Path:
     """export (sparse, filesystem-aware, with the size announced as Ganeti asks) → import; the copy."""
-    import os
-
-    from osdef.stream import export_disk, import_disk
-
     warnings: list[str] = []
     stream, copy = work / "disk0.stream", sparse_file(work / "imported.img", disk.stat().st_size)
-    size_r, size_w = os.pipe()
-    try:
-        with open(stream, "wb") as out:
-            sent = export_disk(disk, out.fileno(), size_fd=size_w, warn=warnings.append)
-        announced = int(os.read(size_r, 100))
-    finally:
-        os.close(size_r)
-        os.close(size_w)
+    sent, announced = export_to_file(disk, stream, warn=warnings.append)
     assert sent == announced == stream.stat().st_size
     assert not warnings, warnings  # every filesystem on a created disk has a map
     assert sent <= allocated(disk)  # what the filesystems use, never more than the file holds
-    with open(stream, "rb") as f:
-        result = import_disk(f.fileno(), copy)
+    result, _ = import_from_file(stream, copy, with_size_fd=False)
     assert result.kind == "stream"
     stream.unlink()
     return copy

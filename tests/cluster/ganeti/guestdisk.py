@@ -28,6 +28,7 @@ import guestfs
 
 from osdef.config import LibguestfsSettings
 from osdef.guest.session import configure
+from tests.support.stream import fill_random
 
 NETWORK_CONFIG_DIRS = ("/etc/network/interfaces.d", "/etc/systemd/network", "/etc/netplan",
                        "/etc/NetworkManager/system-connections")
@@ -199,12 +200,9 @@ def _scribble(g: guestfs.GuestFS, device: str, margin: int = 64 << 20) -> None:
     """Random bytes into all but margin of the root filesystem's free space, then deleted (not trimmed)."""
     g.mount(_root_partition(g, device), "/")
     st = g.statvfs("/")
-    size = st["bfree"] * st["frsize"] - margin
-    with tempfile.NamedTemporaryFile(dir="/var/tmp") as f:
-        for _ in range(size >> 20):
-            f.write(os.urandom(1 << 20))
-        f.flush()
-        g.upload(f.name, "/osdef-test-deleted-data")
+    size = max(0, st["bfree"] * st["frsize"] - margin)
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
+        g.upload(str(fill_random(Path(tmp) / "garbage", size)), "/osdef-test-deleted-data")
     g.sync()
     g.rm("/osdef-test-deleted-data")
     g.umount_all()

@@ -28,6 +28,7 @@ import pytest
 
 from tests.cluster.ganeti import guestdisk
 from tests.support.images import sha256_file
+from tests.support.stream import fill_random
 from osdef.images import cachefiles
 from tests.cluster.ganeti.conftest import NODE, NODE2, NODES, OSDEF, Cluster
 
@@ -433,7 +434,8 @@ def test_reinstall(cluster, state, tmp_path):
         # its volume first holds random bytes, as an LV that held other data would (issue 15): create
         # writes over them (and, on a loop device, discards what it zeroes)
         started = time.monotonic()
-        fill_random(ext_disks(cluster, EXT)[0])
+        volume = ext_disks(cluster, EXT)[0]  # stopped, detached: every byte random, its size unchanged
+        fill_random(volume, volume.stat().st_size)
         cluster.timings.append(("fill the ext volume with random bytes (2 GiB)", time.monotonic() - started, 0))
         cluster.gnt("gnt-instance", "reinstall", "-f", EXT, step="gnt-instance reinstall -f (ext, on node1 after failover)")
         # then the guest's free space holds data it deleted, as a guest that ran a while leaves it
@@ -459,14 +461,6 @@ def test_reinstall(cluster, state, tmp_path):
         assert ext.root_uuid in ext.fstab and ext.root_uuid != state["imported"][1].root_uuid
         # the same image on both nodes: the OS's own files are identical
         assert ext.image_digest == view.image_digest
-
-
-def fill_random(path: Path) -> None:
-    """Every byte of the (stopped, detached) volume file random, its size unchanged."""
-    size = path.stat().st_size
-    with open(path, "r+b") as f:
-        for offset in range(0, size, 64 * MIB):
-            f.write(os.urandom(min(64 * MIB, size - offset)))
 
 
 EXT2 = "ext2.example.test"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.stream import MiB, Layout, assert_restored, assert_wiped, fill_random, read_all, size_fd_pipe
+from tests.support.stream import MiB, Layout, assert_restored, assert_wiped, fill_random, read_all, SizeFdPipe
 
 SIZE_FD = 11
 
@@ -44,7 +44,7 @@ def ganeti_env(script: str, device: Path | str, **extra: str) -> dict[str, str]:
 
 def run_script(os_dir: Path, script: str, env: dict[str, str], stdin, stdout) -> tuple[int, str, bytes]:
     """Run DIR/script with fd 11 a pipe (as Ganeti's import-export daemon does); return (rc, stderr, fd 11 text)."""
-    with size_fd_pipe() as size_fd:
+    with SizeFdPipe() as size_fd:
         w = size_fd.fd  # bash moves our pipe to fd 11, as Ganeti's bash pipeline hands it down.
         proc = subprocess.run(["/bin/bash", "-c", f'exec "$0" {SIZE_FD}>&{w} {w}>&-', f"./{script}"],
                               cwd=os_dir, env=env, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
