@@ -22,7 +22,7 @@ XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --maxprocesses=4 -
 # Debian packages osdef needs on a node (runtime) and to build images and test.
 APT_RUNTIME := python3-guestfs libguestfs-tools linux-image-amd64 qemu-utils zstd \
                python3-venv python3-yaml e2fsprogs xfsprogs btrfs-progs dosfstools \
-               gdisk fdisk util-linux libguestfs-xfs partclone
+               gdisk fdisk util-linux libguestfs-xfs partclone python3-crc32c
 APT_BUILD   := debootstrap sudo git curl procps
 APT_TEST    := qemu-system-x86 ovmf dnsmasq-base
 APT_PACKAGES := $(APT_RUNTIME) $(APT_BUILD) $(APT_TEST)
