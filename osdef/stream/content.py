@@ -59,9 +59,9 @@ class PartitionPlan:
 
     def line(self) -> str:
         what = f"{self.fs} " if self.fs else ""
-        where = f"{self.name} ({what}{_size(self.length)} at {_size(self.start)})"
+        where = f"{self.name} ({what}{size_text(self.length)} at {size_text(self.start)})"
         if self.mode == USED:
-            return f"{where}: {_size(self.used)} used, from {self.source}"
+            return f"{where}: {size_text(self.used)} used, from {self.source}"
         return f"{where}: block level" + (f": {self.reason}" if self.reason else "")
 
 
@@ -92,13 +92,10 @@ class ContentPlan:
             head += f"; the whole disk at block level: {self.whole_disk_reason}"
         return [head] + [p.line() for p in self.partitions]
 
-    def summary(self) -> dict:
-        """The plan as JSON-able data, for the stream's header."""
-        return {"scheme": self.scheme, "whole_disk_reason": self.whole_disk_reason,
-                "partitions": [asdict(p) for p in self.partitions]}
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
+    """A size for people: 1.5 GiB, 12.0 KiB, 512 B."""
     for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
@@ -182,3 +179,46 @@ def plan_content(disk: Disk, warn: Callable[[str], None]) -> ContentPlan:
         _append(plan.segments, part.start + fsmap.covered, part.length - fsmap.covered, BLOCK)
     _append(plan.segments, pos, disk.size - pos, BLOCK)
     return plan
+
+
+MAX_PLAN_PARTITIONS = 64  # recorded in a stream's header (bounded: the header's JSON is at most 64 KiB)
+MAX_TEXT = 200
+
+
+def _clean(text, limit: int = MAX_TEXT) -> str:
+    """A string from a stream header made safe to print: printable, one line, bounded."""
+    if not isinstance(text, str):
+        raise ValueError("not a string")
+    return "".join(c if c.isprintable() else "?" for c in text)[:limit]
+
+
+def header_record(plan: ContentPlan) -> dict:
+    """The plan as it goes into the stream's header: bounded in partitions and text."""
+    parts = []
+    for p in plan.partitions[:MAX_PLAN_PARTITIONS]:
+        d = asdict(p)
+        d["reason"] = p.reason[:MAX_TEXT]
+        parts.append(d)
+    record = {"scheme": plan.scheme, "whole_disk_reason": plan.whole_disk_reason[:MAX_TEXT], "partitions": parts}
+    if len(plan.partitions) > MAX_PLAN_PARTITIONS:
+        record["more_partitions"] = len(plan.partitions) - MAX_PLAN_PARTITIONS
+    return record
+
+
+def describe_record(record) -> list[str]:
+    """The lines of a plan read back from a stream's header (hostile input: checked, cleaned); [] if malformed."""
+    try:
+        plan = ContentPlan([], _clean(record["scheme"], 16), whole_disk_reason=_clean(record["whole_disk_reason"]))
+        for d in record["partitions"][:MAX_PLAN_PARTITIONS]:
+            numbers = [d[k] for k in ("start", "length", "used")]
+            if not all(type(n) is int and 0 <= n < 1 << 64 for n in numbers) or d["mode"] not in (USED, BLOCK):
+                return []
+            plan.partitions.append(PartitionPlan(_clean(d["name"], 32), d["start"], d["length"], _clean(d["fs"], 16),
+                                                 _clean(d["source"], 64), d["mode"], d["used"], _clean(d["reason"])))
+        more = record.get("more_partitions", 0)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return []
+    lines = plan.describe()
+    if type(more) is int and more > 0:
+        lines.append(f"… and {more} more partitions")
+    return lines
