@@ -154,10 +154,10 @@ def plan_content(disk: Disk, warn: Callable[[str], None]) -> ContentPlan:
         reason = _ambiguity(disk, table)
     except (ValueError, IndexError, OverflowError, struct.error) as e:  # never expected: the disk at block level
         return _whole_disk(disk, "unknown", f"its partition table could not be parsed ({type(e).__name__})", warn)
-    for note in table.notes:
-        warn(f"{disk.path}: {note}")
     if reason:
         return _whole_disk(disk, table.scheme, reason, warn)
+    for note in table.notes:
+        warn(f"{disk.path}: {note}")
     plan = ContentPlan([], table.scheme)
     pos = 0
     for part in sorted(table.partitions, key=lambda p: (p.start, p.number)):
