@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_right
 from collections.abc import Iterable
 
 MAX_RUNS = 4 << 18  # runs kept before merging: a map more fragmented than this is refused
@@ -67,16 +69,18 @@ def cut(runs: list[tuple[int, int]], holes: Iterable[tuple[int, int]]) -> list[t
 
 
 def contains_all(runs: list[tuple[int, int]], ranges: Iterable[tuple[int, int]]) -> int | None:
-    """The first block of ``ranges`` ((start, count), any order) outside the ordered, disjoint ``runs``; None."""
-    wanted = sorted(ranges)
-    i = 0
-    n = len(runs)
-    for start, count in wanted:
-        end = start + count
-        while i < n and runs[i][1] <= start:
-            i += 1
-        if i == n or runs[i][0] > start:
+    """The first block of ``ranges`` ((start, count), any order) outside the ordered, disjoint ``runs``; None.
+
+    Streams: each range is looked up by bisection, so memory stays that of ``runs`` however many
+    ranges (a filesystem's extents) come.  ``runs`` are merged, so a range reaching past its run's
+    end reaches a block outside every run.
+    """
+    starts = array("Q", (a for a, _ in runs))
+    ends = array("Q", (b for _, b in runs))
+    for start, count in ranges:
+        i = bisect_right(starts, start) - 1
+        if i < 0 or ends[i] <= start:
             return start
-        if end > runs[i][1]:  # runs are merged: a range past this run's end reaches a free block
-            return runs[i][1]
+        if start + count > ends[i]:
+            return ends[i]
     return None
