@@ -33,22 +33,11 @@ import sys
 import time
 from pathlib import Path
 
-from fsaware_bench import Row, build_block_disk, table
-from stream_bench import DOC, GiB, MiB, SINK, TOOL, drop_caches, fmt_size, re, sh, sink_bytes
+from fsaware_bench import TIME_FILE, Row, build_block_disk, measure_once, table
+from stream_bench import DOC, GiB, MiB, TOOL, drop_caches, fmt_size, re, sh
 
 SECTION = "## Export safety (issue 25)"
 BEFORE_COMMIT = "47230b4"  # main before issue 25's first change
-TIME_FILE = Path("/tmp/osdef-safety-bench.time")
-
-
-def _measure(row: Row, exporter: str, env: str = "") -> None:
-    drop_caches()
-    t0 = time.perf_counter()
-    sh(f"{env} /usr/bin/time -f '%I %M' -o {TIME_FILE} {exporter} | {SINK}")
-    row.walls.append(time.perf_counter() - t0)
-    row.stream = sink_bytes()
-    inputs, rss = TIME_FILE.read_text().split()[-2:]
-    row.read, row.rss_kib = int(inputs) * 512, int(rss)
 
 
 def interleaved(device: str, before: Path, reference: tuple[str, str], repeat: int) -> dict[str, Row]:
@@ -58,9 +47,9 @@ def interleaved(device: str, before: Path, reference: tuple[str, str], repeat: i
             "after": Row("osdef after (`export_content=used`)"),
             "ref": Row(reference[0])}
     for _ in range(repeat):
-        _measure(rows["before"], f"{TOOL[0]} {before}/bench/stream_tool.py export {device}", f"PYTHONPATH={before}")
-        _measure(rows["after"], f"{q} export {device}")
-        _measure(rows["ref"], reference[1])
+        measure_once(rows["before"], f"{TOOL[0]} {before}/bench/stream_tool.py export {device}", f"PYTHONPATH={before}")
+        measure_once(rows["after"], f"{q} export {device}")
+        measure_once(rows["ref"], reference[1])
     return rows
 
 
@@ -163,37 +152,39 @@ def walk_lines(cost: tuple[float, float], rows: dict[str, Row]) -> list[str]:
             f"{with_walk - without:.3f} s = {share:.1%} of the after export's wall (target ≤ 15 %: {ok}).", ""]
 
 
+def _ext_guest_disk(work: Path) -> dict:
+    """bench/fsaware_bench.py's disk, with a read-only loop device over its root filesystem."""
+    blk = build_block_disk(work, 10 * GiB)
+    blk["part"] = sh(f"losetup -r -f --show -o {blk['fs_start']} --sizelimit {blk['fs_size']} {blk['device']}"
+                     ).stdout.strip()
+    return blk
+
+
+def _bench_disk(work: Path, build, reference, before: Path, repeat: int, walk: bool):
+    """Build a disk, measure it (rows, walk cost or None), always detach its loop devices."""
+    disk = build(work)
+    try:
+        name, command = reference
+        rows = interleaved(disk["device"], before, (name, command.format(part=disk["part"])), repeat)
+        return disk, rows, (walk_cost(disk["device"], repeat) if walk else None)
+    finally:
+        for dev in (disk["part"], disk["device"]):
+            sh(f"losetup -d {dev} || true")
+
+
 def run(work: Path, before: Path, repeat: int) -> str:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     work.mkdir(parents=True, exist_ok=True)
-    loops: list[str] = []
     try:
-        blk = build_block_disk(work, 10 * GiB)
-        loops.append(blk["device"])
-        root = sh(f"losetup -r -f --show -o {blk['fs_start']} --sizelimit {blk['fs_size']} {blk['device']}"
-                  ).stdout.strip()
-        loops.append(root)
-        ext_rows = interleaved(blk["device"], before, ("`dump -0` of the root filesystem", f"dump -0 -q -f - {root}"),
-                               repeat)
-        ext_walk = walk_cost(blk["device"], repeat)
-        for dev in (root, blk["device"]):
-            sh(f"losetup -d {dev}")
-            loops.remove(dev)
-        vfat = build_vfat_disk(work)
-        loops += [vfat["device"], vfat["part"]]
-        vfat_rows = interleaved(vfat["device"], before, ("`partclone.vfat -c` of the ESP",
-                                                         f"partclone.vfat -c -q -s {vfat['part']} -o -"), repeat)
-        for dev in (vfat["part"], vfat["device"]):
-            sh(f"losetup -d {dev}")
-            loops.remove(dev)
-        many = build_many_files_disk(work)
-        loops += [many["device"], many["part"]]
-        many_rows = interleaved(many["device"], before, ("`dump -0` of the filesystem",
-                                                         f"dump -0 -q -f - {many['part']}"), repeat)
-        many_walk = walk_cost(many["device"], repeat)
+        blk, ext_rows, ext_walk = _bench_disk(work, _ext_guest_disk, ("`dump -0` of the root filesystem",
+                                                                      "dump -0 -q -f - {part}"), before, repeat, True)
+        vfat, vfat_rows, _ = _bench_disk(work, build_vfat_disk, ("`partclone.vfat -c` of the ESP",
+                                                                 "partclone.vfat -c -q -s {part} -o -"),
+                                         before, repeat, False)
+        many, many_rows, many_walk = _bench_disk(work, build_many_files_disk, ("`dump -0` of the filesystem",
+                                                                               "dump -0 -q -f - {part}"),
+                                                 before, repeat, True)
     finally:
-        for dev in reversed(loops):
-            sh(f"losetup -d {dev} || true")
         for name in ("random.img", "vfat.img", "many.img"):
             (work / name).unlink(missing_ok=True)
         TIME_FILE.unlink(missing_ok=True)

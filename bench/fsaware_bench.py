@@ -87,17 +87,22 @@ class Row:
         return statistics.median(self.walls)
 
 
+def measure_once(row: Row, exporter: str, env: str = "") -> None:
+    """Run ``exporter | SINK`` once with the page cache dropped, exporter under GNU time; add it to ``row``."""
+    drop_caches()
+    t0 = time.perf_counter()
+    sh(f"{env} /usr/bin/time -f '%I %M' -o {TIME_FILE} {exporter} | {SINK}")
+    row.walls.append(time.perf_counter() - t0)
+    row.stream = sink_bytes()
+    inputs, rss = TIME_FILE.read_text().split()[-2:]
+    row.read, row.rss_kib = int(inputs) * 512, int(rss)
+
+
 def measure(name: str, exporter: str, repeat: int) -> Row:
-    """Run ``exporter | SINK`` with the page cache dropped; exporter under GNU time."""
+    """``repeat`` runs of ``exporter | SINK``."""
     row = Row(name)
     for _ in range(repeat):
-        drop_caches()
-        t0 = time.perf_counter()
-        sh(f"/usr/bin/time -f '%I %M' -o {TIME_FILE} {exporter} | {SINK}")
-        row.walls.append(time.perf_counter() - t0)
-        row.stream = sink_bytes()
-        inputs, rss = TIME_FILE.read_text().split()[-2:]
-        row.read, row.rss_kib = int(inputs) * 512, int(rss)
+        measure_once(row, exporter)
     return row
 
 
