@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from fsaware_bench import TIME_FILE, Row, build_block_disk, measure_once, table
-from stream_bench import DOC, GiB, MiB, TOOL, drop_caches, fmt_size, re, sh
+from benchlib import GiB, MiB, TOOL, drop_caches, fmt_size, sh, write_section
 
 SECTION = "## Export safety (issue 25)"
 BEFORE_COMMIT = "47230b4"  # main before issue 25's first change
@@ -215,14 +215,6 @@ def _commit(path: Path) -> str:
         return "a copy"
 
 
-def write_section(text: str) -> None:
-    body = DOC.read_text()
-    pattern = re.compile(rf"^{re.escape(SECTION)}.*?(?=^## |\Z)", re.S | re.M)
-    body = pattern.sub(lambda _m: text + "\n", body, count=1) if pattern.search(body) else \
-        body.rstrip("\n") + "\n\n" + text
-    DOC.write_text(body.rstrip("\n") + "\n")
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--before", type=Path, help=f"a checkout of the code before the change (default: a worktree "
@@ -241,9 +233,9 @@ def main() -> int:
     if not (args.before / "bench" / "stream_tool.py").exists():
         sys.exit(f"{args.before}: no bench/stream_tool.py (give a checkout of osdef)")
     text = run(args.workdir, args.before.resolve(), args.repeat)
-    print(text)
     if not args.no_doc:
-        write_section(text)
+        write_section(SECTION, text)
+    print(text)
     return 0
 
 
