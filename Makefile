@@ -24,11 +24,12 @@ APT_RUNTIME := python3-guestfs libguestfs-tools linux-image-amd64 qemu-utils zst
                python3-venv python3-yaml e2fsprogs xfsprogs btrfs-progs dosfstools \
                gdisk fdisk util-linux libguestfs-xfs partclone
 APT_BUILD   := debootstrap sudo git curl procps
-APT_TEST    := qemu-system-x86 ovmf dnsmasq-base
+# 7zip, mtools: the differential tier's FAT oracle and writer (tests/support/fatoracle.py)
+APT_TEST    := qemu-system-x86 ovmf dnsmasq-base 7zip mtools
 APT_PACKAGES := $(APT_RUNTIME) $(APT_BUILD) $(APT_TEST)
 APT_BENCH   := dump ganeti-instance-debootstrap
 
-TEST_DIRS := tests/pure tests/scripts tests/appliance tests/boot tests/cluster
+TEST_DIRS := tests/pure tests/scripts tests/differential tests/appliance tests/boot tests/cluster
 
 .PHONY: all deps venv test test-unit install install-extstorage demo bench clean
 

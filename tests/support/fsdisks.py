@@ -44,9 +44,10 @@ def make_tree(root: Path, seed: int = 3, files: int = 40, max_size: int = 300_00
 
 
 def tree_sums(root: Path) -> dict[str, str]:
+    """path → sha256 of every file under ``root``, "-> target" for every symlink (to a directory too)."""
     sums = {}
-    for dirpath, _, names in os.walk(root):
-        for name in names:
+    for dirpath, dirs, names in os.walk(root):
+        for name in names + dirs:
             p = Path(dirpath) / name
             if p.is_symlink():
                 sums[str(p.relative_to(root))] = "-> " + os.readlink(p)
@@ -85,29 +86,49 @@ def mbr(path: Path, parts: list[Part], logical_from: int | None = None) -> None:
     run("sfdisk", "-q", path, input="\n".join(lines) + "\n")
 
 
-def make_fs(path: Path, part: Part, tree: Path | None = None, blocksize: int | None = None) -> None:
+def make_fs(path: Path, part: Part, tree: Path | None = None, blocksize: int | None = None,
+            options: tuple[str, ...] = ()) -> None:
+    """Make ``part.fs`` at ``part.start`` of ``path`` (populated from ``tree``); ``options`` go to mke2fs or
+    mkfs.vfat (an ``-E`` list is merged into the offset mke2fs gets, ``-S`` sets mkfs.vfat's offset unit)."""
+    opts = list(options)
     if part.fs.startswith("ext"):
-        argv = ["mke2fs", "-q", "-F", "-t", part.fs, "-E", f"offset={part.start},nodiscard"]
+        extended = f"offset={part.start},nodiscard"
+        if "-E" in opts:
+            at = opts.index("-E")
+            extended += "," + opts.pop(at + 1)
+            opts.pop(at)
+        argv = ["mke2fs", "-q", "-F", "-t", part.fs, "-E", extended, *opts]
         if blocksize:
             argv += ["-b", str(blocksize)]
         if tree is not None:
             argv += ["-d", tree]
         run(*argv, path, f"{part.size // 1024}k")
     elif part.fs == "vfat":
-        run("mkfs.vfat", f"--offset={part.start // SECTOR}", path, part.size // 1024)
+        sector = int(opts[opts.index("-S") + 1]) if "-S" in opts else SECTOR
+        run("mkfs.vfat", f"--offset={part.start // sector}", *opts, path, part.size // 1024)
         if tree is not None:
-            env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
-            for child in sorted(tree.iterdir()):
-                if not child.is_symlink():
-                    run("mcopy", "-s", "-i", f"{path}@@{part.start}", child, "::", env=env)
+            _fill_vfat(path, part, tree)
     elif part.fs == "swap":
         swap = path.with_suffix(".swap")
         swap.unlink(missing_ok=True)
         with open(swap, "wb") as f:
             f.truncate(part.size)
-        run("mkswap", swap)
+        run("mkswap", *opts, swap)
         run("dd", f"if={swap}", f"of={path}", "bs=4096", f"seek={part.start // 4096}", "conv=notrunc,sparse")
         swap.unlink()
+
+
+def _fill_vfat(path: Path, part: Part, tree: Path) -> None:
+    """Copy ``tree`` in with mtools, or with tests/support/fatwrite where mtools cannot (a small FAT32)."""
+    from tests.support import fatwrite
+
+    if fatwrite.small_fat32(path, part.start):
+        fatwrite.write_tree(path, part.start, tree)
+        return
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    for child in sorted(tree.iterdir()):
+        if not child.is_symlink():
+            run("mcopy", "-s", "-i", f"{path}@@{part.start}", child, "::", env=env)
 
 
 def ext_ref(path: Path, part: Part) -> str:

@@ -1,0 +1,167 @@
+"""What e2fsprogs says an ext2/3/4 filesystem image holds: its used blocks, its files, its fsck verdict.
+
+Used blocks are the complement of ``dumpe2fs``'s free-block lists: libext2fs
+reads the bitmaps by the kernel's rules (a ``BLOCK_UNINIT`` group is
+synthesised only when its descriptor checksum verifies, ignored without
+group checksums), so this is what the guest's kernel and e2fsck would
+protect.  What may arrive as zeros (docs/stream.md, "What identical means"):
+free blocks, with group checksums the inode-table tail past
+``bg_itable_unused``, and the blocks of an empty journal past its first.
+
+Files: ``debugfs rdump`` of the root (contents) and, walking the directories
+by inode number, ``ls -p`` of each and ``stat`` of every entry and reserved
+inode (metadata, block maps); the verdict is ``e2fsck -fn``'s exit code and
+output.  debugfs runs with ``-c -n`` (no bitmaps, no checksum checks) so that
+a damaged filesystem still shows what its inodes hold.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support.fsdisks import tree_sums
+
+RESERVED_INODES = range(1, 11)
+
+
+@dataclass
+class ExtLayout:
+    """The filesystem's blocks as dumpe2fs reads them (block runs are [start, end))."""
+
+    block_size: int
+    blocks: int
+    used: list[tuple[int, int]]
+    may_be_zero: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _header(text: str) -> dict[str, str]:
+    fields = {}
+    for line in text.splitlines():
+        if line.startswith("Group 0:"):
+            break
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def _runs(listing: str) -> list[tuple[int, int]]:
+    runs = []
+    for part in listing.replace(",", " ").split():
+        a, _, b = part.partition("-")
+        runs.append((int(a), int(b or a) + 1))
+    return runs
+
+
+def _complement(free: list[tuple[int, int]], total: int) -> list[tuple[int, int]]:
+    used, pos = [], 0
+    for a, b in sorted(free):
+        if a > pos:
+            used.append((pos, a))
+        pos = max(pos, b)
+    if pos < total:
+        used.append((pos, total))
+    return used
+
+
+def _itable_tails(text: str, ipg: int, inode_size: int, bs: int) -> list[tuple[int, int]]:
+    """Inode-table blocks past each group's ``bg_itable_unused`` (dumpe2fs: "N unused inodes")."""
+    tails = []
+    for first, last, unused in re.findall(r"Inode table at (\d+)-(\d+).*?\n.*?(\d+) unused inodes", text):
+        live_end = int(first) + -(-(ipg - int(unused)) * inode_size // bs)
+        if live_end <= int(last):
+            tails.append((live_end, int(last) + 1))
+    return tails
+
+
+def debugfs(image: Path, *commands: str) -> str:
+    """Run debugfs read-only (-c -n) with ``commands``; its stdout (each command echoed as "debugfs: ...")."""
+    script = image.parent / f".{image.name}.debugfs"
+    script.write_text("".join(c + "\n" for c in commands))
+    try:
+        return subprocess.run(["debugfs", "-c", "-n", "-f", str(script), str(image)],
+                              capture_output=True, text=True, errors="surrogateescape").stdout
+    finally:
+        script.unlink()
+
+
+def _empty_journal_tail(image: Path, head: dict[str, str]) -> list[tuple[int, int]]:
+    """The journal's blocks past its first, if the journal superblock says it is empty (s_start 0)."""
+    inode = head.get("Journal inode")
+    if not inode or head.get("Journal start") != "0":
+        return []
+    out = debugfs(image, f"bmap <{inode}> 0", f"blocks <{inode}>").split("debugfs: ")
+    first = next((ln.split()[0] for ln in out[1].splitlines()[1:] if ln.strip()), None)
+    blocks = [int(b) for b in out[2].split("\n", 1)[1].split()] if len(out) > 2 else []
+    runs: list[tuple[int, int]] = []
+    for b in sorted(b for b in blocks if str(b) != first):
+        if runs and runs[-1][1] == b:
+            runs[-1] = (runs[-1][0], b + 1)
+        else:
+            runs.append((b, b + 1))
+    return runs
+
+
+def layout(image: Path) -> ExtLayout | None:
+    """Used blocks and documented exceptions; None if dumpe2fs cannot read the bitmaps."""
+    out = subprocess.run(["dumpe2fs", str(image)], capture_output=True, text=True, errors="surrogateescape")
+    if out.returncode != 0 or "Free blocks:" not in out.stdout:
+        return None
+    head = _header(out.stdout)
+    bs, total = int(head["Block size"]), int(head["Block count"])
+    free = [run for listing in re.findall(r"^  Free blocks: ?(.*)$", out.stdout, re.M) for run in _runs(listing)]
+    result = ExtLayout(bs, total, _complement(free, total))
+    features = head.get("Filesystem features", "").split()
+    if "metadata_csum" in features or "uninit_bg" in features:
+        result.may_be_zero += _itable_tails(out.stdout, int(head["Inodes per group"]), int(head["Inode size"]), bs)
+    if "has_journal" in features:
+        result.may_be_zero += _empty_journal_tail(image, head)
+    return result
+
+
+def _entries(listing: str) -> list[tuple[int, str, bool]]:
+    """(inode, name, is a directory) of ``ls -p`` lines "/ino/mode/uid/gid/name/size/"."""
+    entries = []
+    for line in listing.splitlines():
+        parts = line.split("/")
+        if len(parts) < 8 or not parts[1].isdigit():
+            continue
+        name = "/".join(parts[5:-2])
+        if name not in (".", ".."):
+            entries.append((int(parts[1]), name, parts[2].startswith("04")))
+    return entries
+
+
+def _metadata(image: Path) -> dict[str, str]:
+    """path → ``stat`` text of every entry reachable from the root, and of the reserved inodes."""
+    meta: dict[str, str] = {}
+    level, seen = [(2, "")], {2}
+    while level:
+        out = debugfs(image, *(f"ls -p <{ino}>" for ino, _ in level)).split("debugfs: ")[1:]
+        found = [(ino, f"{path}/{name}", is_dir) for (_, path), text in zip(level, out)
+                 for ino, name, is_dir in _entries(text)]
+        stats = debugfs(image, *(f"stat <{ino}>" for ino, _, _ in found)).split("debugfs: ")[1:]
+        meta.update({path: text for (_, path, _), text in zip(found, stats)})
+        level = [(ino, path) for ino, path, is_dir in found if is_dir and ino not in seen]
+        seen.update(ino for ino, _ in level)
+    reserved = debugfs(image, *(f"stat <{i}>" for i in RESERVED_INODES)).split("debugfs: ")[1:]
+    meta.update({f"<{i}>": text for i, text in zip(RESERVED_INODES, reserved)})
+    return meta
+
+
+def files(image: Path, out: Path) -> dict[str, object]:
+    """What debugfs shows: contents (rdump), every entry's stat, and what rdump complained about."""
+    out.mkdir()
+    dump = subprocess.run(["debugfs", "-c", "-n", "-R", f"rdump / {out}", str(image)],
+                          capture_output=True, text=True, errors="surrogateescape")
+    complaints = [ln.replace(str(out), "OUT") for ln in dump.stderr.splitlines()[1:]]
+    return {"contents": tree_sums(out), "stat": _metadata(image), "rdump": complaints}
+
+
+def verdict(image: Path) -> tuple[int, str]:
+    """``e2fsck -fn``: exit code and output (the image's name replaced)."""
+    out = subprocess.run(["e2fsck", "-fn", str(image)], capture_output=True, text=True, errors="surrogateescape")
+    return out.returncode, (out.stdout + out.stderr).replace(str(image), "IMAGE")
