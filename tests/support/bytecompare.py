@@ -26,8 +26,8 @@ def _blocks(a: bytes, b: bytes, base: int, allow_zero: bool) -> tuple[int, int |
     count, first = 0, None
     for i in range(0, len(a), BLOCK):
         x, y = a[i:i + BLOCK], b[i:i + BLOCK]
-        if x == y or allow_zero and all(y[j:j + SECTOR] in (x[j:j + SECTOR], ZERO[:len(y) - j][:SECTOR])
-                                        for j in range(0, len(y), SECTOR)):
+        if x == y or allow_zero and (y == ZERO[:len(y)] or all(
+                y[j:j + SECTOR] in (x[j:j + SECTOR], ZERO[:len(y) - j][:SECTOR]) for j in range(0, len(y), SECTOR))):
             continue
         count += 1
         first = base + i if first is None else first
@@ -67,6 +67,18 @@ def extract(image: Path, start: int, length: int, out: Path) -> Path:
             pos += n
             left -= n
     return out
+
+
+def put(image: Path, start: int, part: Path) -> None:
+    """Write the file ``part`` back into ``image`` at ``start`` (after a tool changed an extracted copy)."""
+    with open(part, "rb") as src, open(image, "r+b") as dst:
+        left, pos = part.stat().st_size, 0
+        while left:
+            n = os.copy_file_range(src.fileno(), dst.fileno(), min(left, 1 << 30), pos, start + pos)
+            if n <= 0:
+                raise OSError(f"short copy into {image} at {start + pos}")
+            pos += n
+            left -= n
 
 
 def subtract(runs: list[tuple[int, int]], holes: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -106,10 +106,11 @@ def _empty_journal_tail(image: Path, head: dict[str, str]) -> list[tuple[int, in
 
 
 def layout(image: Path) -> ExtLayout | None:
-    """Used blocks and documented exceptions; None if dumpe2fs cannot read the bitmaps."""
+    """Used blocks and documented exceptions; None if dumpe2fs lists no free blocks for some group."""
     out = subprocess.run(["dumpe2fs", str(image)], capture_output=True, text=True, errors="surrogateescape")
-    if out.returncode != 0 or "Free blocks:" not in out.stdout:
-        return None
+    groups = len(re.findall(r"^Group \d+:", out.stdout, re.M))
+    if not groups or len(re.findall(r"^  Free blocks:", out.stdout, re.M)) != groups:
+        return None  # it could not read the bitmaps (a bitmap whose checksum fails is still read and listed)
     head = _header(out.stdout)
     bs, total = int(head["Block size"]), int(head["Block count"])
     free = [run for listing in re.findall(r"^  Free blocks: ?(.*)$", out.stdout, re.M) for run in _runs(listing)]
