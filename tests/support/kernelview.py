@@ -10,7 +10,16 @@ past the disk's end is dropped and one that runs past it is cut at the end.
 An extended partition is a container (the kernel gives it 1 KiB): its bytes
 are EBRs and logical partitions, which are regions of their own.
 
-``filesystem`` asks ``blkid -p`` (libblkid's superblock probers, the ones
+One rule libblkid does not share: efi.c takes an 0xEE entry as protective
+only if it starts at LBA 1 (``pmbr_part_valid``), libblkid takes any 0xEE
+entry.  Where libblkid reads a GPT and no 0xEE entry starts at 1, the kernel
+sees no partition at all (msdos.c defers to efi.c because of the 0xEE).
+Known differences that are left, all of them stricter than the kernel here
+(a partition the kernel would add is not a region, so its bytes must arrive
+as they are): libblkid drops GPT entries outside the usable LBAs, which the
+kernel keeps while they end before the last LBA.
+
+``probe`` asks ``blkid -p`` (libblkid's superblock probers, the ones
 udev uses to name what a guest mounts) what a region holds.
 """
 
@@ -75,12 +84,21 @@ def _partx(path: Path) -> list[tuple[int, int, int, str]] | None:
     return rows
 
 
+def _protective_at_lba1(path: Path) -> bool:
+    with open(path, "rb") as f:
+        mbr = f.read(SECTOR)
+    return any(mbr[446 + 16 * i + 4] == 0xEE and int.from_bytes(mbr[446 + 16 * i + 8:446 + 16 * i + 12], "little") == 1
+               for i in range(4))
+
+
 def partitions(path: Path) -> list[Region]:
     """The regions the guest's kernel would create, in disk order (a whole-disk region if there is no table)."""
     disk_size = path.stat().st_size
     rows = _partx(path)
     if rows is None:
         return [Region(0, 0, disk_size, "")] if disk_size else []
+    if rows and table_scheme(path) == "gpt" and not _protective_at_lba1(path):
+        return []
     regions = []
     for nr, start, sectors, kind in rows:
         begin, length = start * SECTOR, sectors * SECTOR

@@ -181,8 +181,9 @@ class LoopDevices:
     def __init__(self):
         self.devices: list[str] = []
 
-    def attach(self, path: Path, *, read_only: bool = False) -> str:
-        argv = ["losetup", "-f", "--show", *(["-r"] if read_only else []), str(path)]
+    def attach(self, path: Path, *, read_only: bool = False, sector_size: int | None = None) -> str:
+        argv = ["losetup", "-f", "--show", *(["-r"] if read_only else []),
+                *(["-b", str(sector_size)] if sector_size else []), str(path)]
         dev = subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
         self.devices.append(dev)
         return dev
