@@ -10,14 +10,20 @@ past the disk's end is dropped and one that runs past it is cut at the end.
 An extended partition is a container (the kernel gives it 1 KiB): its bytes
 are EBRs and logical partitions, which are regions of their own.
 
-One rule libblkid does not share: efi.c takes an 0xEE entry as protective
-only if it starts at LBA 1 (``pmbr_part_valid``), libblkid takes any 0xEE
-entry.  Where libblkid reads a GPT and no 0xEE entry starts at 1, the kernel
-sees no partition at all (msdos.c defers to efi.c because of the 0xEE).
-Known differences that are left, all of them stricter than the kernel here
-(a partition the kernel would add is not a region, so its bytes must arrive
-as they are): libblkid drops GPT entries outside the usable LBAs, which the
-kernel keeps while they end before the last LBA.
+Two rules libblkid does not share, applied on top of its answer: efi.c
+takes an 0xEE entry as protective only if it starts at LBA 1
+(``pmbr_part_valid``), libblkid takes any; and efi.c ``find_valid_gpt``
+reads the backup header only through a valid primary's ``alternate_lba``
+(the header at the last LBA only with the ``gpt`` boot option), where
+libblkid falls back to the backup when the primary is bad.  Either way the
+kernel sees no partition at all (msdos.c defers to efi.c because of the
+0xEE), while firmware and boot loaders may read the backup: two readings, so
+everything must arrive as it was.  Whether the primary is valid is asked of
+libblkid too, on a copy whose last sector (the backup header) is blanked.
+A difference left, stricter than the kernel (a partition the kernel adds is
+not a region here, so its bytes must arrive as they are): libblkid drops
+GPT entries outside the usable LBAs, which the kernel keeps while they end
+before the last LBA.
 
 ``probe`` asks ``blkid -p`` (libblkid's superblock probers, the ones
 udev uses to name what a guest mounts) what a region holds.
@@ -25,6 +31,7 @@ udev uses to name what a guest mounts) what a region holds.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,14 +98,30 @@ def _protective_at_lba1(path: Path) -> bool:
                for i in range(4))
 
 
+def _primary_gpt_rows(path: Path) -> list[tuple[int, int, int, str]] | None:
+    """partx's rows for a copy of the image whose backup GPT header is blanked: what the primary says."""
+    copy = path.with_name(f".{path.name}.primary")
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as src, open(copy, "wb") as dst:
+            left = size - SECTOR
+            while left:
+                left -= os.copy_file_range(src.fileno(), dst.fileno(), left)
+            dst.write(bytes(SECTOR))
+        return _partx(copy)
+    finally:
+        copy.unlink(missing_ok=True)
+
+
 def partitions(path: Path) -> list[Region]:
     """The regions the guest's kernel would create, in disk order (a whole-disk region if there is no table)."""
     disk_size = path.stat().st_size
     rows = _partx(path)
     if rows is None:
         return [Region(0, 0, disk_size, "")] if disk_size else []
-    if rows and table_scheme(path) == "gpt" and not _protective_at_lba1(path):
-        return []
+    if rows and table_scheme(path) == "gpt":
+        if not _protective_at_lba1(path) or _primary_gpt_rows(path) != rows:
+            return []
     regions = []
     for nr, start, sectors, kind in rows:
         begin, length = start * SECTOR, sectors * SECTOR

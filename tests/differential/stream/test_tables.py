@@ -7,7 +7,8 @@ as an installer that does not wipe) at several offsets and given a new ext4
 with other data; once with both GPT copies left, once with only the backup
 at the disk's end.  Linux and libblkid ignore a GPT behind an MBR without a
 0xEE entry; a reader that trusts the stale GPT maps the old filesystems'
-bitmaps over the new one.  Also: a GPT made for 4 KiB sectors on this
+bitmaps over the new one.  Also: a GPT whose primary header is damaged (the
+kernel reads no backup), a GPT made for 4 KiB sectors on this
 512-byte-sector disk (the kernel sees no partition), an MBR 0xEE entry with
 no GPT behind it, overlapping partitions and partitions past the disk's end.
 """
@@ -73,6 +74,17 @@ def protective_not_at_lba1(work: Path) -> Path:
     """A GPT behind an 0xEE entry that does not start at LBA 1: efi.c refuses it, msdos.c defers: no partition."""
     disk = gpt_efi(work)
     write_mbr(disk, [(0, 0xEE, 2, DISK // SECTOR - 2)])
+    assert partitions(disk) == []
+    return disk
+
+
+def gpt_primary_damaged(work: Path) -> Path:
+    """A protective MBR, a GPT whose primary header fails its CRC, a valid backup: firmware may read the
+    backup, Linux does not (efi.c reads the header at the last LBA only with the ``gpt`` boot option)."""
+    disk = gpt_efi(work)
+    with open(disk, "r+b") as f:
+        f.seek(SECTOR + 16)
+        f.write(b"\xde\xad")
     assert partitions(disk) == []
     return disk
 
@@ -166,9 +178,9 @@ def fs_larger_than_partition(work: Path) -> Path:
     return disk
 
 
-BUILDERS = [gpt_efi, mbr_logical, hybrid_mbr, protective_not_at_lba1, whole_disk("ext4"), whole_disk("vfat", "-F", "16"),
-            whole_disk("vfat", "-F", "32"), protective_without_gpt, overlapping, past_the_end,
-            fs_larger_than_partition]
+BUILDERS = [gpt_efi, mbr_logical, hybrid_mbr, protective_not_at_lba1, gpt_primary_damaged, whole_disk("ext4"),
+            whole_disk("vfat", "-F", "16"), whole_disk("vfat", "-F", "32"), protective_without_gpt, overlapping,
+            past_the_end, fs_larger_than_partition]
 BUILDERS += [stale_gpt(offset, backup) for offset in (1, 2, 8, 41) for backup in (False, True)]
 
 
