@@ -18,6 +18,8 @@ a damaged filesystem still shows what its inodes hold.
 from __future__ import annotations
 
 import re
+import resource
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ from pathlib import Path
 from tests.support.fsdisks import tree_sums
 
 RESERVED_INODES = range(1, 11)
+FILE_LIMIT = 256 << 20  # the largest file rdump may write
 
 
 @dataclass
@@ -153,11 +156,18 @@ def _metadata(image: Path) -> dict[str, str]:
     return meta
 
 
+def _bounded_writes() -> None:
+    """In the child: no file written larger than FILE_LIMIT (a sparse file of a huge size in a small image
+    would be dumped as zeros until the disk is full); writes past it fail with EFBIG instead of a signal."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
 def files(image: Path, out: Path) -> dict[str, object]:
     """What debugfs shows: contents (rdump), every entry's stat, and what rdump complained about."""
     out.mkdir()
     dump = subprocess.run(["debugfs", "-c", "-n", "-R", f"rdump / {out}", str(image)],
-                          capture_output=True, text=True, errors="surrogateescape")
+                          capture_output=True, text=True, errors="surrogateescape", preexec_fn=_bounded_writes)
     complaints = [ln.replace(str(out), "OUT") for ln in dump.stderr.splitlines()[1:]]
     return {"contents": tree_sums(out), "stat": _metadata(image), "rdump": complaints}
 
