@@ -167,10 +167,10 @@ def _region(source: Path, target: Path, region: Region, work: Path) -> list[str]
 def problems(source: Path, target: Path, work: Path) -> list[str]:
     """Everything the independent tools see differently on the import; [] if they vouch for it."""
     size = source.stat().st_size
-    regions = partitions(source)
+    regions, imported = partitions(source), partitions(target)
     found = []
-    if partitions(target) != regions:
-        found.append(f"the kernel would see other partitions: {partitions(target)} instead of {regions}")
+    if imported != regions:
+        found.append(f"the kernel would see other partitions: {imported} instead of {regions}")
     gaps = differences(source, target, [(a, a + n) for a, n in outside(regions, size)])
     if gaps:
         found.append(f"outside the partitions, {gaps}")

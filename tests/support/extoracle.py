@@ -8,26 +8,28 @@ protect.  What may arrive as zeros (docs/stream.md, "What identical means"):
 free blocks, with group checksums the inode-table tail past
 ``bg_itable_unused``, and the blocks of an empty journal past its first.
 
-Files: ``debugfs rdump`` of the root (contents) and, walking the directories
-by inode number, ``ls -p`` of each and ``stat`` of every entry and reserved
-inode (metadata, block maps); the verdict is ``e2fsck -fn``'s exit code and
+Files: walking the directories by inode number, ``ls -p`` of each, ``stat``
+of every entry and reserved inode (metadata, block maps) and ``dump`` of
+every regular file (contents; what ``rdump`` does, without writing a sparse
+file of a huge size as zeros); the verdict is ``e2fsck -fn``'s exit code and
 output.  debugfs runs with ``-c -n`` (no bitmaps, no checksum checks) so that
 a damaged filesystem still shows what its inodes hold.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import resource
+import shutil
 import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.fsdisks import tree_sums
 
 RESERVED_INODES = range(1, 11)
-FILE_LIMIT = 256 << 20  # the largest file rdump may write
+FILE_LIMIT = 256 << 20  # the largest file dumped (and written): larger ones are compared by stat
 
 
 @dataclass
@@ -80,15 +82,19 @@ def _itable_tails(text: str, ipg: int, inode_size: int, bs: int) -> list[tuple[i
     return tails
 
 
-def debugfs(image: Path, *commands: str) -> str:
-    """Run debugfs read-only (-c -n) with ``commands``; its stdout (each command echoed as "debugfs: ...")."""
+def _debugfs(image: Path, commands: list[str], **kw) -> subprocess.CompletedProcess:
     script = image.parent / f".{image.name}.debugfs"
     script.write_text("".join(c + "\n" for c in commands))
     try:
-        return subprocess.run(["debugfs", "-c", "-n", "-f", str(script), str(image)],
-                              capture_output=True, text=True, errors="surrogateescape").stdout
+        return subprocess.run(["debugfs", "-c", "-n", "-f", str(script), str(image)], capture_output=True, text=True,
+                              errors="surrogateescape", **kw)
     finally:
         script.unlink()
+
+
+def debugfs(image: Path, *commands: str) -> str:
+    """Run debugfs read-only (-c -n) with ``commands``; its stdout (each command echoed as "debugfs: ...")."""
+    return _debugfs(image, list(commands)).stdout
 
 
 def _empty_journal_tail(image: Path, head: dict[str, str]) -> list[tuple[int, int]]:
@@ -126,8 +132,15 @@ def layout(image: Path) -> ExtLayout | None:
     return result
 
 
-def _entries(listing: str) -> list[tuple[int, str, bool]]:
-    """(inode, name, is a directory) of ``ls -p`` lines "/ino/mode/uid/gid/name/size/"."""
+@dataclass(frozen=True)
+class Entry:
+    inode: int
+    mode: str  # octal, as ls -p prints it
+    size: int
+
+
+def _entries(listing: str) -> list[tuple[str, Entry]]:
+    """(name, entry) of ``ls -p`` lines "/ino/mode/uid/gid/name/size/"."""
     entries = []
     for line in listing.splitlines():
         parts = line.split("/")
@@ -135,41 +148,49 @@ def _entries(listing: str) -> list[tuple[int, str, bool]]:
             continue
         name = "/".join(parts[5:-2])
         if name not in (".", ".."):
-            entries.append((int(parts[1]), name, parts[2].startswith("04")))
+            entries.append((name, Entry(int(parts[1]), parts[2], int(parts[-2] or 0))))
     return entries
 
 
-def _metadata(image: Path) -> dict[str, str]:
-    """path → ``stat`` text of every entry reachable from the root, and of the reserved inodes."""
+def _walk(image: Path) -> tuple[dict[str, Entry], dict[str, str]]:
+    """Every path reachable from the root (directories by inode number, each once) with its ``stat`` text,
+    and the reserved inodes' ``stat``."""
+    paths: dict[str, Entry] = {}
     meta: dict[str, str] = {}
     level, seen = [(2, "")], {2}
     while level:
         out = debugfs(image, *(f"ls -p <{ino}>" for ino, _ in level)).split("debugfs: ")[1:]
-        found = [(ino, f"{path}/{name}", is_dir) for (_, path), text in zip(level, out)
-                 for ino, name, is_dir in _entries(text)]
-        stats = debugfs(image, *(f"stat <{ino}>" for ino, _, _ in found)).split("debugfs: ")[1:]
-        meta.update({path: text for (_, path, _), text in zip(found, stats)})
-        level = [(ino, path) for ino, path, is_dir in found if is_dir and ino not in seen]
+        found = [(f"{path}/{name}", entry) for (_, path), text in zip(level, out) for name, entry in _entries(text)]
+        stats = debugfs(image, *(f"stat <{e.inode}>" for _, e in found)).split("debugfs: ")[1:]
+        paths.update(found)
+        meta.update({path: text for (path, _), text in zip(found, stats)})
+        level = [(e.inode, path) for path, e in found if e.mode.startswith("04") and e.inode not in seen]
         seen.update(ino for ino, _ in level)
     reserved = debugfs(image, *(f"stat <{i}>" for i in RESERVED_INODES)).split("debugfs: ")[1:]
     meta.update({f"<{i}>": text for i, text in zip(RESERVED_INODES, reserved)})
-    return meta
+    return paths, meta
 
 
 def _bounded_writes() -> None:
-    """In the child: no file written larger than FILE_LIMIT (a sparse file of a huge size in a small image
-    would be dumped as zeros until the disk is full); writes past it fail with EFBIG instead of a signal."""
+    """In the child: no file written larger than FILE_LIMIT; a write past it fails (EFBIG), no signal."""
     resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
 def files(image: Path, out: Path) -> dict[str, object]:
-    """What debugfs shows: contents (rdump), every entry's stat, and what rdump complained about."""
+    """What debugfs shows: every regular file's contents (``dump``), every entry's and reserved inode's
+    ``stat``, and what debugfs complained about.  A file over FILE_LIMIT (a sparse file of a huge size in
+    a small image would be dumped as zeros until the disk is full) is compared by its stat, block map
+    included."""
     out.mkdir()
-    dump = subprocess.run(["debugfs", "-c", "-n", "-R", f"rdump / {out}", str(image)],
-                          capture_output=True, text=True, errors="surrogateescape", preexec_fn=_bounded_writes)
+    paths, meta = _walk(image)
+    inodes = sorted({e.inode for e in paths.values() if e.mode.startswith("10") and e.size <= FILE_LIMIT})
+    dump = _debugfs(image, [f"dump <{ino}> {out}/{ino}" for ino in inodes], preexec_fn=_bounded_writes)
+    contents = {path: hashlib.sha256((out / str(e.inode)).read_bytes()).hexdigest()
+                for path, e in paths.items() if e.inode in inodes and (out / str(e.inode)).exists()}
     complaints = [ln.replace(str(out), "OUT") for ln in dump.stderr.splitlines()[1:]]
-    return {"contents": tree_sums(out), "stat": _metadata(image), "rdump": complaints}
+    shutil.rmtree(out)
+    return {"contents": contents, "stat": meta, "debugfs": complaints}
 
 
 def verdict(image: Path) -> tuple[int, str]:

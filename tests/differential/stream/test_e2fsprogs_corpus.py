@@ -48,7 +48,6 @@ def _repaired_view(image: Path, work: Path, name: str) -> tuple[int, dict]:
     rc = subprocess.run(["e2fsck", "-fy", str(copy)], capture_output=True, env=env, timeout=300).returncode
     view = extoracle.files(copy, work / name)
     copy.unlink()
-    shutil.rmtree(work / name)
     return rc, {"contents": view["contents"], "stat": view["stat"]}
 
 
