@@ -8,7 +8,8 @@ or an ESP with 4 KiB sectors makes, is FAT32).  Then what the boot sector
 says is cross-checked, and any contradiction raises ``Unusable`` (the
 partition goes at block level): the geometry fits the partition, the FAT
 holds every cluster, a FAT16 has at most 65524 clusters and a FAT32 no root
-directory entries, the root directory fills whole sectors, the FAT32 FSInfo
+directory entries and a FAT12/16 some (in whole sectors), a FAT32 root cluster lies inside the
+filesystem, the FAT32 FSInfo
 sector carries its three signatures, FAT[0] repeats the media byte, every
 copy of the FAT is identical (Linux reads the first, other systems may read
 another), and the volume is not marked dirty.
@@ -68,6 +69,8 @@ def _geometry(boot: bytes, length: int) -> Geometry:
         raise Unusable("its FAT boot sector gives no FAT size", name)
     if is32 and root_entries:
         raise Unusable("its FAT32 boot sector also gives FAT12/16 root directory entries", name)
+    if not is32 and not root_entries:
+        raise Unusable("its FAT12/16 boot sector gives no root directory", name)
     if root_entries % (bps // 32):
         raise Unusable("its FAT root directory does not fill whole sectors", name)
     total = total16 or total32
@@ -81,6 +84,9 @@ def _geometry(boot: bytes, length: int) -> Geometry:
         raise Unusable(f"its {name} has {clusters} clusters, more than a {name} can address", name)
     if (clusters + 2) * bits > fat_sectors * bps * 8:
         raise Unusable(f"its {name} table is too small for its {clusters} clusters", name)
+    root_cluster, = struct.unpack_from("<I", boot, 44)
+    if is32 and not 2 <= root_cluster < clusters + 2:
+        raise Unusable(f"its FAT32 root directory starts at cluster {root_cluster}, outside the filesystem", name)
     if boot[65 if is32 else 37] & 0x01:
         raise Unusable(f"its {name} filesystem is marked dirty (not cleanly unmounted)", name)
     return Geometry(bps, spc, reserved, fats, fat_sectors, data_start, clusters, bits, total, media)
