@@ -7,9 +7,9 @@ FAT32 with fewer than 65525 clusters, as ``mkfs.vfat -F 32 -s 8`` on 100 MiB
 or an ESP with 4 KiB sectors makes, is FAT32).  Then what the boot sector
 says is cross-checked, and any contradiction raises ``Unusable`` (the
 partition goes at block level): the geometry fits the partition, the FAT
-holds every cluster, a FAT16 has at most 65524 clusters and a FAT32 no root
-directory entries and a FAT12/16 some (in whole sectors), a FAT32 root cluster lies inside the
-filesystem, the FAT32 FSInfo
+holds every cluster, a FAT16 has at most 65524 clusters, a FAT32 has no
+root directory entries and its root cluster inside the filesystem while a
+FAT12/16 has some (in whole sectors), the FAT32 FSInfo
 sector carries its three signatures, FAT[0] repeats the media byte, every
 copy of the FAT is identical (Linux reads the first, other systems may read
 another), and the volume is not marked dirty.
