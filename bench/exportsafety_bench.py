@@ -12,7 +12,7 @@ deleted files: what an LV or a DRBD device gives), each over old random bytes:
 
 * ext4: the cached debian-12 test image as the root of a 10 GiB GPT disk (as
   bench/fsaware_bench.py builds it), against ``dump -0``;
-* vfat: a 2 GiB GPT disk with a 1 GiB FAT32 ESP holding ~600 MiB of files, against
+* vfat: a 1 GiB GPT disk whose one partition, a FAT32 ESP, holds ~600 MiB of files, against
   ``partclone.vfat -c``;
 * ext4 with 100,000 files (8 GiB disk, mke2fs -d), against ``dump -0``.
 
@@ -86,12 +86,14 @@ def _unmapped(work: Path, name: str, size: int) -> tuple[Path, str]:
 
 
 def build_vfat_disk(work: Path) -> dict:
-    """2 GiB of random bytes, GPT with a 1 GiB FAT32 ESP at 1 MiB holding ~600 MiB of files."""
+    """1 GiB of random bytes, GPT with one partition, a FAT32 ESP from 1 MiB to the end, ~600 MiB of files."""
     path = work / "vfat.img"
-    sh(f"head -c {2 * GiB} /dev/urandom > {path}")
-    sh(f"sgdisk -n1:2048:+1G -t1:ef00 {path}")
+    sh(f"head -c {GiB} /dev/urandom > {path}")
+    end = GiB // 512 - 34  # the backup GPT's array and header take the last 33 sectors
+    sh(f"sgdisk -n1:2048:{end - 1} -t1:ef00 {path}")
+    esp_size = (end - 2048) * 512
     esp = f"{path}@@{MiB}"
-    sh(f"mkfs.vfat -F 32 --offset=2048 {path} {GiB // 1024}")
+    sh(f"mkfs.vfat -F 32 --offset=2048 {path} {esp_size // 1024}")
     stage = work / "vfat-stage"
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir()
@@ -105,7 +107,7 @@ def build_vfat_disk(work: Path) -> dict:
     shutil.rmtree(stage)
     dev = sh(f"losetup -f --show {path}").stdout.strip()
     path.unlink()
-    part = sh(f"losetup -r -f --show -o {MiB} --sizelimit {GiB} {dev}").stdout.strip()
+    part = sh(f"losetup -r -f --show -o {MiB} --sizelimit {esp_size} {dev}").stdout.strip()
     return {"device": dev, "part": part, "files": total}
 
 
@@ -198,7 +200,7 @@ def run(work: Path, before: Path, repeat: int) -> str:
              f"GPT, BIOS boot partition, the cached test image `{blk['image']}` as the root, grown; "
              f"root filesystem used: {fmt_size(blk['fs_used'])}.", ""]
     lines += table(ext_rows) + [""] + targets(ext_rows, "dump") + [""] + walk_lines(ext_walk, ext_rows)
-    lines += ["### vfat: a 1 GiB FAT32 ESP on 2 GiB", "",
+    lines += ["### vfat: a FAT32 ESP filling a 1 GiB disk", "",
               f"GPT, FAT32 made by `mkfs.vfat -F 32`, {fmt_size(vfat['files'])} of files copied in by mcopy.", ""]
     lines += table(vfat_rows) + [""] + targets(vfat_rows, "partclone.vfat") + [""]
     lines += ["### ext4 with 100,000 files on 8 GiB", "",

@@ -44,7 +44,7 @@ from osdef.disk.ondisk.ext import (BG_BLOCK_UNINIT, BG_INODE_UNINIT, BLOCK_BITMA
                                    INODE_BITMAP_CSUM_HI_END, GroupDesc, Superblock, bitmap_csum_ok, parse_group)
 from osdef.stream.fsmap import FsMap, Reader, Unusable
 from osdef.stream.fsmap.ext_walk import EXTENTS_FL, EXTENT_MAGIC, Walk
-from osdef.stream.fsmap.ranges import Runs, contains_all
+from osdef.stream.fsmap.ranges import RunIndex, Runs, contains_all
 
 JBD2_MAGIC = 0xC03B3998
 FLEX_BG = 0x200
@@ -74,9 +74,9 @@ def _map(reader: Reader, sb: Superblock) -> FsMap:
         _group_used(reader, sb, g, grp, used)
     ranges = used.merged(holes + journal_tail)
     walk = Walk(reader, sb, groups, inode_bits)
-    missing = contains_all(ranges, walk.run())
+    missing = walk.outside(RunIndex(ranges))
     if missing is None:
-        missing = contains_all(used.merged(holes), iter(walk.journal))
+        missing = contains_all(used.merged(holes), walk.journal)
     if missing is not None:
         raise Unusable(f"its ext inodes use block {missing}, which its bitmaps call free")
     return FsMap(sb.kind, [(a * bs, (b - a) * bs) for a, b in ranges], sb.blocks_count * bs, SOURCE)

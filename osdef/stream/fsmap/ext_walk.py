@@ -15,8 +15,12 @@ walk reads what the files themselves say:
   xattr block); and its extended-attribute block (``i_file_acl``).  The
   journal, resize and bad-block inodes are walked like any other.
 
-It yields block ranges; ``Walk.journal`` keeps the journal inode's apart
-(its empty tail is a documented exception of the map).  Anything that does
+``Walk.outside(index)`` checks every range against the map (an
+osdef.stream.fsmap.ranges.RunIndex) as it is found and returns the first block
+outside it; ``Walk.journal`` keeps the journal inode's ranges apart (its empty
+tail is a documented exception of the map).  The common inode (a file or a
+directory whose extents all sit in the inode) is read in one unpack; the rest
+take the general path.  Anything that does
 not parse — a pointer outside the filesystem, an extent header that fails
 its checks, an index or indirect block reached twice, a tree deeper than
 Linux allows, an inode of no known type that points at blocks — raises
@@ -28,10 +32,10 @@ from __future__ import annotations
 
 import struct
 from array import array
-from collections.abc import Iterator
 
 from osdef.disk.ondisk.ext import INCOMPAT_INLINE_DATA, RO_COMPAT_HUGE_FILE, GroupDesc, Superblock
 from osdef.stream.fsmap import Reader, Unusable
+from osdef.stream.fsmap.ranges import RunIndex
 
 EXTENTS_FL, INLINE_DATA_FL, EA_INODE_FL, HUGE_FILE_FL = 0x80000, 0x10000000, 0x200000, 0x40000
 EXTENT_MAGIC = 0xF30A
@@ -40,13 +44,16 @@ S_IFMT, S_IFLNK, S_IFREG, S_IFDIR = 0xF000, 0xA000, 0x8000, 0x4000
 NO_BLOCKS = (0x1000, 0x2000, 0x6000, 0xC000)  # FIFO, character and block devices, sockets: i_block is no map
 CHUNK = 1 << 20  # inode-table bytes read at a time
 _INODE = struct.Struct("<H2xI20xII4x60s4xII4xI")  # mode, size, blocks_lo, flags, i_block, acl_lo, size_hi, osd2
+# the same inode with i_block read as an extent header and its four in-inode entries (the fast path)
+_INODE_EXTENTS = struct.Struct("<H2xI20xII4xHHHH4x" + "IHHI" * 4 + "4xII4xI")
+_BITS = [tuple(i for i in range(8) if byte >> i & 1) for byte in range(256)]
 _EXT_HEAD = struct.Struct("<HHHH4x")
 _EXT_ENTRY = struct.Struct("<IHHI")
 _EXT_INDEX = struct.Struct("<IIH2x")
 
 
 class Walk:
-    """The walk over one filesystem: ``run()`` yields (first block, count) ranges in no particular order."""
+    """The walk over one filesystem: ``outside(index)`` finds a referenced block the map lacks."""
 
     def __init__(self, reader: Reader, sb: Superblock, groups: list[GroupDesc], inode_bits: list[int]):
         self.reader, self.sb, self.groups, self.inode_bits = reader, sb, groups, inode_bits
@@ -55,33 +62,74 @@ class Walk:
         self.journal: list[tuple[int, int]] = []
         self.inodes = 0
 
-    def run(self) -> Iterator[tuple[int, int]]:
+    def outside(self, index: RunIndex) -> int | None:
+        """The first block an in-use inode (not the journal) references that ``index`` lacks, or None."""
         for g, bits in enumerate(self.inode_bits):
             if bits:
-                yield from self._group(g, bits)
+                missing = self._group(g, bits, index)
+                if missing is not None:
+                    return missing
+        return None
 
-    def _group(self, g: int, bits: int) -> Iterator[tuple[int, int]]:
+    def _group(self, g: int, bits: int, index: RunIndex) -> int | None:
         """The inodes of group g whose bits are set, read in chunks of its inode table."""
-        size = self.sb.inode_size
+        size, ipg = self.sb.inode_size, self.sb.inodes_per_group
         per_chunk = CHUNK // size
         table = self.groups[g].inode_table * self.bs
-        last = bits.bit_length()
-        for first in range(0, last, per_chunk):
-            window = (bits >> first) & ((1 << per_chunk) - 1)
-            if not window:
-                continue
-            count = min(per_chunk, last - first)
+        used = [8 * k + j for k, byte in enumerate(bits.to_bytes((ipg + 7) // 8, "little")) if byte
+                for j in _BITS[byte]]
+        i = 0
+        while i < len(used):
+            first = used[i] // per_chunk * per_chunk
+            count = min(per_chunk, used[-1] + 1 - first)
             raw = self.reader.read(table + first * size, count * size)
-            while window:
-                i = (window & -window).bit_length() - 1
-                window &= window - 1
-                ino = g * self.sb.inodes_per_group + first + i + 1
-                yield from self._inode(ino, raw, i * size)
+            stop = i
+            while stop < len(used) and used[stop] < first + count:
+                stop += 1
+            missing = self._inodes(raw, g * ipg + first + 1, [(n - first) for n in used[i:stop]], index)
+            if missing is not None:
+                return missing
+            i = stop
+        return None
 
-    def _inode(self, ino: int, raw: bytes, at: int) -> Iterator[tuple[int, int]]:
+    def _inodes(self, raw: bytes, ino0: int, offsets: list[int], index: RunIndex) -> int | None:
+        """Check the inodes at ``offsets`` (in inodes) of ``raw`` (inode ``ino0`` first).
+
+        The common inode — a file or directory whose extents all sit in the inode, no xattr
+        block — is read in one unpack and checked inline; the rest take ``_inode``.
+        """
+        size, journal, lo, hi = self.sb.inode_size, self.sb.journal_inum, self.sb.first_data_block, \
+            self.sb.blocks_count
+        unpack = _INODE_EXTENTS.unpack_from
+        starts, ends = index.starts, index.ends
+        for n in offsets:
+            f = unpack(raw, n * size)
+            ino = ino0 + n
+            if (f[0] & S_IFMT in (S_IFREG, S_IFDIR) and f[3] & EXTENTS_FL and not f[3] & INLINE_DATA_FL
+                    and f[4] == EXTENT_MAGIC and f[7] == 0 and f[5] <= f[6] <= 4 and not f[24]
+                    and not f[26] >> 16 and ino != journal):
+                for k in range(8, 8 + 4 * f[5], 4):
+                    length = f[k + 1] - 32768 if f[k + 1] > 32768 else f[k + 1]
+                    start = f[k + 3] | f[k + 2] << 32
+                    if length <= 0 or start < lo or start + length > hi:
+                        raise Unusable(f"its ext inode {ino} points outside the filesystem")
+                    last = index.last
+                    if starts[last] <= start and start + length <= ends[last]:
+                        continue  # inside the run the previous extent was in: the common case
+                    missing = index.outside(start, length)
+                    if missing is not None:
+                        return missing
+                continue
+            for start, count in self._inode(ino, raw, n * size):
+                missing = index.outside(start, count)
+                if missing is not None:
+                    return missing
+        self.inodes += len(offsets)
+        return None
+
+    def _inode(self, ino: int, raw: bytes, at: int) -> list[tuple[int, int]]:
         mode, _, blocks_lo, flags, i_block, acl_lo, _, osd2 = _INODE.unpack_from(raw, at)
         acl = acl_lo | ((osd2 >> 16) << 32 if self.sb.is64 else 0)
-        self.inodes += 1
         out: list[tuple[int, int]] = []
         if acl:
             out.append(self._check(acl, 1, ino))
@@ -98,8 +146,8 @@ class Walk:
             raise Unusable(f"its ext inode {ino} has an unknown type (mode 0{mode:o}) and points at blocks")
         if ino == self.sb.journal_inum:
             self.journal.extend(out)
-            return iter(())
-        return iter(out)
+            return []
+        return out
 
     def _fast_symlink(self, kind: int, flags: int, blocks_lo: int, osd2: int, acl: int) -> bool:
         """ext4_inode_is_fast_symlink: a symlink with no blocks but its xattr block's."""

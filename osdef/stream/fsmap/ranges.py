@@ -68,19 +68,36 @@ def cut(runs: list[tuple[int, int]], holes: Iterable[tuple[int, int]]) -> list[t
     return result
 
 
-def contains_all(runs: list[tuple[int, int]], ranges: Iterable[tuple[int, int]]) -> int | None:
-    """The first block of ``ranges`` ((start, count), any order) outside the ordered, disjoint ``runs``; None.
+class RunIndex:
+    """Ordered, disjoint, merged ``runs`` [start, end), for "is this range inside?" asked many times.
 
-    Streams: each range is looked up by bisection, so memory stays that of ``runs`` however many
-    ranges (a filesystem's extents) come.  ``runs`` are merged, so a range reaching past its run's
-    end reaches a block outside every run.
+    A lookup first tries the run the previous one ended in (a filesystem's extents come
+    mostly in order), then bisects: memory is that of the runs, however many ranges are asked.
     """
-    starts = array("Q", (a for a, _ in runs))
-    ends = array("Q", (b for _, b in runs))
+
+    def __init__(self, runs: list[tuple[int, int]]):
+        self.starts = array("Q", (a for a, _ in runs))
+        self.ends = array("Q", (b for _, b in runs))
+        self.last = 0
+
+    def outside(self, start: int, count: int) -> int | None:
+        """The first block of [start, start + count) that no run holds, or None."""
+        i = self.last
+        if not (i < len(self.starts) and self.starts[i] <= start < self.ends[i]):
+            i = bisect_right(self.starts, start) - 1
+            if i < 0 or self.ends[i] <= start:
+                return start
+            self.last = i
+        if start + count > self.ends[i]:  # merged runs: past this run's end is a block of none
+            return self.ends[i]
+        return None
+
+
+def contains_all(runs: list[tuple[int, int]], ranges: Iterable[tuple[int, int]]) -> int | None:
+    """The first block of ``ranges`` ((start, count), any order) outside the ordered, disjoint ``runs``; None."""
+    index = RunIndex(runs)
     for start, count in ranges:
-        i = bisect_right(starts, start) - 1
-        if i < 0 or ends[i] <= start:
-            return start
-        if start + count > ends[i]:
-            return ends[i]
+        missing = index.outside(start, count)
+        if missing is not None:
+            return missing
     return None
