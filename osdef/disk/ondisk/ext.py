@@ -73,8 +73,18 @@ class Superblock:
         blocks_hi, = struct.unpack_from("<I", raw, 336)
         self.backup_bgs = struct.unpack_from("<II", raw, 0x24C)
         self.checksum_seed, = struct.unpack_from("<I", raw, 0x270)
+        log_cluster, = struct.unpack_from("<I", raw, 0x1C)
+        log_groups_per_flex, checksum_type = raw[0x174], raw[0x175]
+        checksum, = struct.unpack_from("<I", raw, 0x3FC)
         if log_block > 6:
             raise Damaged("its ext superblock has an impossible block size")
+        # what libext2fs's ext2fs_open2 calls a corrupt superblock (e2fsck then reads a backup instead)
+        if self.rev_level > 1 or log_groups_per_flex > 31 or \
+                (log_cluster != log_block and not self.ro_compat & RO_COMPAT_BIGALLOC):
+            raise Damaged("its ext superblock has an impossible revision, cluster size or flex_bg size")
+        if self.ro_compat & RO_COMPAT_METADATA_CSUM and (
+                checksum_type != 1 or crc32c(0xFFFFFFFF, raw[:0x3FC]) != checksum):
+            raise Damaged("its ext superblock fails its checksum")
         self.block_size = 1024 << log_block
         self.is64 = bool(self.incompat & INCOMPAT_64BIT)
         self.blocks_count = blocks_lo | (blocks_hi << 32 if self.is64 else 0)
@@ -83,7 +93,7 @@ class Superblock:
             self.inode_size, self.first_ino = 128, 11
         self._check_geometry(length)
         self.groups = -(-(self.blocks_count - self.first_data_block) // self.blocks_per_group)
-        if self.groups > MAX_GROUPS or self.groups * self.inodes_per_group < self.inodes_count:
+        if self.groups > MAX_GROUPS or self.groups * self.inodes_per_group != self.inodes_count:
             raise Damaged("its ext superblock has an impossible group or inode count")
         self.itable_blocks = -(-self.inodes_per_group * self.inode_size // self.block_size)
         self.gdt_blocks = -(-self.groups * self.desc_size // self.block_size)

@@ -19,7 +19,8 @@ Before that map is used, every group must agree with itself, as e2fsck's
 ``check_super_block`` and pass 5 would have it (else ``Unusable``: the
 partition goes at block level): its descriptor checksum verifies where one is
 kept; its metadata lies inside the filesystem (inside the group without
-flex_bg) and does not overlap another group's; its counts are in range; the
+flex_bg) and overlaps neither another group's nor a superblock, descriptor or
+reserved-descriptor block (libext2fs's ``ext2fs_check_desc``); its counts are in range; the
 unused-inode count is at most the free-inode count; ``INODE_UNINIT`` means
 every inode free; the last group is not ``BLOCK_UNINIT``; a ``BLOCK_UNINIT``
 group's free count is what its initialisation would leave; the block and
@@ -109,10 +110,14 @@ def _check_descriptors(sb: Superblock, groups: list[GroupDesc]) -> list[tuple[in
             live_blocks = -(-live * sb.inode_size // sb.block_size)
             if live_blocks < sb.itable_blocks:
                 holes.append((grp.inode_table + live_blocks, grp.inode_table + sb.itable_blocks))
+    # as libext2fs's ext2fs_check_desc: no bitmap or inode table on another one, nor on a superblock,
+    # descriptor or reserved-descriptor block (e2fsck would read the backup descriptors instead)
+    reserved = [(sb.group_start(g), _base_meta(sb, g)) for g in range(sb.groups) if sb.has_backup(g)]
     end = -1
-    for block, count in sorted(metadata):
+    for block, count in sorted(metadata + reserved):
         if block < end:
-            raise Unusable("its ext groups' bitmaps and inode tables overlap")
+            raise Unusable("its ext groups' bitmaps and inode tables overlap each other or the superblocks "
+                           "and descriptors")
         end = block + count
     return holes
 

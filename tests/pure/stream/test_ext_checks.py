@@ -167,7 +167,7 @@ def test_a_block_bitmap_whose_crc32c_fails_is_not_believed(tmp_path, tree):
 def test_itable_unused_high_half_is_read_from_0x32():
     """struct ext4_group_desc: bg_itable_unused_hi at 0x32 (0x36 is bg_exclude_bitmap_hi's second half)."""
     sb_raw = bytearray(1024)
-    struct.pack_into("<11I", sb_raw, 0, 8192, 32768, 0, 0, 0, 0, 2, 0, 32768, 0, 8192)
+    struct.pack_into("<11I", sb_raw, 0, 8192, 32768, 0, 0, 0, 0, 2, 2, 32768, 32768, 8192)
     struct.pack_into("<H", sb_raw, 56, 0xEF53)
     struct.pack_into("<IH", sb_raw, 84, 11, 256)
     struct.pack_into("<I", sb_raw, 76, 1)
