@@ -179,3 +179,21 @@ def test_itable_unused_high_half_is_read_from_0x32():
     struct.pack_into("<H", desc, 0x32, 1)
     struct.pack_into("<H", desc, 0x36, 7)
     assert parse_group(sb, 0, bytes(desc)).itable_unused == (1 << 16) + 5
+
+
+def test_a_bitmap_on_a_reserved_descriptor_block_is_a_second_reading(tmp_path, tree):
+    """libext2fs refuses such descriptors and e2fsck reads the backups: block level (a differential mutant)."""
+    disk = _fs(tmp_path, "ext4", tree=tree)
+    reserved = re.search(r"Reserved GDT blocks at (\d+)-", run("dumpe2fs", disk).stdout)
+    _debugfs(disk, f"set_bg 1 inode_bitmap {int(reserved.group(1)) + 5}", "set_bg 1 checksum calc", write=True)
+    plan, warnings = _plan(disk)
+    assert plan.mapped_partitions == 0 and "the superblocks and descriptors" in warnings[0]
+
+
+def test_a_superblock_failing_its_checksum_is_not_believed(tmp_path, tree):
+    disk = _fs(tmp_path, "ext4", tree=tree)
+    with open(disk, "r+b") as f:
+        f.seek(1024 + 0x78)  # s_volume_name: changed without the superblock's crc32c
+        f.write(b"not-the-label")
+    plan, warnings = _plan(disk)
+    assert plan.mapped_partitions == 0 and "superblock fails its checksum" in warnings[0]
