@@ -65,7 +65,7 @@ def explain(exc: BaseException, where: Target, doing: str) -> str:
     timeout = _settings.connect_timeout
     if name == "TimedOut" and doing == "connect":
         return (f"no Ceph monitor named in {where.conf} answered within {timeout} s: is the cluster up and "
-                "reachable from this node? (ceph.connect_timeout in the site config)")
+                "reachable from this node?")
     if name in ("TimedOut", "Timeout"):
         return f"Ceph did not answer within {_settings.op_timeout} s while trying to {doing} {where.image or ''}"
     if name in ("PermissionDeniedError", "PermissionError") and doing == "connect":
@@ -136,8 +136,7 @@ def connect(conf: str, user: str, error: type[OsdefError]) -> Connection:
     target = Target(conf, user)
     if not os.access(conf, os.R_OK):
         raise error(f"cannot read the Ceph config {conf}: "
-                    f"{'no such file' if not os.path.exists(conf) else 'permission denied'} "
-                    "(ceph.conf in the site config, or conf= in the disk URI)")
+                    f"{'no such file' if not os.path.exists(conf) else 'permission denied'}")
     options = {"client_mount_timeout": str(_settings.connect_timeout),
                "rados_mon_op_timeout": str(_settings.connect_timeout),
                "rados_osd_op_timeout": str(_settings.op_timeout)}

@@ -27,9 +27,9 @@ from pathlib import Path
 SCHEME = "rbd:"
 DEFAULT_CONF = "/etc/ceph/ceph.conf"
 DEFAULT_USER = "admin"
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}\Z")  # pools, namespaces, images, snapshots
-_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
-_CONF = re.compile(r"/[^\x00-\x1f\x7f:@\\]{1,4094}\Z")
+NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}\Z")  # pools, namespaces, images, snapshots
+USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
+CONF_RE = re.compile(r"/[^\x00-\x1f\x7f:@\\]{1,4094}\Z")
 _SECRET_KEYS = ("key", "keyfile", "password-secret", "secret")
 
 
@@ -97,7 +97,7 @@ def _scheme_problem(text: str, what: str) -> str | None:
 
 
 def _name(value: str, what: str, field: str) -> str:
-    if not _NAME.match(value) or value in (".", ".."):
+    if not NAME_RE.match(value) or value in (".", ".."):
         raise UriError(f"{what}: {field} {value!r} is not a valid name (letters, digits and ._+- only, "
                        "at most 128 characters)")
     return value
@@ -109,11 +109,11 @@ def _option(key: str, value: str, what: str) -> tuple[str, str]:
                        "name a keyring in ceph.conf instead")
     if key == "id":
         user = value[len("client."):] if value.startswith("client.") else value
-        if not _USER.match(user):
+        if not USER_RE.match(user):
             raise UriError(f"{what}: id {value!r} is not a valid cephx user name")
         return key, user
     if key == "conf":
-        if not _CONF.match(value):
+        if not CONF_RE.match(value):
             raise UriError(f"{what}: conf {value!r} is not an absolute path without ':' or '@'")
         return key, value
     raise UriError(f"{what}: option {key!r} is not supported (osdef reads id= and conf=; put other Ceph "
