@@ -80,8 +80,16 @@ def explain(exc: BaseException, where: Target, doing: str) -> str:
         return f"RBD image {where.image} does not exist (cluster of {where.conf})"
     if name in ("PermissionDeniedError", "PermissionError"):
         return f"client.{where.user} may not {doing} {where.image or where.pool or ''} (cephx capabilities)"
+    return f"cannot {doing} {where.image or where.pool or ''}: {reason(exc)}"
+
+
+def reason(exc: BaseException) -> str:
+    """What a librados/librbd exception says, in a few words (no message text of its own)."""
+    name = type(exc).__name__
+    if name in ("TimedOut", "Timeout"):
+        return f"Ceph did not answer within {_settings.op_timeout} s"
     errno = getattr(exc, "errno", None)
-    return f"cannot {doing} {where.image or where.pool or ''}: Ceph error {name}" + (f" (errno {errno})" if errno else "")
+    return f"Ceph error {name}" + (f" (errno {abs(errno)})" if isinstance(errno, int) and errno else "")
 
 
 class Connection:

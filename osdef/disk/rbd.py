@@ -29,6 +29,8 @@ from osdef.disk import ceph, rbduri
 from osdef.disk.device import Disk
 from osdef.errors import OsdefError
 
+ZERO_CALL = 1 << 30  # bytes per write_zeroes call
+
 
 class RbdVolume:
     """An open librbd Image and the cluster connection it needs; read/write/zero/flush by offset."""
@@ -40,10 +42,9 @@ class RbdVolume:
         self.writable = writable
         self._rbd = ceph.libraries(conn.error)[1]
 
-    def _os_error(self, exc: Exception, doing: str) -> OSError:
-        code = getattr(exc, "errno", None) or errno.EIO
-        return OSError(code, ceph.explain(exc, ceph.Target(self.conn.target.conf, self.conn.target.user,
-                                                           self.uri.pool, self.uri.spec), doing))
+    def _os_error(self, exc: Exception) -> OSError:
+        code = getattr(exc, "errno", None)
+        return OSError(abs(code) if isinstance(code, int) and code else errno.EIO, ceph.reason(exc))
 
     def size(self) -> int:
         return self.image.size()
@@ -52,7 +53,7 @@ class RbdVolume:
         try:
             data = self.image.read(offset, len(view))
         except self._rbd.Error as exc:
-            raise self._os_error(exc, "read") from None
+            raise self._os_error(exc) from None
         if len(data) != len(view):
             raise OSError(errno.EIO, f"short read ({len(data)} of {len(view)} bytes)")
         view[:] = data
@@ -61,15 +62,19 @@ class RbdVolume:
         try:
             done = self.image.write(bytes(view), offset)
         except self._rbd.Error as exc:
-            raise self._os_error(exc, "write") from None
+            raise self._os_error(exc) from None
         if done != len(view):
             raise OSError(errno.EIO, f"short write ({done} of {len(view)} bytes)")
 
     def zero(self, offset: int, length: int) -> None:
+        end = offset + length
         try:
-            self.image.write_zeroes(offset, length)
+            while offset < end:  # python3-rbd returns the count as a C int: a call must stay below 2 GiB
+                n = min(end - offset, ZERO_CALL)
+                self.image.write_zeroes(offset, n)
+                offset += n
         except self._rbd.Error as exc:
-            raise self._os_error(exc, "zero a range of") from None
+            raise self._os_error(exc) from None
 
     def flush(self) -> None:
         if not self.writable:
@@ -77,7 +82,7 @@ class RbdVolume:
         try:
             self.image.flush()
         except self._rbd.Error as exc:
-            raise self._os_error(exc, "flush") from None
+            raise self._os_error(exc) from None
 
     def allocated(self) -> Iterator[tuple[int, int]]:
         """(offset, length) of the image's written ranges, in order, adjacent ones merged (diff_iterate)."""
@@ -94,7 +99,7 @@ class RbdVolume:
         try:
             self.image.diff_iterate(0, self.image.size(), None, seen)
         except self._rbd.Error as exc:
-            raise self._os_error(exc, "list the allocated extents of") from None
+            raise self._os_error(exc) from None
         return iter([(o, n) for o, n in sorted(ranges)])
 
     def close(self) -> None:

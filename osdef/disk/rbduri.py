@@ -29,7 +29,7 @@ DEFAULT_CONF = "/etc/ceph/ceph.conf"
 DEFAULT_USER = "admin"
 NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}\Z")  # pools, namespaces, images, snapshots
 USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
-CONF_RE = re.compile(r"/[^\x00-\x1f\x7f:@\\]{1,4094}\Z")
+CONF_RE = re.compile(r"/[^\x00-\x20\x7f:@\\]{1,4094}\Z")
 _SECRET_KEYS = ("key", "keyfile", "password-secret", "secret")
 
 
@@ -66,7 +66,9 @@ class RbdUri:
         return SCHEME + self.spec
 
     def with_defaults(self, user: str, conf: str) -> "RbdUri":
-        """The URI with the site's user and ceph.conf where it names none."""
+        """The URI with the site's user and ceph.conf where it names none (both checked as if in a URI)."""
+        _, user = _option("id", user, "the site's ceph.user")
+        _, conf = _option("conf", conf, "the site's ceph.conf")
         return replace(self, user=self.user or user, conf=self.conf or conf)
 
     def at_snapshot(self, snapshot: str | None) -> "RbdUri":
@@ -114,7 +116,7 @@ def _option(key: str, value: str, what: str) -> tuple[str, str]:
         return key, user
     if key == "conf":
         if not CONF_RE.match(value):
-            raise UriError(f"{what}: conf {value!r} is not an absolute path without ':' or '@'")
+            raise UriError(f"{what}: conf {value!r} is not an absolute path without ':', '@' or spaces")
         return key, value
     raise UriError(f"{what}: option {key!r} is not supported (osdef reads id= and conf=; put other Ceph "
                    "settings in ceph.conf)")

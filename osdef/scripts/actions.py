@@ -57,15 +57,19 @@ def variants_dir(os_dir: Path) -> Path:
     return source_root() / "variants"
 
 
-def resolve_location(location: str, key: str) -> str:
-    """A path as it is; a URI checked and completed with the site's Ceph user and ceph.conf."""
+def resolve_location(location: str, key: str, *, write: bool = False) -> str:
+    """A path as it is; a URI checked and completed with the site's Ceph user and ceph.conf (a snapshot
+    only where nothing is written)."""
     from osdef.disk import rbduri
 
     if not rbduri.is_uri(location):
         return location
     from osdef.disk import rbd
 
-    return str(rbd.resolve(location, key, EnvError))
+    uri = rbd.resolve(location, key, EnvError)
+    if write and uri.snapshot:
+        raise EnvError(f"{key}={uri.display} is a snapshot: it can only be read")
+    return str(uri)
 
 
 def load_context(script: str, os_dir: Path, environ: Mapping[str, str]) -> Context:
@@ -75,7 +79,8 @@ def load_context(script: str, os_dir: Path, environ: Mapping[str, str]) -> Conte
 
     ceph.configure(config.ceph)
     prefer = config.ceph.prefer_uri
-    locations = tuple(resolve_location(d.location(prefer), d.location_key(prefer)) for d in instance.disks)
+    locations = tuple(resolve_location(d.location(prefer), d.location_key(prefer),
+                                       write=script in ("create", "rename")) for d in instance.disks)
     catalog = variant = None
     if script in ("create", "rename", "verify"):
         catalog = variantmod.load_dir(variants_dir(os_dir))
@@ -213,7 +218,7 @@ def _data_context(script: str, os_dir: Path, environ: Mapping[str, str]
     target = load_target(environ)
     prefer = ctx.config.ceph.prefer_uri
     key = target.location_key(prefer)
-    where = resolve_location(target.location(prefer), key)
+    where = resolve_location(target.location(prefer), key, write=script == "import")
     disk = _disk_of(ctx.instance, target.index)
     if disk is not None:
         _check_disk(disk, where, key)
