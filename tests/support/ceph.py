@@ -32,6 +32,7 @@ PACKAGES = ("ceph-mon", "ceph-osd", "ceph-common", "python3-rbd", "python3-rados
 ADDRESS = "192.0.2.50"  # on the Ganeti harness's LAN (192.0.2.0/24; nodes are .10+, the cluster IP .100)
 NETMASK = 24
 LAN_IF = "cephlan0"
+USER = "ganeti"  # a cephx user with the rbd profile on the pool (besides client.admin)
 CLONE_NEWNET = 0x40000000
 BLOCK_BYTES = 40 << 30  # sparse bluestore file
 CONF = """\
@@ -162,6 +163,11 @@ class CephCluster:
             time.sleep(0.2)
         self.ns("ceph", "osd", "pool", "create", self.pool, "8", "8")
         self.ns("rbd", "pool", "init", self.pool)
+        # a user with only what an RBD client needs (Ganeti's :id=ganeti), its key in the same keyring
+        user = self.ns("ceph", "auth", "get-or-create", f"client.{USER}", "mon", "profile rbd",
+                       "osd", f"profile rbd pool={self.pool}").stdout
+        with open(self.keyring, "a") as f:
+            f.write(user)
         self.started = time.monotonic() - started
         return self
 
