@@ -186,6 +186,13 @@ class CephCluster:
         for command in commands:
             subprocess.run(["ip", "netns", "exec", self.netns, *command.split()], check=True)
 
+    def join_lan(self, pid: int, bridge: str) -> None:
+        """Plug the cluster into another namespace's bridge (the Ganeti harness's LAN): the peer of
+        ``cephlan0`` moves into the network namespace of process ``pid`` and becomes a port of ``bridge``."""
+        self._net(f"ip link set {LAN_IF}p netns {pid}")
+        for command in (f"ip link set {LAN_IF}p master {bridge}", f"ip link set {LAN_IF}p up"):
+            subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", *command.split()], check=True)
+
     def pids(self) -> list[int]:
         out = []
         for name in ("osd.0", "mon.a"):
