@@ -506,10 +506,11 @@ NOTES = [
 ]
 
 
-def write_section(text: str) -> None:
+def write_section(text: str, section: str = SECTION) -> None:
+    """Replace ``section`` of docs/benchmarks.md (up to the next "## ") by ``text``, or append it."""
     DOC.parent.mkdir(parents=True, exist_ok=True)
     doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(section)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(doc):
         doc = pattern.sub(lambda _m: text + "\n", doc, count=1)
     else:

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_site_config
+from tests.conftest import install_os_dir, write_site_config
 from tests.support.ceph import CephCluster, missing_packages
 
 
@@ -57,10 +55,7 @@ def ceph_site_config(ceph, tmp_path_factory) -> Path:
 @pytest.fixture(scope="package")
 def rbd_os_dir(ceph_site_config, tmp_path_factory) -> Path:
     """`osdef install` with that site config: the OS dir Ganeti would run."""
-    os_dir = tmp_path_factory.mktemp("os") / "image"
-    subprocess.run([sys.executable, "-m", "osdef.cli", "install", "--os-dir", str(os_dir),
-                    "--config", str(ceph_site_config)], check=True, capture_output=True)
-    return os_dir
+    return install_os_dir(tmp_path_factory, ceph_site_config)
 
 
 @pytest.fixture

@@ -126,6 +126,13 @@ class CephCluster:
     def rbd(self, *args: str, check: bool = True) -> str:
         return self.ns("rbd", *args, check=check).stdout
 
+    def du(self, image: str) -> int:
+        """Bytes `rbd du` says the image uses (whole RADOS objects)."""
+        import json
+
+        out = json.loads(self.rbd("du", "--format", "json", f"{self.pool}/{image}"))
+        return sum(i["used_size"] for i in out["images"] if i["name"] == image and "snapshot" not in i)
+
     def key(self, user: str = "admin") -> str:
         """client.<user>'s cephx key (tests check that it never shows up in any output)."""
         return subprocess.run(["ceph-authtool", str(self.keyring), "-n", f"client.{user}", "-p"],
@@ -278,3 +285,79 @@ def ganeti_uri_env(script: str, disks: list[tuple[str, int]], *, name: str, inde
         env.update({f"{kind}_DISK_URI": disks[index][0], f"{kind}_INDEX": str(index), "EXP_SIZE_FD": "11"})
     env.update(extra)
     return env
+
+
+# -- independent readers of what is on an image: rbd(8), util-linux, e2fsprogs -------------------------
+
+def raw_copy(cluster: CephCluster, image: str, path: Path) -> Path:
+    """The image's bytes in a sparse file, written by rbd(8) itself."""
+    cluster.rbd("export", f"{cluster.pool}/{image}", str(path))
+    return path
+
+
+def last_partition(raw: Path) -> int:
+    """Byte offset of the disk's last partition (the root filesystem), as sfdisk reads the table."""
+    import json
+
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(raw)], capture_output=True, text=True,
+                                      check=True).stdout)["partitiontable"]
+    return max(p["start"] for p in table["partitions"]) * 512
+
+
+@dataclass(frozen=True)
+class ExtBlocks:
+    """An ext filesystem's blocks as dumpe2fs reads them: size, count, and the free ones (first, last)."""
+
+    size: int
+    count: int
+    free: list[tuple[int, int]]
+
+    @property
+    def used_bytes(self) -> int:
+        return (self.count - sum(b - a + 1 for a, b in self.free)) * self.size
+
+    def used(self) -> list[tuple[int, int]]:
+        """(first, last) block runs the filesystem uses: the complement of the free ones."""
+        out, pos = [], 0
+        for a, b in sorted(self.free):
+            if a > pos:
+                out.append((pos, a - 1))
+            pos = b + 1
+        if pos < self.count:
+            out.append((pos, self.count - 1))
+        return out
+
+
+def ext_blocks(raw: Path, offset: int) -> ExtBlocks:
+    """dumpe2fs (e2fsprogs) on the filesystem at ``offset`` of ``raw``."""
+    import re
+
+    out = subprocess.run(["dumpe2fs", f"{raw}?offset={offset}"], capture_output=True, text=True, check=True).stdout
+    head = dict(line.split(":", 1) for line in out.split("\n\n", 1)[0].splitlines() if ":" in line)
+    free = []
+    for line in re.findall(r"^\s+Free blocks: (.*)$", out, re.M):
+        for part in filter(None, (p.strip() for p in line.split(","))):
+            a, _, b = part.partition("-")
+            free.append((int(a), int(b or a)))
+    return ExtBlocks(int(head["Block size"]), int(head["Block count"]), free)
+
+
+def ext_files(raw: Path, offset: int, into: Path) -> dict[str, str]:
+    """sha256 of every regular file of the filesystem, extracted by debugfs (e2fsprogs, no mount)."""
+    import hashlib
+
+    into.mkdir()
+    subprocess.run(["debugfs", "-R", f"rdump / {into}", f"{raw}?offset={offset}"], check=True, capture_output=True)
+    sums = {}
+    for path in into.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            with open(path, "rb") as f:
+                sums[str(path.relative_to(into))] = hashlib.file_digest(f, "sha256").hexdigest()
+    shutil.rmtree(into)
+    return sums
+
+
+def fsck_clean(raw: Path, offset: int) -> None:
+    """e2fsck -fn finds nothing to fix (raises with its output otherwise)."""
+    proc = subprocess.run(["e2fsck", "-fn", f"{raw}?offset={offset}"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-1000:]

@@ -14,7 +14,7 @@ import pytest
 
 from osdef.extstorage.rbd import install as rbdinstall
 from osdef.extstorage.rbd.config import Placement
-from tests.support.extstorage import ganeti_env
+from tests.support.extstorage import ganeti_env, ok, one_error_line
 
 MiB = 1 << 20
 
@@ -32,18 +32,6 @@ def run(provider: Path, action: str, **variables: str) -> subprocess.CompletedPr
                           timeout=60)
 
 
-def ok(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
-def error_line(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    return lines[0]
-
-
 def info(ceph, spec: str) -> dict:
     return json.loads(ceph.rbd("info", "--format", "json", spec))
 
@@ -53,7 +41,7 @@ def test_volume_lifecycle(provider, ceph):
     pool = ceph.pool
     ok(run(provider, "create", VOL_NAME=vol, VOL_SIZE="64", VOL_UUID="u0"))
     assert info(ceph, f"{pool}/{vol}")["size"] == 64 * MiB
-    assert error_line(run(provider, "create", VOL_NAME=vol, VOL_SIZE="64")).endswith(f"volume {vol} already exists in pool {pool}")
+    assert one_error_line(run(provider, "create", VOL_NAME=vol, VOL_SIZE="64")).endswith(f"volume {vol} already exists in pool {pool}")
 
     uri = f"kvm:rbd:{pool}/{vol}:conf={ceph.conf}"
     for _ in range(3):  # idempotent, and userspace only: an empty first line, then the URI
@@ -66,18 +54,18 @@ def test_volume_lifecycle(provider, ceph):
     _write(ceph, vol, 5 * MiB, b"before")
     ok(run(provider, "grow", VOL_NAME=vol, VOL_SIZE="64", VOL_NEW_SIZE="96"))
     assert info(ceph, f"{pool}/{vol}")["size"] == 96 * MiB
-    assert "never shrink" in error_line(run(provider, "grow", VOL_NAME=vol, VOL_SIZE="96", VOL_NEW_SIZE="32"))
+    assert "never shrink" in one_error_line(run(provider, "grow", VOL_NAME=vol, VOL_SIZE="96", VOL_NEW_SIZE="32"))
 
     snap = f"{vol}.snap"  # Ganeti's name for it: the volume name + .snap
     ok(run(provider, "snapshot", VOL_NAME=vol, VOL_SNAPSHOT_NAME=snap, VOL_SNAPSHOT_SIZE="96"))
     _write(ceph, vol, 5 * MiB, b"after!")
     assert ok(run(provider, "attach", VOL_NAME=snap)) == f"\nkvm:rbd:{pool}/{vol}@{snap}:conf={ceph.conf}\n"
     assert _read(ceph, f"{vol}@{snap}", 5 * MiB, 6) == b"before"  # the snapshot keeps the old bytes
-    assert "already exists" in error_line(run(provider, "snapshot", VOL_NAME=vol, VOL_SNAPSHOT_NAME=snap))
+    assert "already exists" in one_error_line(run(provider, "snapshot", VOL_NAME=vol, VOL_SNAPSHOT_NAME=snap))
     ok(run(provider, "detach", VOL_NAME=snap))
     ok(run(provider, "remove", VOL_NAME=snap))
     assert snap not in ceph.rbd("snap", "ls", f"{pool}/{vol}")
-    assert "does not exist" in error_line(run(provider, "attach", VOL_NAME=snap))
+    assert "does not exist" in one_error_line(run(provider, "attach", VOL_NAME=snap))
 
     ok(run(provider, "snapshot", VOL_NAME=vol, VOL_SNAPSHOT_NAME=snap))  # left over by a failed export
     ok(run(provider, "detach", VOL_NAME=vol))
@@ -85,7 +73,7 @@ def test_volume_lifecycle(provider, ceph):
     ok(run(provider, "remove", VOL_NAME=vol))  # takes the snapshot it made with it
     assert vol not in ceph.rbd("ls", pool).split()
     ok(run(provider, "remove", VOL_NAME=vol))  # a missing volume is not an error
-    assert "does not exist" in error_line(run(provider, "attach", VOL_NAME=vol))
+    assert "does not exist" in one_error_line(run(provider, "attach", VOL_NAME=vol))
 
 
 def _write(ceph, image: str, offset: int, data: bytes) -> None:
@@ -116,7 +104,7 @@ def _read(ceph, spec: str, offset: int, length: int) -> bytes:
 ])
 def test_failures_are_one_line(provider, ceph, variables, words):
     env = {"VOL_NAME": f"{uuid.uuid4()}.ext.disk0", "VOL_SIZE": "8", **variables}
-    line = error_line(run(provider, "create", **env))
+    line = one_error_line(run(provider, "create", **env))
     assert line.startswith("rbd create: error: ") and words in line, line
     assert ceph.key() not in line
 
@@ -125,11 +113,11 @@ def test_unreachable_monitor_is_bounded(provider, ceph, tmp_path):
     conf = tmp_path / "nomon.conf"
     conf.write_text(ceph.conf.read_text().replace(ceph.address, "192.0.2.51"))
     proc = run(provider, "attach", VOL_NAME="v.ext.disk0", EXTP_CONF=str(conf))
-    assert "no Ceph monitor named in" in error_line(proc) and "within 5 s" in proc.stderr
+    assert "no Ceph monitor named in" in one_error_line(proc) and "within 5 s" in proc.stderr
 
 
 def test_verify_and_the_provider_dir(provider):
     ok(run(provider, "verify", VOL_NAME="v.ext.disk0", EXTP_POOL="rbd", EXTP_USER="admin"))
-    assert "unknown parameter" in error_line(run(provider, "verify", VOL_NAME="v", EXTP_SIZE="1"))
+    assert "unknown parameter" in one_error_line(run(provider, "verify", VOL_NAME="v", EXTP_SIZE="1"))
     assert rbdinstall.diagnose(provider) == []
     assert (provider / "parameters.list").read_text().splitlines()[0].startswith("pool ")

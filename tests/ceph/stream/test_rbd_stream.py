@@ -263,3 +263,23 @@ def test_export_and_import_through_the_scripts_with_debug_on(images, ceph, rbd_o
         rc, err, _ = run_script(rbd_os_dir, "import", env, stream, subprocess.DEVNULL)
     assert rc == 0 and key not in err, err
     assert images.read(target) == images.read(src)
+
+
+def test_an_xfs_on_an_rbd_image_goes_at_block_level_in_one_line(images, ceph, tmp_path):
+    """partclone needs a kernel device: the xfs partition is sent at block level, said once, restored exactly."""
+    local = tmp_path / "xfs.img"
+    with open(local, "wb") as f:
+        f.truncate(320 * MiB)
+    subprocess.run(["mkfs.xfs", "-q", str(local)], check=True)
+    name = images.create(320 * MiB)
+    data = local.read_bytes()
+    for offset in range(0, len(data), 8 * MiB):
+        if data[offset:offset + 8 * MiB].strip(b"\0"):
+            images.write(name, offset, data[offset:offset + 8 * MiB])
+    warnings: list[str] = []
+    export_to_file(uri(ceph, name), tmp_path / "s", warn=warnings.append)
+    assert warnings == [f"rbd:{ceph.pool}/{name}: whole disk: its xfs filesystem is on an RBD image, which "
+                        "partclone.xfs cannot read (no kernel device): sent at block level"]
+    copy = images.create(320 * MiB, fill="random")
+    import_from_file(tmp_path / "s", uri(ceph, copy))
+    assert images.read(copy) == data
