@@ -63,6 +63,8 @@ mon warn on pool no redundancy = false
 mon data avail warn = 1
 mon data avail crit = 0
 osd crush chooseleaf type = 0
+client mount timeout = 30
+rados mon op timeout = 60
 [mon]
 mon data = {dir}/mon/$id
 mon cluster log file = {dir}/log/cluster.log
@@ -199,6 +201,12 @@ class CephCluster:
         self._net(f"ip link set {LAN_IF}p netns {pid}")
         for command in (f"ip link set {LAN_IF}p master {bridge}", f"ip link set {LAN_IF}p up"):
             subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", *command.split()], check=True)
+
+    def leave_lan(self, pid: int) -> None:
+        """Bring the LAN port back from process ``pid``'s namespace (before that namespace goes away:
+        deleting one end of a veth deletes both, and the monitor's address with it)."""
+        subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "ip", "link", "set", f"{LAN_IF}p", "netns",
+                        self.netns], check=False, capture_output=True)
 
     def pids(self) -> list[int]:
         out = []

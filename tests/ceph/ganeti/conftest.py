@@ -73,7 +73,11 @@ def rbd_cluster(ceph, ceph_site_config, request) -> RbdCluster:
            "GH_SITE_CONFIG": str(ceph_site_config), "GH_NODE_CACHE": str(TEST_IMAGE_CACHE)}
     cluster = RbdCluster(env, state)
 
+    noded = state / "run" / "ganeti-noded.pid"
+
     def down():
+        if noded.exists():  # the Ceph stays up for the rest of the tier: its port must not die with node1
+            ceph.leave_lan(int(noded.read_text()))
         proc = cluster.harness("down", timeout=120)
         if proc.returncode != 0:
             print(f"harness down failed:\n{proc.stderr}")
@@ -85,7 +89,7 @@ def rbd_cluster(ceph, ceph_site_config, request) -> RbdCluster:
     if proc.returncode != 0:
         pytest.fail(f"harness up failed:\n{proc.stderr[-4000:]}", pytrace=False)
     cluster.timings.append(("cluster up (2 nodes)", time.monotonic() - started))
-    ceph.join_lan(int((state / "run" / "ganeti-noded.pid").read_text()), "gntlan")
+    ceph.join_lan(int(noded.read_text()), "gntlan")
     for node in (NODE, NODE2):
         cluster.gnt(OSDEF, "install-extstorage", "--provider", "rbd", "--dir", PROVIDER_DIR, "--conf",
                     str(ceph.conf), "--user", USER, "--connect-timeout", "10", node=node)
