@@ -23,6 +23,14 @@ def _missing(name: str, where: Placement) -> VolumeError:
                        "was it created with these pool and conf parameters?")
 
 
+def _existing(pool: Pool, name: str, where: Placement) -> Found:
+    """What the volume name is (an image or a snapshot of one), or the one-line error that it is none."""
+    found = pool.find(name)
+    if found is None:
+        raise _missing(name, where)
+    return found
+
+
 def create(req: Request, where: Placement, out: TextIO, log: TextIO) -> None:
     size = require(req.size_mib, "VOL_SIZE", "create")
     with Pool(where) as pool:
@@ -50,8 +58,7 @@ def remove(req: Request, where: Placement, out: TextIO, log: TextIO) -> None:
 def grow(req: Request, where: Placement, out: TextIO, log: TextIO) -> None:
     new = require(req.new_size_mib, "VOL_NEW_SIZE", "grow")
     with Pool(where) as pool:
-        if pool.find(req.name) is None:
-            raise _missing(req.name, where)
+        _existing(pool, req.name, where)
         current = pool.size(req.name)
         if new * MiB < current:
             raise RequestError(f"grow of {req.name}: VOL_NEW_SIZE={new} MiB is smaller than the "
@@ -62,9 +69,7 @@ def grow(req: Request, where: Placement, out: TextIO, log: TextIO) -> None:
 
 def attach(req: Request, where: Placement, out: TextIO, log: TextIO) -> None:
     with Pool(where) as pool:
-        found = pool.find(req.name)
-    if found is None:
-        raise _missing(req.name, where)
+        found = _existing(pool, req.name, where)
     out.write("\n" + f"kvm:{where.uri(found.image, found.snapshot)}\n")
 
 
@@ -75,8 +80,7 @@ def detach(req: Request, where: Placement, out: TextIO, log: TextIO) -> None:
 def setinfo(req: Request, where: Placement, out: TextIO, log: TextIO) -> None:
     metadata = require(req.metadata, "VOL_METADATA", "setinfo")
     with Pool(where) as pool:
-        if pool.find(req.name) is None:
-            raise _missing(req.name, where)
+        _existing(pool, req.name, where)
         pool.set_metadata(req.name, metadata)
     log.write(f"metadata of {where.pool}/{req.name}: {metadata}\n")
 
@@ -88,8 +92,7 @@ def verify(req: Request, where: Placement, out: TextIO, log: TextIO) -> None:
 def snapshot(req: Request, where: Placement, out: TextIO, log: TextIO) -> None:
     snap = require(req.snapshot_name, "VOL_SNAPSHOT_NAME", "snapshot")
     with Pool(where) as pool:
-        found = pool.find(req.name)
-        if found is None or found.snapshot:
+        if _existing(pool, req.name, where).snapshot:
             raise _missing(req.name, where)
         pool.snapshot(req.name, snap)
     log.write(f"snapshot of {where.pool}/{req.name}: {where.pool}/{req.name}@{snap} (volume {snap})\n")
@@ -98,8 +101,7 @@ def snapshot(req: Request, where: Placement, out: TextIO, log: TextIO) -> None:
 def open_(req: Request, where: Placement, out: TextIO, log: TextIO) -> None:
     """librbd needs nothing opened: only check that the volume exists."""
     with Pool(where) as pool:
-        if pool.find(req.name) is None:
-            raise _missing(req.name, where)
+        _existing(pool, req.name, where)
     log.write(f"opened {where.pool}/{req.name} (exclusive={req.open_exclusive})\n")
 
 

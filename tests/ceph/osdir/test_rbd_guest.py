@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.boot.network.dhcpnet import stop
 from tests.support.ceph import ext_blocks, ext_files, fsck_clean, ganeti_uri_env, last_partition, raw_copy
 from tests.support.stream import run_script
 
@@ -262,12 +263,7 @@ def test_the_imported_copy_boots_through_qemus_rbd_driver(guest, ceph, tmp_path)
                 break
             time.sleep(2)
     finally:
-        qemu.terminate()
-        try:
-            qemu.wait(20)
-        except subprocess.TimeoutExpired:
-            qemu.kill()
-            qemu.wait()
+        stop(qemu)
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r", "")
     print(f"boot from RBD: {time.monotonic() - started:.0f} s")
     assert "rbd2 login:" in text, f"no login prompt; qemu: {qemu.stdout.read()[-500:]!r}; console ends:\n{text[-2000:]}"
