@@ -54,8 +54,12 @@ def build_image(ceph: CephCluster, work: Path) -> dict:
     sh(f"sgdisk -n1:2048:4095 -t1:ef02 -n2:4096:{end - 1} -t2:8300 {local}")
     image, _ = find_image()
     sh(f"zstd -dc {image} | dd of={local} bs=1M seek=2 conv=notrunc,sparse status=none")
-    part = f"{local}?offset={2 * MiB}"
-    sh(f"e2fsck -fy '{part}' >/dev/null 2>&1 || true; resize2fs '{part}' >/dev/null 2>&1")
+    # grown to its partition on a loop device limited to it (resize2fs on "FILE?offset=" truncates the file)
+    part = sh(f"losetup -f --show -o {2 * MiB} --sizelimit {(end - 4096) * 512} {local}").stdout.strip()
+    try:
+        sh(f"e2fsck -fy {part} >/dev/null 2>&1 || true; resize2fs {part} >/dev/null 2>&1")
+    finally:
+        sh(f"losetup -d {part}")
     fs = ext_blocks(local, 2 * MiB)
     ceph.rbd("create", "--size", f"{SIZE // MiB}M", f"{ceph.pool}/src")
     import rados
@@ -156,7 +160,7 @@ def render(info: dict, exports: list[Run], copies: list[tuple[Run, int]], repeat
     lines += ["", "### Copy to a fresh image (export piped into import)", "",
               "| copy | wall (s) | `rbd du` of the copy |", "|---|---|---|"]
     for r, du in copies:
-        lines.append(f"| {r.name} | {r.wall:.1f} | {fmt_size(du)} |")
+        lines.append(f"| {r.name.replace('|', chr(92) + '|')} | {r.wall:.1f} | {fmt_size(du)} |")
     fewer = osdef.stream < ref.stream
     fast = osdef.wall <= 1.2 * ref.wall
     lines += ["", "### Targets", "",
