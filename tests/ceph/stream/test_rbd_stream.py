@@ -180,7 +180,7 @@ def one_line(rc: int, err: str, key: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("script", ["export", "import"])
+@pytest.mark.parametrize("script", ["export", "import", "create"])
 @pytest.mark.parametrize("case,words", [
     ("bad-uri", "must be rbd:<pool>/<image>"),
     ("gluster", "libguestfs 1.54 removed gluster"),
