@@ -115,12 +115,11 @@ class RbdVolume:
 
 def resolve(location: str, what: str, error: type[OsdefError]) -> rbduri.RbdUri:
     """The URI in ``location`` with the site's user and ceph.conf filled in; a bad one raises ``error``."""
+    s = ceph.settings()
     try:
-        uri = rbduri.parse(location, what)
+        return rbduri.parse(location, what).with_defaults(s.user, str(s.conf))
     except rbduri.UriError as exc:
         raise error(str(exc)) from None
-    s = ceph.settings()
-    return uri.with_defaults(s.user, str(s.conf))
 
 
 def open_rbd(location: str, *, write: bool, error: type[OsdefError], what: str = "the disk URI") -> Disk:

@@ -102,9 +102,12 @@ class GuestSession:
             self.call(f"attach {disk}", g.add_drive_opts, str(disk), format="raw",
                       readonly=self.readonly, cachemode=self.cachemode)
             return
-        uri = rbduri.parse(disk)
+        try:
+            uri = rbduri.parse(disk)
+            confs = {(rbduri.parse(d).conf or rbduri.DEFAULT_CONF) for d in self.disks if isinstance(d, str)}
+        except rbduri.UriError as exc:
+            raise GuestError(str(exc)) from None
         conf = uri.conf or rbduri.DEFAULT_CONF
-        confs = {(rbduri.parse(d).conf or rbduri.DEFAULT_CONF) for d in self.disks if isinstance(d, str)}
         if len(confs) > 1:
             raise GuestError("the instance's RBD disks name different ceph.conf files; one appliance reads "
                              "one: give them the same conf=")
