@@ -3,7 +3,7 @@
 #   make test      install what is missing (apt, venv, pip), then run every test tier, on every core
 #   make demo      install what is missing, build the default image if absent, create a demo disk
 #   make install   write the OS dir (OS_DIR=/srv/ganeti/os/image by default)
-#   make install-extstorage   the loopfile ExtStorage provider (docs/extstorage.md)
+#   make install-extstorage   the loopfile ExtStorage provider (docs/extstorage.md; rbd: osdef install-extstorage --provider rbd)
 #   make bench     run the benchmarks (results in docs/benchmarks.md)
 #   make e2fsprogs-images E2FSPROGS=DIR   unpack e2fsprogs' f_*/image.gz for the opt-in corpus test
 #
@@ -24,13 +24,17 @@ XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --maxprocesses=4 -
 APT_RUNTIME := python3-guestfs libguestfs-tools linux-image-amd64 qemu-utils zstd \
                python3-venv python3-yaml e2fsprogs xfsprogs btrfs-progs dosfstools \
                gdisk fdisk util-linux libguestfs-xfs partclone python3-crc32c
+# Optional at runtime, for disks given as rbd: URIs (Ceph RBD, userspace access): librbd for export,
+# import and create's host-side copy, and qemu's rbd driver for the libguestfs appliance.
+APT_RBD     := python3-rbd python3-rados qemu-block-extra
 APT_BUILD   := debootstrap sudo git curl procps
-# 7zip, mtools: the differential tier's FAT oracle and writer (tests/support/fatoracle.py)
-APT_TEST    := qemu-system-x86 ovmf dnsmasq-base 7zip mtools
-APT_PACKAGES := $(APT_RUNTIME) $(APT_BUILD) $(APT_TEST)
+# 7zip, mtools: the differential tier's FAT oracle and writer (tests/support/fatoracle.py);
+# ceph-mon/-osd/-common: the ceph tier's throw-away cluster (tests/support/ceph.py)
+APT_TEST    := qemu-system-x86 ovmf dnsmasq-base 7zip mtools ceph-mon ceph-osd ceph-common
+APT_PACKAGES := $(APT_RUNTIME) $(APT_RBD) $(APT_BUILD) $(APT_TEST)
 APT_BENCH   := dump ganeti-instance-debootstrap
 
-TEST_DIRS := tests/pure tests/scripts tests/differential tests/appliance tests/boot tests/cluster
+TEST_DIRS := tests/pure tests/scripts tests/differential tests/appliance tests/boot tests/cluster tests/ceph
 
 .PHONY: all deps venv test test-unit install install-extstorage demo bench clean e2fsprogs-images
 

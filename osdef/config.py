@@ -16,6 +16,7 @@ file and the key.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ OS_DIR_CONFIG_NAME = "osdef.yaml"
 DEFAULT_IMAGE_DIR = Path("/var/cache/osdef/images")
 DEFAULT_HOOKS_DIR = Path("/etc/osdef/hooks.d")
 DEFAULT_AGREEMENT_FILE = Path("/etc/osdef/images-agreed.json")
+DEFAULT_CEPH_CONF = Path("/etc/ceph/ceph.conf")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,17 @@ class ImageSettings:
 
 
 @dataclass(frozen=True)
+class CephSettings:
+    """How to reach a Ceph cluster for disks given as ``rbd:`` URIs (DISK_N_URI)."""
+
+    conf: Path = DEFAULT_CEPH_CONF  # names the monitors and the keyring; a URI's conf= wins
+    user: str = "admin"  # the cephx id (without "client."); a URI's id= wins
+    connect_timeout: int = 30  # seconds until an unreachable monitor is an error
+    op_timeout: int = 600  # seconds one read or write of the image may take
+    prefer_uri: bool = False  # a disk with both DISK_N_PATH and DISK_N_URI: use the URI
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     """Everything a node's admin may set for osdef."""
 
@@ -73,6 +86,7 @@ class SiteConfig:
     libguestfs: LibguestfsSettings = field(default_factory=LibguestfsSettings)
     hooks_dir: Path = DEFAULT_HOOKS_DIR
     os_param_defaults: dict[str, str] = field(default_factory=dict)
+    ceph: CephSettings = field(default_factory=CephSettings)
 
 
 def config_path(os_dir: Path | None = None, environ: dict[str, str] | None = None) -> Path | None:
@@ -152,7 +166,7 @@ def _abspath(value: Any, key: str, path: Path) -> Path:
 def parse(data: Any, path: Path) -> SiteConfig:
     """Turn the YAML document into a SiteConfig, naming file and key on error."""
     top = _mapping(data, "the document", path)
-    _reject_unknown(top, {"images", "libguestfs", "hooks_dir", "os_parameters"}, "", path)
+    _reject_unknown(top, {"images", "libguestfs", "hooks_dir", "os_parameters", "ceph"}, "", path)
     return SiteConfig(
         source=Path(path),
         images=_images(_mapping(top.get("images"), "images", path), path),
@@ -161,6 +175,7 @@ def parse(data: Any, path: Path) -> SiteConfig:
                    if "hooks_dir" in top else DEFAULT_HOOKS_DIR),
         os_param_defaults=_os_parameters(_mapping(top.get("os_parameters"), "os_parameters", path),
                                          path),
+        ceph=_ceph(_mapping(top.get("ceph"), "ceph", path), path),
     )
 
 
@@ -176,6 +191,26 @@ def _images(img: dict[str, Any], path: Path) -> ImageSettings:
     _reject_unknown(img, set(_IMAGE_KEYS), "images.", path)
     return ImageSettings(**{key: check(img[key], f"images.{key}", path)
                             for key, check in _IMAGE_KEYS.items() if key in img})
+
+
+def _cephx_user(value: Any, key: str, path: Path) -> str:
+    text = _str(value, key, path)
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", text) or text.startswith("client."):
+        raise ConfigError(f"{path}: {key} must be a cephx user name without 'client.' (such as admin), "
+                          f"got {text!r}")
+    return text
+
+
+#: ceph.<key> → how its value is checked
+_CEPH_KEYS = {
+    "conf": _abspath, "user": _cephx_user, "connect_timeout": _int, "op_timeout": _int, "prefer_uri": _bool,
+}
+
+
+def _ceph(ceph: dict[str, Any], path: Path) -> CephSettings:
+    _reject_unknown(ceph, set(_CEPH_KEYS), "ceph.", path)
+    return CephSettings(**{key: check(ceph[key], f"ceph.{key}", path)
+                           for key, check in _CEPH_KEYS.items() if key in ceph})
 
 
 def _libguestfs(lg: dict[str, Any], path: Path) -> LibguestfsSettings:

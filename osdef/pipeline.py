@@ -55,7 +55,7 @@ def create(ctx, say: Callable[[str], None]) -> None:
 
     store = image_store(ctx)
     plan, artifact = build_plan(ctx, store, say)
-    disk0 = Path(ctx.instance.disks[0].path)
+    disk0 = ctx.locations[0]
     with artifact.open() as stream:
         report = install_root(disk0, ImageData(stream, artifact.size), plan, ctx.config.libguestfs, say)
     total = report.timings.get("total")
@@ -81,7 +81,7 @@ def build_plan(ctx, store, say: Callable[[str], None]):
     network = network_model.build(inst, params)  # bad NIC settings: one line, before any write
     artifact = agreed_artifact(ctx, store, variant.image)
     # disks 1..N are attached only when data_disks formats them; "keep" leaves them untouched
-    extra = tuple(Path(d.path) for d in inst.disks[1:]) if params.data_disks != "keep" else ()
+    extra = ctx.locations[1:] if params.data_disks != "keep" else ()
     plan = CreatePlan(
         layout=artifact.format, hostname=inst.name, fs_type=artifact.fs_type or params.filesystem or variant.filesystem,
         table=params.partition_table or variant.partition_table, boot=variant.boot,
@@ -95,7 +95,7 @@ def build_plan(ctx, store, say: Callable[[str], None]):
         from osdef.guest.hostkeys import read_host_keys
 
         say("reinstall: reading the SSH host keys of the previous installation")
-        plan = replace(plan, saved_host_keys=read_host_keys(Path(inst.disks[0].path), ctx.config.libguestfs, say))
+        plan = replace(plan, saved_host_keys=read_host_keys(ctx.locations[0], ctx.config.libguestfs, say))
     return plan, artifact
 
 
@@ -113,6 +113,6 @@ def rename(ctx, say: Callable[[str], None]) -> None:
 
     inst = ctx.instance
     say(f"rename {inst.old_name} → {inst.name}")
-    rename_guest(Path(inst.disks[0].path), inst.old_name, inst.name,
+    rename_guest(ctx.locations[0], inst.old_name, inst.name,
                  settings=ctx.config.libguestfs, log=say)
     say("done")

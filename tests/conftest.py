@@ -47,13 +47,18 @@ def site_config_file(tmp_path_factory) -> Path:
     return write_site_config(tmp_path_factory.mktemp("siteconfig") / "osdef.yaml")
 
 
+def install_os_dir(tmp_path_factory, config: Path) -> Path:
+    """`osdef install` into a temp OS dir, with the site config ``config`` installed next to it."""
+    os_dir = tmp_path_factory.mktemp("os") / "image"
+    subprocess.run([sys.executable, "-m", "osdef.cli", "install", "--os-dir", str(os_dir),
+                    "--config", str(config)], check=True, capture_output=True)
+    return os_dir
+
+
 @pytest.fixture(scope="session")
 def installed_os_dir(tmp_path_factory, site_config_file) -> Path:
     """`osdef install` into a temp OS dir, with the test site config installed next to it."""
-    os_dir = tmp_path_factory.mktemp("os") / "image"
-    subprocess.run([sys.executable, "-m", "osdef.cli", "install", "--os-dir", str(os_dir),
-                    "--config", str(site_config_file)], check=True, capture_output=True)
-    return os_dir
+    return install_os_dir(tmp_path_factory, site_config_file)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -9,7 +9,8 @@ Under xdist (`make test` runs `-n 2 --dist loadgroup`) a work unit is a whole
 module, so that module-scoped fixtures (a shared appliance, a built disk, the
 scenario's state) are set up once; every test under a directory in
 ONE_WORKER shares a unit (the cluster harness: fixed state dirs, namespaces,
-one package-scoped cluster).  An explicit ``xdist_group`` mark still wins.
+one package-scoped cluster; the ceph tier: one Ceph cluster per run, this
+worker moved into its network namespace).  An explicit ``xdist_group`` mark still wins.
 Every test under a directory in ONE_TEST is a unit of its own: the
 differential tier's cases are independent and each takes seconds, so whole
 modules would leave one worker alone at the end.
@@ -22,7 +23,7 @@ import pytest
 
 from tests.tiers import TIERS, item_tier
 
-ONE_WORKER = ("tests/cluster/ganeti/",)  # shared global state: one work unit, one worker
+ONE_WORKER = ("tests/cluster/ganeti/", "tests/ceph/")  # shared global state: one work unit, one worker
 ONE_TEST = ("tests/differential/",)  # independent, seconds-long cases: one work unit each
 
 

@@ -7,11 +7,13 @@
     tests/appliance/  a libguestfs appliance (or a real diskimage-builder build)
     tests/boot/       boots a created disk under qemu
     tests/cluster/    the real two-node Ganeti cluster (tests/cluster/ganeti/harness.sh)
+    tests/ceph/       a real Ceph cluster (tests/support/ceph.py): RBD disks through the scripts,
+                      libguestfs, qemu and a real Ganeti cluster
 
 each as tests/<tier>/<domain>/test_*.py (domain: stream, guest, network, ...).
 
 Each tier directory applies its marker (``-m pure``, ``-m "not cluster"``).  The
-resource markers (guestfs, dib, blockdev, boot, ganeti) must fit the directory:
+resource markers (guestfs, dib, blockdev, boot, ganeti, ceph) must fit the directory:
 a test marked guestfs under tests/pure is a collection error.  Under
 tests/pure, tests/scripts and tests/differential an in-process appliance
 launch fails the test.
@@ -21,15 +23,15 @@ from __future__ import annotations
 
 import pytest
 
-TIERS = ("cluster", "boot", "appliance", "differential", "scripts", "pure")  # most expensive first: the run order
+TIERS = ("ceph", "cluster", "boot", "appliance", "differential", "scripts", "pure")  # most expensive first: the run order
 # the cheapest tier a resource marker may appear in
-NEEDS = {"ganeti": "cluster", "boot": "boot", "guestfs": "appliance", "dib": "appliance",
+NEEDS = {"ceph": "ceph", "ganeti": "cluster", "boot": "boot", "guestfs": "appliance", "dib": "appliance",
          "blockdev": "scripts"}
 NO_APPLIANCE = ("pure", "differential", "scripts")
 
 
 def cost(tier: str) -> int:
-    """0 for the cheapest tier (pure), 5 for the most expensive (cluster)."""
+    """0 for the cheapest tier (pure), 6 for the most expensive (ceph: it holds boots and a Ganeti cluster)."""
     return len(TIERS) - 1 - TIERS.index(tier)
 
 

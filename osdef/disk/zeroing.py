@@ -5,7 +5,8 @@ one loses its old bytes).  Loop devices: a discard, which the loop driver
 turns into a punched hole in the backing file, so the volume stays sparse
 (BLKZEROOUT there becomes FALLOC_FL_ZERO_RANGE and allocates the range).
 Other block devices: BLKZEROOUT.  The unaligned edges, and whatever the
-kernel refuses, get written zeros.
+kernel refuses, get written zeros.  An RBD image (a volume, no fd):
+``write_zeroes``, which keeps it thin (osdef.disk.rbd).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import ctypes.util
 import fcntl
 import struct
 
-from osdef.disk.device import Disk, sync, write_at
+from osdef.disk.device import Disk, sync, write_at, zero_volume
 from osdef.disk.units import SECTOR, MiB
 
 ZEROS = bytes(MiB)  # a distinct object: `buf == ZEROS` is a memcmp (~58 GiB/s)
@@ -90,6 +91,9 @@ def zero_range(disk: Disk, offset: int, length: int) -> None:
     """
     end = min(offset + length, disk.size)
     if end <= offset:
+        return
+    if disk.volume is not None:
+        zero_volume(disk, offset, end - offset)
         return
     if not disk.is_block:
         if not punch_hole(disk.fd, offset, end - offset):

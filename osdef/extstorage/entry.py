@@ -1,8 +1,11 @@
-"""The edge where the provider's scripts start: errors become one stderr line.
+"""The edge where a provider's scripts start: errors become one stderr line.
 
-The launchers written by ``osdef install-extstorage`` call ``launcher_main``;
-the provider dir is where the launcher lives (Ganeti also runs the scripts
-with it as cwd).
+The launchers written by ``osdef install-extstorage`` call ``launcher_main``
+of their provider's entry module (this one for ``loopfile``,
+osdef.extstorage.rbd.entry for ``rbd``); the provider dir is where the
+launcher lives (Ganeti also runs the scripts with it as cwd).  ``run`` is the
+part every provider shares: the request parsed, the action run, every error
+one line.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Mapping, Sequence, TextIO
+from typing import Any, Callable, Mapping, Sequence, TextIO
 
 from osdef.errors import OsdefError
 from osdef.extstorage import PROVIDER_NAME, settings, volume
@@ -18,22 +21,21 @@ from osdef.extstorage.actions import ACTIONS
 from osdef.extstorage.store import Store
 
 
-def main(action: str, argv: Sequence[str] = (), *, provider_dir: Path,
-         environ: Mapping[str, str] | None = None,
-         out: TextIO | None = None, log: TextIO | None = None) -> int:
-    """Run one ExtStorage action; returns its exit code."""
+def run(provider: str, actions: Mapping[str, Callable[..., None]], backend: Callable[[volume.Request], Any],
+        action: str, argv: Sequence[str], *, environ: Mapping[str, str] | None = None,
+        out: TextIO | None = None, log: TextIO | None = None) -> int:
+    """Run one action of ``provider``: ``actions[action](request, backend(request), out, log)``."""
     environ = os.environ if environ is None else environ
     out = sys.stdout if out is None else out
     log = sys.stderr if log is None else log
-    prog = f"{PROVIDER_NAME} {action}"
+    prog = f"{provider} {action}"
     if any(a in ("-h", "--help") for a in argv):
         out.write(f"usage: {action}\nGaneti ExtStorage script; the request comes from VOL_* and "
                   "EXTP_* variables (see docs/extstorage.md).\n")
         return 0
     try:
         request = volume.parse(environ)
-        store = Store(settings.load(provider_dir).data_dir)
-        ACTIONS[action](request, store, out, log)
+        actions[action](request, backend(request), out, log)
         out.flush()
         return 0
     except OsdefError as exc:
@@ -50,6 +52,14 @@ def main(action: str, argv: Sequence[str] = (), *, provider_dir: Path,
             log.flush()
         except Exception:
             pass
+
+
+def main(action: str, argv: Sequence[str] = (), *, provider_dir: Path,
+         environ: Mapping[str, str] | None = None,
+         out: TextIO | None = None, log: TextIO | None = None) -> int:
+    """Run one action of the ``loopfile`` provider; returns its exit code."""
+    return run(PROVIDER_NAME, ACTIONS, lambda _request: Store(settings.load(provider_dir).data_dir),
+               action, argv, environ=environ, out=out, log=log)
 
 
 def launcher_main(action: str, launcher_file: str) -> None:

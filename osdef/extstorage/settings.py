@@ -29,7 +29,8 @@ def render(settings: ProviderSettings) -> str:
             f"data_dir: {settings.data_dir}\n")
 
 
-def parse(text: str, path: Path) -> ProviderSettings:
+def mapping(text: str, path: Path, keys: tuple[str, ...]) -> dict:
+    """The YAML mapping in a provider's config file, with only ``keys`` allowed (any provider)."""
     import yaml  # late: attach runs often and most calls only need the default path
 
     try:
@@ -39,10 +40,26 @@ def parse(text: str, path: Path) -> ProviderSettings:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ProviderConfigError(f"{path}: must be a mapping with the key data_dir")
-    unknown = sorted(set(map(str, data)) - set(KEYS))
+        raise ProviderConfigError(f"{path}: must be a mapping with the keys {', '.join(keys)}")
+    unknown = sorted(set(map(str, data)) - set(keys))
     if unknown:
-        raise ProviderConfigError(f"{path}: unknown key {unknown[0]} (allowed: {', '.join(KEYS)})")
+        raise ProviderConfigError(f"{path}: unknown key {unknown[0]} (allowed: {', '.join(keys)})")
+    return data
+
+
+def read(provider_dir: Path) -> tuple[str, Path] | None:
+    """(text, path) of the provider dir's config file; None when there is none."""
+    path = Path(provider_dir) / CONFIG_NAME
+    try:
+        return path.read_text(encoding="utf-8"), path
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ProviderConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def parse(text: str, path: Path) -> ProviderSettings:
+    data = mapping(text, path, KEYS)
     data_dir = data.get("data_dir", str(DEFAULT_DATA_DIR))
     if not isinstance(data_dir, str) or not data_dir.startswith("/"):
         raise ProviderConfigError(f"{path}: data_dir must be an absolute path, got {data_dir!r}")
@@ -50,11 +67,5 @@ def parse(text: str, path: Path) -> ProviderSettings:
 
 
 def load(provider_dir: Path) -> ProviderSettings:
-    path = Path(provider_dir) / CONFIG_NAME
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return ProviderSettings()
-    except OSError as exc:
-        raise ProviderConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse(text, path)
+    found = read(provider_dir)
+    return parse(*found) if found else ProviderSettings()

@@ -104,8 +104,9 @@ def addr6(env: Mapping[str, str], key: str) -> ipaddress.IPv6Address | None:
     return parsed(env, key, ipaddress.IPv6Address, "an IPv6 address")
 
 
-def indexed_count(env: Mapping[str, str], prefix: str, item_key: str) -> int:
-    """Check *_COUNT against the indexed variables actually present."""
+def indexed_count(env: Mapping[str, str], prefix: str, item_key: str | tuple[str, ...]) -> int:
+    """Check *_COUNT against the indexed variables actually present (each index has one of ``item_key``)."""
+    keys = (item_key,) if isinstance(item_key, str) else item_key
     count_key = f"{prefix}_COUNT"
     count = integer(env, count_key, minimum=0)
     present = sorted(
@@ -123,8 +124,9 @@ def indexed_count(env: Mapping[str, str], prefix: str, item_key: str) -> int:
             f"{count_key}={count} but {prefix}_{highest}_* is set: the counts do not match"
         )
     for i in range(count):
-        if not env.get(f"{prefix}_{i}_{item_key}"):
-            raise EnvError(f"{count_key}={count} but {prefix}_{i}_{item_key} is not set")
+        if not any(env.get(f"{prefix}_{i}_{key}") for key in keys):
+            others = "".join(f" (nor {prefix}_{i}_{key})" for key in keys[1:])
+            raise EnvError(f"{count_key}={count} but {prefix}_{i}_{keys[0]} is not set{others}")
     return count
 
 

@@ -24,15 +24,16 @@ SUPPORTED_API_VERSIONS = (20, 15, 10)
 
 SCRIPTS = ("create", "rename", "export", "import", "verify")
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
 @dataclass(frozen=True)
 class Disk:
-    """One instance disk (DISK_N_*)."""
+    """One instance disk (DISK_N_*): a path, a URI (userspace access only), or both."""
 
     index: int
-    path: str
+    path: str | None
     size_mib: int | None = None  # DISK_N_SIZE, Ganeti >= 3.0
     uuid: str | None = None
     name: str | None = None
@@ -40,6 +41,14 @@ class Disk:
     backend_type: str | None = None  # file:loop | block | userspace …
     uri: str | None = None  # userspace access only
     frontend_type: str | None = None
+
+    def location(self, prefer_uri: bool = False) -> str:
+        """What osdef opens: DISK_N_PATH, or DISK_N_URI when there is no path (or the site prefers it)."""
+        return pick_location(self.path, self.uri, prefer_uri)
+
+    def location_key(self, prefer_uri: bool = False) -> str:
+        """The variable ``location`` came from, for messages."""
+        return f"DISK_{self.index}_{'URI' if self.location(prefer_uri) == self.uri else 'PATH'}"
 
 
 @dataclass(frozen=True)
@@ -81,21 +90,48 @@ class Instance:
 @dataclass(frozen=True)
 class DataTarget:
     """The disk an export reads (EXPORT_*) or an import writes (IMPORT_*), and the fd that
-    gets its byte count (EXP_SIZE_FD, the same variable for both)."""
+    gets its byte count (EXP_SIZE_FD, the same variable for both).  A userspace-only disk
+    comes as EXPORT_DISK_URI / IMPORT_DISK_URI and no device."""
 
-    device: str
+    device: str | None
     index: int
     disk_path: str | None = None
     size_fd: int | None = None
+    uri: str | None = None
+    prefix: str = "EXPORT"
+
+    def location(self, prefer_uri: bool = False) -> str:
+        return pick_location(self.device, self.uri, prefer_uri)
+
+    def location_key(self, prefer_uri: bool = False) -> str:
+        return f"{self.prefix}_{'DISK_URI' if self.location(prefer_uri) == self.uri else 'DEVICE'}"
 
 
 ExportTarget = ImportTarget = DataTarget
 
 
+def pick_location(path: str | None, uri: str | None, prefer_uri: bool) -> str:
+    """The path, or the URI where there is no path or the site prefers URIs (ceph.prefer_uri)."""
+    if uri and (prefer_uri or not path):
+        return uri
+    assert path is not None  # parsing requires one of the two
+    return path
+
+
+def _check_uri(key: str, uri: str | None) -> str | None:
+    if uri is not None and _CONTROL.search(uri):
+        raise EnvError(f"{key} contains a control character")
+    return uri
+
+
 def parse_disk(env: Mapping[str, str], i: int) -> Disk:
     p = f"DISK_{i}_"
-    path = require(env, p + "PATH")
-    check_path(p + "PATH", path)
+    path = optional(env, p + "PATH")
+    uri = _check_uri(p + "URI", optional(env, p + "URI"))
+    if path is None and uri is None:
+        raise EnvError(f"DISK_{i}_PATH and DISK_{i}_URI are both unset; is this script being run by Ganeti?")
+    if path is not None:
+        check_path(p + "PATH", path)
     access = optional(env, p + "ACCESS")
     if access is not None and access not in ("rw", "ro"):
         raise EnvError(f"{p}ACCESS={quote(access)} must be rw or ro")
@@ -107,7 +143,7 @@ def parse_disk(env: Mapping[str, str], i: int) -> Disk:
         name=optional(env, p + "NAME"),
         access=access,
         backend_type=optional(env, p + "BACKEND_TYPE"),
-        uri=optional(env, p + "URI"),
+        uri=uri,
         frontend_type=optional(env, p + "FRONTEND_TYPE"),
     )
 
@@ -165,7 +201,7 @@ def load_instance(env: Mapping[str, str], script: str) -> Instance:
             f"INSTANCE_NAME={quote(name)} is not a valid host name (RFC 1123: letters, digits, '-', "
             "dot-separated labels of at most 63 characters)"
         )
-    disk_count = indexed_count(env, "DISK", "PATH")
+    disk_count = indexed_count(env, "DISK", ("PATH", "URI"))
     if script in ("create", "rename") and disk_count == 0:
         raise EnvError("DISK_COUNT=0: the instance has no disk to work on")
     nic_count = indexed_count(env, "NIC", "MAC")
@@ -197,11 +233,17 @@ def load_instance(env: Mapping[str, str], script: str) -> Instance:
 
 
 def _data_target(env: Mapping[str, str], prefix: str) -> DataTarget:
+    device = optional(env, f"{prefix}_DEVICE")
+    uri = _check_uri(f"{prefix}_DISK_URI", optional(env, f"{prefix}_DISK_URI"))
+    if device is None and uri is None:
+        require(env, f"{prefix}_DEVICE", f"nor {prefix}_DISK_URI")
     return DataTarget(
-        device=check_path(f"{prefix}_DEVICE", require(env, f"{prefix}_DEVICE")),
+        device=check_path(f"{prefix}_DEVICE", device) if device is not None else None,
         index=integer(env, f"{prefix}_INDEX", required=True, minimum=0) or 0,
         disk_path=optional(env, f"{prefix}_DISK_PATH"),
         size_fd=integer(env, "EXP_SIZE_FD", minimum=0),
+        uri=uri,
+        prefix=prefix,
     )
 
 

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from osdef.disk.device import sync
+from osdef.disk.device import open_disk, read_bytes, sync, write_at
 from osdef.disk.units import MiB
 from osdef.errors import GuestError
 from osdef.guest.partition import SECTOR, PartitionPlan
@@ -150,9 +150,9 @@ class BootAreaCache:
         offset, size = core_region(plan)
         tmp: str | None = None
         try:
-            with open(disk, "rb") as f:
-                mbr = os.pread(f.fileno(), MBR_CODE, 0)
-                core = _trim(os.pread(f.fileno(), size, offset))
+            with open_disk(disk, write=False, error=GuestError) as source:
+                mbr = read_bytes(source, 0, MBR_CODE)
+                core = _trim(read_bytes(source, offset, size))
             if len(mbr) != MBR_CODE or not mbr.strip(b"\0") or not core:
                 self.log(f"warning: no grub boot code found on {disk}; boot area not cached")
                 return None
@@ -175,10 +175,10 @@ class BootAreaCache:
             self.log(f"boot area cached in {final} for the next creates of this image")
             self._drop_older_builds()
             return final
-        except OSError as exc:
+        except (OSError, GuestError) as exc:
             if final.is_dir():
                 return final
-            self.log(f"warning: boot area not cached ({exc.strerror or exc})")
+            self.log(f"warning: boot area not cached ({getattr(exc, 'strerror', None) or exc})")
             return None
         finally:
             if tmp is not None:
@@ -206,12 +206,9 @@ def write_boot_area(disk: Path, area: BootArea) -> None:
     except OSError as exc:
         raise GuestError(f"cannot read the cached boot area {area.directory}: {exc.strerror or exc}") from None
     with open_target(disk) as target:
-        try:
-            os.pwrite(target.fd, mbr, 0)
-            os.pwrite(target.fd, core, area.core_offset)
-            sync(target)
-        except OSError as exc:
-            raise GuestError(f"writing the cached boot area onto {disk} failed: {exc.strerror or exc}") from None
+        write_at(target, mbr, 0)
+        write_at(target, core, area.core_offset)
+        sync(target)
 
 
 class BootAreaUse:

@@ -58,7 +58,7 @@ def read_host_keys(disk: Path, settings: LibguestfsSettings, log: Callable[[str]
     osdef.pipeline puts them into the create plan (CreatePlan.saved_host_keys).
     """
     try:
-        with GuestSession([Path(disk)], settings, readonly=True, log=log) as session:
+        with GuestSession([disk], settings, readonly=True, log=log) as session:
             session.mount_inspected_root()
             keys = save_host_keys(session)
     except GuestError as exc:

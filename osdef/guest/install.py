@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from osdef.config import LibguestfsSettings
+from osdef.disk.rbduri import as_location
 from osdef.guest.bootarea import BootAreaUse
 from osdef.guest.cloudinit import update_seed_hostname
 from osdef.guest.context import MountedRoot, StepContext
@@ -76,7 +77,7 @@ def install_root(disk: Path, image: ImageData, plan: CreatePlan, settings: Libgu
     before the first byte is written.  The plan's data disks are attached after
     `disk`, so steps reach disk i as session.device(i).
     """
-    disk = Path(disk)
+    disk = as_location(disk)
     layout = make_layout(disk, image, plan)
     layout.check(disk_size(disk))
     boot_area = BootAreaUse(plan.boot_cache, getattr(layout, "plan", None), plan.boot, plan.fs_type,
@@ -141,7 +142,7 @@ def rename(disk: Path, old: str, new: str, *, settings: LibguestfsSettings,
            log: Callable[[str], None] = print) -> None:
     """Rename the guest on `disk` (its OS found by inspection) from `old` to `new` FQDN."""
     validate_fqdn(new)
-    with GuestSession([Path(disk)], settings, log=log) as session:
+    with GuestSession([disk], settings, log=log) as session:
         session.mount_inspected_root()
         rename_guest(session, old, new, log)
         update_seed_hostname(session, new, log)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from osdef.disk.copy import CopyStats, copy_sparse
+from osdef.disk.device import read_bytes
 from osdef.disk.pipes import enlarge_pipe
 from osdef.disk.units import MiB
 from osdef.errors import GuestError
@@ -164,7 +165,7 @@ class FilesystemImageLayout(_PartitionedLayout):
                                           defined=extent.size, what="filesystem image")
             # read back after the whole stream passed its sha256 check
             self.image_checked = ondisk_ext.checked_since_mount(
-                os.pread(target.fd, 2 * ondisk_ext.SUPERBLOCK_SIZE, extent.start))
+                read_bytes(target, extent.start, 2 * ondisk_ext.SUPERBLOCK_SIZE))
 
     def guest_steps(self, session: GuestSession) -> list[Step]:
         return [

@@ -5,15 +5,22 @@ Layout, 1 MiB aligned:
   msdos: [1 ESP (type ef) when EFI,] last = root (bootable flag)
 The root partition always runs to the end of the disk.  Writing the table
 from the host with sfdisk is not a mount: no guest filesystem is touched.
+An RBD disk (an ``rbd:`` URI, which sfdisk cannot open) gets the table
+sfdisk writes onto a sparse scratch file of its size: the scratch file's
+first and last MiB (the MBR, the GPT and its backup) are copied onto it
+through librbd.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from osdef.disk.rbduri import is_uri
 from osdef.disk.units import SECTOR, MiB
 from osdef.errors import GuestError
 
@@ -128,11 +135,31 @@ def _sfdisk(args: list[str], stdin: str | None = None) -> str:
     return proc.stdout
 
 
-def write_table(disk: Path, p: PartitionPlan) -> dict[int, Extent]:
-    """Write plan `p` onto `disk` (file or block device) and return where partitions landed."""
+def write_table(disk: Path | str, p: PartitionPlan) -> dict[int, Extent]:
+    """Write plan `p` onto `disk` (file, block device or rbd: URI) and return where partitions landed."""
+    if is_uri(disk):
+        return _write_table_through_scratch(str(disk), p)
     _sfdisk(["--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "always",
              "--wipe-partitions", "never", str(disk)], sfdisk_script(p))
     return read_table(disk)
+
+
+def _write_table_through_scratch(uri: str, p: PartitionPlan) -> dict[int, Extent]:
+    """sfdisk onto a sparse file of the disk's size, then its head and tail MiB onto the disk."""
+    from osdef.disk.device import sync, write_at
+    from osdef.guest.target import open_target
+
+    with open_target(uri) as target, tempfile.TemporaryDirectory(prefix="osdef-table-") as tmp:
+        scratch = Path(tmp) / "disk.img"
+        with open(scratch, "wb") as f:
+            f.truncate(target.size)
+        extents = write_table(scratch, p)
+        with open(scratch, "rb") as f:
+            for offset in sorted({0, max(0, target.size - MiB)}):
+                length = min(MiB, target.size - offset)
+                write_at(target, os.pread(f.fileno(), length, offset), offset)
+        sync(target)
+    return extents
 
 
 def read_table(disk: Path) -> dict[int, Extent]:

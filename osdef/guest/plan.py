@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from osdef.disk.rbduri import as_location
 from osdef.errors import GuestError
 from osdef.ganeti.environment import Instance
 from osdef.ganeti.params import OsParams
@@ -46,7 +47,7 @@ class CreatePlan:
     steps: Steps = field(default_factory=load_steps)  # loaded, ordered and checked
     instance: Instance | None = None  # NICs, disks, uuid, reinstall: from Ganeti, if known
     network: NetworkState | None = None  # built from instance + params when not given
-    data_disks: tuple[Path, ...] = ()  # disks 1..N attached for data_disks (empty: "keep")
+    data_disks: tuple[Path | str, ...] = ()  # disks 1..N attached for data_disks (empty: "keep"); str: rbd: URI
     saved_host_keys: Mapping[str, bytes] | None = None  # reinstall with keep_ssh_host_keys
     boot_cache: BootAreaCache | None = None  # the image's cached BIOS boot areas
 
@@ -57,7 +58,7 @@ class CreatePlan:
         _one_of("partition table", self.table, TABLES)
         _one_of("boot mode", self.boot, BOOT_MODES)
         _one_of("grub_config", self.grub_config, GRUB_CONFIGS)
-        object.__setattr__(self, "data_disks", tuple(Path(d) for d in self.data_disks))
+        object.__setattr__(self, "data_disks", tuple(as_location(d) for d in self.data_disks))
         if self.network is None and self.instance is not None:
             object.__setattr__(self, "network", build_network(self.instance, self.params))
 

@@ -3,10 +3,17 @@
 Every libguestfs failure leaves this module as a GuestError with a one-line
 message naming what osdef was doing.  Guest filesystems are only ever mounted
 inside the appliance, never on the host.
+
+A disk given as an ``rbd:`` URI is attached with libguestfs' rbd protocol:
+the appliance's qemu opens the image through its own librbd, as client.<id>
+of the URI, with the monitors and the keyring named by the URI's ceph.conf
+(passed to qemu as CEPH_CONF).  No cephx key is handed to libguestfs: it
+would put it on qemu's command line (`ps`) and in its debug output.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +22,7 @@ from typing import Any, TypeVar
 import guestfs
 
 from osdef.config import LibguestfsSettings
+from osdef.disk import rbduri
 from osdef.errors import GuestError
 from osdef.vocab import EXT_FAMILY
 
@@ -56,10 +64,10 @@ def one_line(text: str, limit: int = 300) -> str:
 class GuestSession:
     """An appliance with the given disks attached (raw), as a context manager."""
 
-    def __init__(self, disks: Sequence[Path], settings: LibguestfsSettings, *,
+    def __init__(self, disks: Sequence[str | Path], settings: LibguestfsSettings, *,
                  readonly: bool = False, cachemode: str = "unsafe",
                  log: Callable[[str], None] | None = None):
-        self.disks = [Path(d) for d in disks]
+        self.disks = [rbduri.as_location(d) for d in disks]  # paths, or completed rbd: URIs
         self.settings = settings
         self.readonly = readonly
         self.cachemode = cachemode
@@ -86,9 +94,27 @@ class GuestSession:
         s = self.settings
         self.call("configure libguestfs", configure, g, s)
         for disk in self.disks:
+            self._attach(g, disk)
+        self.call("launch the appliance", g.launch)
+
+    def _attach(self, g: Any, disk: str | Path) -> None:
+        if not isinstance(disk, str):
             self.call(f"attach {disk}", g.add_drive_opts, str(disk), format="raw",
                       readonly=self.readonly, cachemode=self.cachemode)
-        self.call("launch the appliance", g.launch)
+            return
+        try:
+            uri = rbduri.parse(disk)
+            confs = {(rbduri.parse(d).conf or rbduri.DEFAULT_CONF) for d in self.disks if isinstance(d, str)}
+        except rbduri.UriError as exc:
+            raise GuestError(str(exc)) from None
+        conf = uri.conf or rbduri.DEFAULT_CONF
+        if len(confs) > 1:
+            raise GuestError("the instance's RBD disks name different ceph.conf files; one appliance reads "
+                             "one: give them the same conf=")
+        os.environ["CEPH_CONF"] = conf  # the appliance's qemu (a child) reads it: monitors and keyring
+        self.call(f"attach {uri.display}", g.add_drive_opts, uri.spec, format="raw", protocol="rbd",
+                  username=uri.user or rbduri.DEFAULT_USER, readonly=self.readonly or bool(uri.snapshot),
+                  cachemode=self.cachemode)
 
     def shutdown(self) -> None:
         """Unmount everything, sync and stop the appliance; errors are GuestErrors."""

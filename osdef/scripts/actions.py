@@ -3,7 +3,10 @@
 Each function validates all of its input first (environment, variant, OS
 parameters, site config) and only then touches a disk.  The real work lives
 elsewhere: osdef.pipeline for create/rename (libguestfs), osdef.stream for
-export/import (pure block I/O).
+export/import (pure block I/O).  A disk given only as a URI (DISK_N_URI,
+EXPORT_DISK_URI, IMPORT_DISK_URI: ``rbd:pool/image``) is a disk like any
+path: its URI is checked and completed with the site's Ceph user and
+ceph.conf here, and its image opened and sized before anything is written.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Context:
     instance: genv.Instance
     variant: variantmod.Variant | None
     params: osparams.OsParams
+    locations: tuple[str, ...] = ()  # what each instance disk is opened as: a path or a completed URI
 
 
 def variants_dir(os_dir: Path) -> Path:
@@ -53,9 +57,30 @@ def variants_dir(os_dir: Path) -> Path:
     return source_root() / "variants"
 
 
+def resolve_location(location: str, key: str, *, write: bool = False) -> str:
+    """A path as it is; a URI checked and completed with the site's Ceph user and ceph.conf (a snapshot
+    only where nothing is written)."""
+    from osdef.disk import rbduri
+
+    if not rbduri.is_uri(location):
+        return location
+    from osdef.disk import rbd
+
+    uri = rbd.resolve(location, key, EnvError)
+    if write and uri.snapshot:
+        raise EnvError(f"{key}={uri.display} is a snapshot: it can only be read")
+    return str(uri)
+
+
 def load_context(script: str, os_dir: Path, environ: Mapping[str, str]) -> Context:
     instance = genv.load_instance(environ, script)
     config = siteconfig.load(os_dir, environ)
+    from osdef.disk import ceph
+
+    ceph.configure(config.ceph)
+    prefer = config.ceph.prefer_uri
+    locations = tuple(resolve_location(d.location(prefer), d.location_key(prefer),
+                                       write=script in ("create", "rename")) for d in instance.disks)
     catalog = variant = None
     if script in ("create", "rename", "verify"):
         catalog = variantmod.load_dir(variants_dir(os_dir))
@@ -67,19 +92,16 @@ def load_context(script: str, os_dir: Path, environ: Mapping[str, str]) -> Conte
         site_defaults=config.os_param_defaults,
         site_source=source,
     )
-    return Context(os_dir, environ, config, catalog, instance, variant, params)
+    return Context(os_dir, environ, config, catalog, instance, variant, params, locations)
 
 
 SIZE_SLACK = 1 << 30  # a volume may be larger than asked: LVM rounds up to its extent size
 
 
-def _check_disk(disk: genv.Disk, path: str | None = None, key: str | None = None) -> int:
-    """The size of the disk at ``path`` (default: DISK_N_PATH), a file or block device whose size
-    matches DISK_N_SIZE (when Ganeti >= 3.0 passes it): a mismatch means the wrong path."""
+def _device_size(path: str, key: str) -> int:
+    """The size of a file or block device (anything else is refused)."""
     from osdef.disk.device import fd_size  # late: verify never opens a disk
 
-    path = path or disk.path
-    key = key or f"DISK_{disk.index}_PATH"
     try:  # O_NONBLOCK: a FIFO or a tty must not hang the script; checked before any use
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -95,6 +117,29 @@ def _check_disk(disk: genv.Disk, path: str | None = None, key: str | None = None
         raise EnvError(f"{key}={quote(path)}: {exc.strerror}") from None
     finally:
         os.close(fd)
+    return size
+
+
+def _image_size(uri: str, key: str) -> int:
+    """The size of the RBD image a (completed) URI names: connects and opens it read-only."""
+    from osdef.disk import rbd
+
+    display = rbd.resolve(uri, key, EnvError).display
+    try:
+        return rbd.image_size(uri, error=EnvError, what=key)
+    except EnvError as exc:
+        raise EnvError(f"{key}={display}: {exc}") from None
+
+
+def _check_disk(disk: genv.Disk, path: str | None = None, key: str | None = None) -> int:
+    """The size of the disk at ``path`` (default: DISK_N_PATH or its URI), a file, block device or RBD
+    image whose size matches DISK_N_SIZE (when Ganeti >= 3.0 passes it): a mismatch means the wrong
+    disk."""
+    from osdef.disk import rbduri
+
+    path = path or disk.location()
+    key = key or disk.location_key()
+    size = _image_size(path, key) if rbduri.is_uri(path) else _device_size(path, key)
     if disk.size_mib is not None:
         declared = disk.size_mib * MiB
         if size < declared or size > declared + SIZE_SLACK:
@@ -143,7 +188,9 @@ def verify(args: list[str], os_dir: Path, environ: Mapping[str, str]) -> int:
 
 def create(os_dir: Path, environ: Mapping[str, str]) -> int:
     ctx = load_context("create", os_dir, environ)
-    sizes = [_check_disk(disk) for disk in ctx.instance.disks]
+    prefer = ctx.config.ceph.prefer_uri
+    sizes = [_check_disk(disk, where, disk.location_key(prefer))
+             for disk, where in zip(ctx.instance.disks, ctx.locations)]
     _check_swap(ctx.params, sizes[0])
     from osdef import pipeline
 
@@ -153,8 +200,9 @@ def create(os_dir: Path, environ: Mapping[str, str]) -> int:
 
 def rename(os_dir: Path, environ: Mapping[str, str]) -> int:
     ctx = load_context("rename", os_dir, environ)
-    for disk in ctx.instance.disks:
-        _check_disk(disk)
+    prefer = ctx.config.ceph.prefer_uri
+    for disk, where in zip(ctx.instance.disks, ctx.locations):
+        _check_disk(disk, where, disk.location_key(prefer))
     from osdef import pipeline
 
     pipeline.rename(ctx, say)
@@ -162,19 +210,23 @@ def rename(os_dir: Path, environ: Mapping[str, str]) -> int:
 
 
 def _data_context(script: str, os_dir: Path, environ: Mapping[str, str]
-                  ) -> tuple[Context, genv.DataTarget]:
-    """export's or import's context and disk; the device checked against its DISK_N_SIZE."""
+                  ) -> tuple[Context, genv.DataTarget, str]:
+    """export's or import's context, its disk and where to open it (a device, or a completed URI);
+    the disk checked against its DISK_N_SIZE."""
     ctx = load_context(script, os_dir, environ)
     load_target = genv.load_export_target if script == "export" else genv.load_import_target
     target = load_target(environ)
+    prefer = ctx.config.ceph.prefer_uri
+    key = target.location_key(prefer)
+    where = resolve_location(target.location(prefer), key, write=script == "import")
     disk = _disk_of(ctx.instance, target.index)
     if disk is not None:
-        _check_disk(disk, target.device, f"{script.upper()}_DEVICE")
-    return ctx, target
+        _check_disk(disk, where, key)
+    return ctx, target, where
 
 
 def export(os_dir: Path, environ: Mapping[str, str]) -> int:
-    ctx, target = _data_context("export", os_dir, environ)
+    ctx, target, where = _data_context("export", os_dir, environ)
     from osdef.stream import export_disk
 
     metadata = {
@@ -184,7 +236,7 @@ def export(os_dir: Path, environ: Mapping[str, str]) -> int:
         "os": ctx.instance.os,
         "variant": ctx.instance.variant,
     }
-    written = export_disk(target.device, sys.stdout.fileno(), size_fd=target.size_fd,
+    written = export_disk(where, sys.stdout.fileno(), size_fd=target.size_fd,
                           fmt=ctx.params.export_format,
                           compression=ctx.params.export_compression, metadata=metadata,
                           content=ctx.params.export_content, warn=say)
@@ -193,11 +245,11 @@ def export(os_dir: Path, environ: Mapping[str, str]) -> int:
 
 
 def import_(os_dir: Path, environ: Mapping[str, str]) -> int:
-    ctx, target = _data_context("import", os_dir, environ)
+    ctx, target, where = _data_context("import", os_dir, environ)
     from osdef.stream import import_disk
 
     try:
-        r = import_disk(sys.stdin.fileno(), target.device, size_fd=target.size_fd,
+        r = import_disk(sys.stdin.fileno(), where, size_fd=target.size_fd,
                         expect=ctx.params.import_format)
     except OsdefError:
         _ignore_stop_signals()  # the target is wiped: nothing may keep the one line from being printed

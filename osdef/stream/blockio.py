@@ -55,8 +55,11 @@ def send_range(out_fd: int, src_fd: int, offset: int, length: int) -> bool:
 
     Into a pipe the page cache's pages are passed by reference: the bytes are
     neither copied into this process nor out of it.  Returns False, having
-    sent nothing, when the kernel cannot sendfile between these two fds.
+    sent nothing, when the kernel cannot sendfile between these two fds, or
+    the disk has no fd (an RBD image: its bytes were read into the process).
     """
+    if src_fd < 0:
+        return False
     done = 0
     while done < length:
         try:

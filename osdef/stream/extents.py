@@ -3,7 +3,8 @@
 Regular files: SEEK_DATA/SEEK_HOLE give the allocated extents (~1 ms).
 Block devices: ``lseek(SEEK_DATA)`` fails with EINVAL, so the whole device is
 read — except a loop device, whose backing file's extents are used
-(osdef.stream.loopmap).
+(osdef.stream.loopmap).  An RBD image (a volume): librbd's diff_iterate,
+object-granular (osdef.disk.rbd).
 
 Two ways to stream, each able to announce its exact size first (EXP_SIZE_FD):
 
@@ -44,8 +45,11 @@ def mapped_ranges(disk: Disk) -> Iterator[tuple[int, int]] | None:
     """(offset, length) of the ranges that may hold data, from an allocation map; None without one.
 
     Files: SEEK_DATA/SEEK_HOLE.  Loop devices: their backing file's extents.
-    Other block devices (and filesystems without SEEK_DATA) have no map.
+    RBD images: diff_iterate.  Other block devices (and filesystems without
+    SEEK_DATA) have no map.
     """
+    if disk.volume is not None:
+        return _volume_ranges(disk)
     if disk.is_block:
         return loopmap.backing_ranges(disk.fd, disk.size)
     try:
@@ -65,6 +69,13 @@ def data_ranges(disk: Disk) -> Iterator[tuple[int, int]]:
         yield from mapped
     elif disk.size:
         yield 0, disk.size
+
+
+def _volume_ranges(disk: Disk) -> Iterator[tuple[int, int]]:
+    try:
+        return disk.volume.allocated()  # type: ignore[union-attr]
+    except OSError as e:
+        raise BlockIOError(f"cannot list the data extents of {disk.path}: {e.strerror}") from None
 
 
 def _file_ranges(disk: Disk) -> Iterator[tuple[int, int]]:

@@ -38,6 +38,21 @@ def ganeti_env(action: str, **overrides: str) -> dict[str, str]:
     return env
 
 
+def ok(proc: subprocess.CompletedProcess) -> str:
+    """A script's stdout, after checking it succeeded."""
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    """The single stderr line of a failed script (no traceback)."""
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
 @dataclass
 class Provider:
     dir: Path

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import strategies as st
 
 MiB = 1024 * 1024
+SIZE_FD = 11  # where Ganeti's export/import pipeline hands the scripts EXP_SIZE_FD
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,17 @@ class SizeFdPipe:
         os.close(self.read_end)
         if self.fd >= 0:
             os.close(self.fd)
+
+
+def run_script(os_dir: Path, script: str, env: dict[str, str], stdin, stdout) -> tuple[int, str, bytes]:
+    """Run DIR/script with fd 11 a pipe (as Ganeti's import-export daemon does); return (rc, stderr, fd 11 text)."""
+    with SizeFdPipe() as size_fd:
+        w = size_fd.fd  # bash moves our pipe to fd 11, as Ganeti's bash pipeline hands it down.
+        proc = subprocess.run(["/bin/bash", "-c", f'exec "$0" {SIZE_FD}>&{w} {w}>&-', f"./{script}"],
+                              cwd=os_dir, env=env, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
+                              pass_fds=(w,), timeout=120)
+        announced = size_fd.announced()
+    return proc.returncode, proc.stderr.decode(), announced
 
 
 def export_to_file(src, out: Path, **kwargs) -> tuple[int, int | None]:

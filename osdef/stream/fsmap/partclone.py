@@ -130,6 +130,8 @@ def used_map(reader: Reader) -> FsMap | None:
     if fs not in ("xfs", "btrfs"):
         raise Unusable(f"partclone maps xfs and btrfs, not {fs}")
     tool = f"partclone.{fs}"
+    if reader.disk.volume is not None:  # an RBD image (osdef.disk.rbd): no device node to sandbox partclone on
+        raise Unusable(f"its {fs} filesystem is on an RBD image, which {tool} cannot read (no kernel device)")
     if shutil.which(tool) is None or any(shutil.which(t) is None for t in TOOLS):
         raise Unusable(f"its {fs} filesystem needs {tool} (package partclone) and util-linux's "
                        f"{', '.join(TOOLS)} for a map", fs)

@@ -28,6 +28,7 @@ import pytest
 
 from tests.cluster.ganeti import guestdisk
 from tests.support.images import sha256_file
+from tests.support.steps import need
 from tests.support.stream import fill_random
 from osdef.images import cachefiles
 from tests.cluster.ganeti.conftest import NODE, NODE2, NODES, OSDEF, Cluster
@@ -55,12 +56,6 @@ EXPORT_DIR = "/var/lib/ganeti/export"
 @pytest.fixture(scope="module")
 def state() -> dict:
     return {}
-
-
-def need(state: dict, *keys: str) -> None:
-    missing = [k for k in keys if k not in state]
-    if missing:
-        pytest.skip(f"an earlier step did not finish ({', '.join(missing)} missing)")
 
 
 def hooks_installed(cluster: Cluster) -> set[str]:

@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.support.extstorage import ok, one_error_line
+
 pytestmark = pytest.mark.blockdev
 
 MIB = 1 << 20
@@ -16,19 +18,6 @@ MIB = 1 << 20
 def devsize(dev: str) -> int:
     return int(subprocess.run(["blockdev", "--getsize64", dev], capture_output=True, text=True,
                               check=True).stdout)
-
-
-def ok(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
-def one_error_line(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return lines[0]
 
 
 def test_volume_lifecycle(provider, vol_name):

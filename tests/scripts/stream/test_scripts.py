@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.stream import MiB, Layout, assert_restored, assert_wiped, fill_random, read_all, SizeFdPipe
-
-SIZE_FD = 11
-
+from tests.support.stream import (SIZE_FD, MiB, Layout, assert_restored, assert_wiped, fill_random, read_all,
+                                  run_script)
 
 @pytest.fixture(scope="module")
 def os_dir(tmp_path_factory) -> Path:
@@ -40,17 +38,6 @@ def ganeti_env(script: str, device: Path | str, **extra: str) -> dict[str, str]:
     env.update({f"{kind}_DEVICE": str(device), f"{kind}_DISK_PATH": str(device), f"{kind}_INDEX": "0"})
     env.update(extra)
     return env
-
-
-def run_script(os_dir: Path, script: str, env: dict[str, str], stdin, stdout) -> tuple[int, str, bytes]:
-    """Run DIR/script with fd 11 a pipe (as Ganeti's import-export daemon does); return (rc, stderr, fd 11 text)."""
-    with SizeFdPipe() as size_fd:
-        w = size_fd.fd  # bash moves our pipe to fd 11, as Ganeti's bash pipeline hands it down.
-        proc = subprocess.run(["/bin/bash", "-c", f'exec "$0" {SIZE_FD}>&{w} {w}>&-', f"./{script}"],
-                              cwd=os_dir, env=env, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
-                              pass_fds=(w,), timeout=120)
-        announced = size_fd.announced()
-    return proc.returncode, proc.stderr.decode(), announced
 
 
 def layout() -> Layout:
