@@ -1,26 +1,22 @@
-"""A loop device and its backing file: its discards, its allocation map, its bytes.
+"""A loop device and its backing file: its discards, the file behind it, writes through it.
 
 ``is_loop_device`` tells osdef.disk.device which block devices zero a range
 by a discard (a punched hole in the backing file: the volume stays sparse).
 
-A block device has no SEEK_DATA, so an exporter must read all of it.  A loop
-device (what osdef's ExtStorage provider and its snapshots are) is the
-exception: its data lives in a regular file whose holes SEEK_DATA can list.
-Ranges outside the backing file's data extents read as zeros through the
-device, so only the extents need to be read.
-
-Import writes a loop device through its backing file too (``open_backing``
-with ``write=True``): one page cache instead of the device's and the file's,
-whose write-out runs one after the other (1.1 GiB from memory, fsync'ed:
-2.2-2.9 s through the device, 1.1-1.3 s into the file).  Only for a loop
-device at offset 0 without a size limit; ``drop_device_cache`` then discards
-the device's cached pages, which would otherwise still show the old bytes.
+``open_backing`` gives the backing file of a bound loop device, checked:
+osdef.disk.filemap maps a loop device through it (its SEEK_DATA extents,
+read from the file), and import writes through it (``write=True``: one page
+cache instead of the device's and the file's, whose write-out runs one after
+the other; 1.1 GiB from memory, fsync'ed: 2.2-2.9 s through the device,
+1.1-1.3 s into the file).  Writing only for a loop device at offset 0 without
+a size limit; ``drop_device_cache`` then discards the device's cached pages,
+which would otherwise still show the old bytes.
 
 Used only when everything checks out: a whole loop device (not a partition),
 its backing file found under ``/sys/dev/block/M:N/loop/backing_file`` and
 proven to be the same inode the driver holds (LOOP_GET_STATUS64), the
 device's own dirty pages flushed first.  Anything else returns None and the
-caller reads the whole device, as before.
+caller uses the device itself, as for any block device.
 """
 
 from __future__ import annotations
@@ -30,7 +26,6 @@ import fcntl
 import os
 import stat
 import struct
-from collections.abc import Iterator
 
 LOOP_MAJOR = 7
 LOOP_GET_STATUS64 = 0x4C05
@@ -62,19 +57,6 @@ def is_loop_device(fd: int) -> bool:
         return False
 
 
-def backing_ranges(fd: int, size: int) -> Iterator[tuple[int, int]] | None:
-    """(offset, length) on the device of the ranges that may hold data, or None if unknown.
-
-    ``fd`` is the open loop device of ``size`` bytes.  The checks run now; the
-    ranges are listed lazily (a fragmented backing file can have many extents).
-    """
-    checked = open_backing(fd, size)
-    if checked is None:
-        return None
-    bfd, lo_offset = checked
-    return _closing(bfd, backing_extents(bfd, lo_offset, size))
-
-
 def open_backing(fd: int, size: int, *, write: bool = False) -> tuple[int, int] | None:
     """(fd of the backing file, loop offset) once everything checks out, else None.
 
@@ -91,11 +73,6 @@ def open_backing(fd: int, size: int, *, write: bool = False) -> tuple[int, int] 
 def drop_device_cache(fd: int) -> None:
     """Discard the loop device's own cached pages (BLKFLSBUF), stale after writes to its backing file."""
     fcntl.ioctl(fd, BLKFLSBUF, 0)
-
-
-def backing_extents(bfd: int, lo_offset: int, size: int) -> Iterator[tuple[int, int]]:
-    """The backing file's data extents as device ranges."""
-    return _shifted(seek_extents(bfd, lo_offset, lo_offset + size), lo_offset, size)
 
 
 def _backing_file(fd: int, size: int, write: bool = False) -> tuple[int, int] | None:
@@ -140,38 +117,3 @@ def _backing_file(fd: int, size: int, write: bool = False) -> tuple[int, int] | 
         os.close(bfd)
         return None
 
-
-def _closing(fd: int, ranges: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:
-    try:
-        yield from ranges
-    finally:
-        os.close(fd)
-
-
-def seek_extents(fd: int, start: int, end: int) -> Iterator[tuple[int, int]]:
-    """(offset, length) of the data extents of a regular file within [start, end), by SEEK_DATA/SEEK_HOLE.
-
-    Raises OSError where the filesystem cannot answer (EINVAL, EOPNOTSUPP).
-    """
-    pos = start
-    while pos < end:
-        try:
-            data = os.lseek(fd, pos, os.SEEK_DATA)
-        except OSError as e:
-            if e.errno == errno.ENXIO:  # only a hole is left
-                return
-            raise
-        if data >= end:
-            return
-        stop = min(os.lseek(fd, data, os.SEEK_HOLE), end)
-        yield data, stop - data
-        pos = stop
-
-
-def _shifted(extents: Iterator[tuple[int, int]], offset: int, size: int) -> Iterator[tuple[int, int]]:
-    """File extents as device ranges: minus the loop offset, clipped to the device."""
-    for start, length in extents:
-        lo = max(start - offset, 0)
-        hi = min(start + length - offset, size)
-        if hi > lo:
-            yield lo, hi - lo

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import strategies as st
+
+from osdef.disk import filemap
 
 MiB = 1024 * 1024
 SIZE_FD = 11  # where Ganeti's export/import pipeline hands the scripts EXP_SIZE_FD
@@ -220,6 +224,14 @@ class LoopDevices:
     def detach_all(self) -> None:
         while self.devices:
             subprocess.run(["losetup", "-d", self.devices.pop()], check=False)
+
+
+@contextlib.contextmanager
+def unmapped():
+    """Every disk without an allocation map (osdef.disk.filemap.NoMap), as an LVM or DRBD volume has none."""
+    with mock.patch.object(filemap.FileMap, "of", return_value=None), \
+            mock.patch.object(filemap.LoopMap, "of", return_value=None):
+        yield
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from osdef.disk.loop import seek_extents
+from osdef.disk.filemap import seek_extents
 from osdef.guest.layout import DiskImageLayout, FilesystemImageLayout
 from osdef.guest.target import wipe
 from tests.support.guest import MiB, Images
