@@ -1,4 +1,11 @@
-"""A loop device and its backing file: its discards, the file behind it, writes through it.
+"""Loop devices: set up and torn down through losetup, and what the kernel says of a bound one.
+
+The helper every part of osdef (and its tests) uses to drive util-linux's
+``losetup``: ``attach`` (read-only, offset, size limit, sector size),
+``detach``, ``devices_of`` (find the devices a file backs, ``losetup -j``),
+``refresh_capacity`` (after a backing file grew) and ``attached`` (a device
+for a ``with`` block).  Every failure raises ``LoopError`` with one line:
+what was being done, to which file or device, and losetup's last stderr line.
 
 ``is_loop_device`` tells osdef.disk.device which block devices zero a range
 by a discard (a punched hole in the backing file: the volume stays sparse).
@@ -21,11 +28,20 @@ caller uses the device itself, as for any block device.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import stat
 import struct
+import subprocess
+from collections.abc import Iterator
+
+from osdef.errors import OsdefError
+
+LOSETUP = "losetup"
+LOSETUP_TIMEOUT = 60  # seconds; losetup answers in milliseconds
+SECTOR_SIZES = (512, 1024, 2048, 4096)  # what the loop driver accepts as a logical block size
 
 LOOP_MAJOR = 7
 LOOP_GET_STATUS64 = 0x4C05
@@ -117,3 +133,92 @@ def _backing_file(fd: int, size: int, write: bool = False) -> tuple[int, int] | 
         os.close(bfd)
         return None
 
+
+class LoopError(OsdefError):
+    """losetup could not attach, detach, list or resize a loop device."""
+
+
+def _losetup(args: list[str], what: str) -> str:
+    """losetup's stdout; a failure raises LoopError with ``what`` and losetup's last stderr line."""
+    try:
+        proc = subprocess.run([LOSETUP, *args], capture_output=True, text=True, errors="replace",
+                              stdin=subprocess.DEVNULL, timeout=LOSETUP_TIMEOUT, check=False)
+    except FileNotFoundError:
+        raise LoopError(f"{what}: losetup not found: install util-linux") from None
+    except subprocess.TimeoutExpired:
+        raise LoopError(f"{what}: losetup did not answer within {LOSETUP_TIMEOUT} s") from None
+    except OSError as e:
+        raise LoopError(f"{what}: losetup could not run: {e.strerror}") from None
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        raise LoopError(f"{what}: {detail}")
+    return proc.stdout
+
+
+def _attach_args(read_only: bool, offset: int, sizelimit: int, sector_size: int) -> list[str]:
+    """losetup's options for ``attach``, checked first: a bad value raises LoopError before losetup runs."""
+    for name, value in (("offset", offset), ("size limit", sizelimit)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise LoopError(f"loop device {name} {value!r}: use a whole number of bytes >= 0")
+    if sector_size and sector_size not in SECTOR_SIZES:
+        raise LoopError(f"loop device sector size {sector_size!r}: use one of "
+                        f"{', '.join(map(str, SECTOR_SIZES))}")
+    args = ["-f", "--show"]
+    if read_only:
+        args.append("-r")
+    if offset:
+        args += ["-o", str(offset)]
+    if sizelimit:
+        args += ["--sizelimit", str(sizelimit)]
+    if sector_size:
+        args += ["-b", str(sector_size)]
+    return args
+
+
+def attach(backing: str | os.PathLike, *, read_only: bool = False, offset: int = 0, sizelimit: int = 0,
+           sector_size: int = 0) -> str:
+    """Attach ``backing`` (a file or a block device) to a free loop device; its path (/dev/loopN).
+
+    ``offset`` and ``sizelimit`` (bytes; 0: from the start, to the end) show
+    only a part of it (a partition); ``sector_size`` is the device's logical
+    sector size (0: the driver's default, 512).
+    """
+    args = _attach_args(read_only, offset, sizelimit, sector_size)
+    out = _losetup([*args, os.fspath(backing)], f"cannot attach {os.fspath(backing)} to a loop device")
+    device = out.strip()
+    if not device.startswith("/dev/loop") or "\n" in device:
+        raise LoopError(f"losetup attached {os.fspath(backing)} but printed no device ({out!r})")
+    return device
+
+
+def detach(device: str) -> None:
+    """Detach the loop device (the kernel finishes it once its last user closes it)."""
+    _losetup(["-d", device], f"cannot detach {device}")
+
+
+def devices_of(backing: str | os.PathLike) -> list[str]:
+    """The loop devices now backed by this file (usually zero or one), as ``losetup -j`` finds them."""
+    out = _losetup(["-j", os.fspath(backing), "-n", "-O", "NAME"],
+                   f"cannot list the loop devices of {os.fspath(backing)}")
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def refresh_capacity(device: str) -> None:
+    """Make the loop device see its backing file's new size (after it grew)."""
+    _losetup(["-c", device], f"cannot update the size of {device}")
+
+
+@contextlib.contextmanager
+def attached(backing: str | os.PathLike, **options) -> Iterator[str]:
+    """A loop device over ``backing`` (``attach``'s options) for the ``with`` block, detached afterwards.
+
+    A failed detach raises LoopError, unless the block itself failed (its error is the one that matters).
+    """
+    device = attach(backing, **options)
+    try:
+        yield device
+    except BaseException:
+        with contextlib.suppress(LoopError):
+            detach(device)
+        raise
+    detach(device)

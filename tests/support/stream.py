@@ -14,7 +14,7 @@ from unittest import mock
 import pytest
 from hypothesis import strategies as st
 
-from osdef.disk import filemap
+from osdef.disk import filemap, loop
 
 MiB = 1024 * 1024
 SIZE_FD = 11  # where Ganeti's export/import pipeline hands the scripts EXP_SIZE_FD
@@ -192,15 +192,15 @@ def assert_refused(target, before: bytes, message: str) -> None:
 
 
 class LoopDevices:
-    """Attaches files as loop devices and always detaches them."""
+    """Attaches files as loop devices (osdef.disk.loop) and always detaches them."""
 
     def __init__(self):
         self.devices: list[str] = []
 
-    def attach(self, path: Path, *, read_only: bool = False, sector_size: int | None = None) -> str:
-        argv = ["losetup", "-f", "--show", *(["-r"] if read_only else []),
-                *(["-b", str(sector_size)] if sector_size else []), str(path)]
-        dev = subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+    def attach(self, path: Path | str, **options) -> str:
+        """A loop device over ``path``; ``options`` as osdef.disk.loop.attach's (read_only, offset, sizelimit,
+        sector_size)."""
+        dev = loop.attach(path, **options)
         self.devices.append(dev)
         return dev
 
@@ -219,11 +219,12 @@ class LoopDevices:
 
     def detach(self, dev: str) -> None:
         self.devices.remove(dev)
-        subprocess.run(["losetup", "-d", dev], check=True)
+        loop.detach(dev)
 
     def detach_all(self) -> None:
         while self.devices:
-            subprocess.run(["losetup", "-d", self.devices.pop()], check=False)
+            with contextlib.suppress(loop.LoopError):
+                loop.detach(self.devices.pop())
 
 
 @contextlib.contextmanager

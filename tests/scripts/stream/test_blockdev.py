@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -40,9 +39,7 @@ def test_seek_data_on_a_block_device_is_einval(loops, tmp_path):
 
 def test_loop_map_shifts_by_the_loop_offset(loops, tmp_path):
     src = Layout(4 * MiB, ((512 * 1024, 4096, "random"), (3 * MiB, 8192, "random")), 2).create(tmp_path / "s")
-    dev = subprocess.run(["losetup", "-f", "--show", "-o", str(MiB), str(src)], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    loops.devices.append(dev)
+    dev = loops.attach(src, offset=MiB)
     with blockio.open_disk(dev, write=False) as disk:
         assert disk.size == 3 * MiB
         assert list(extents.data_ranges(disk)) == [(2 * MiB, 8192)]
@@ -235,9 +232,7 @@ def test_a_loop_device_with_an_offset_is_written_through_the_device(loops, tmp_p
     export_to_file(src, tmp_path / "stream")
     backing = fill_random(tmp_path / "t", 6 * MiB, seed=7)
     head = read_all(backing)[:MiB]
-    dev = subprocess.run(["losetup", "-f", "--show", "-o", str(MiB), str(backing)], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    loops.devices.append(dev)
+    dev = loops.attach(backing, offset=MiB)
     with blockio.open_disk(dev, write=True) as disk:
         assert loop.open_backing(disk.fd, disk.size, write=True) is None
         bfd, shift = loop.open_backing(disk.fd, disk.size)  # reading it stays allowed
