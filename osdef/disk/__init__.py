@@ -18,5 +18,6 @@ signatures), which the stream's maps, image detection and create's layout share.
 Errors are raised in the caller's terms: an open disk carries the typed error
 class its user reports (osdef.errors: GuestError for create, the stream's
 BlockIOError for export/import), so an admin reads one line either way;
-the losetup helper, which opens no disk, raises its own LoopError.  Nothing here knows about streams, images or libguestfs.
+the losetup helper, which opens no disk, raises its own LoopError.  Nothing
+here knows about streams, images or libguestfs.
 """
