@@ -38,9 +38,9 @@ def main() -> int:
                    help="ignore a loop device's backing file (what a DRBD or LVM device gets)")
     a = p.parse_args()
     if a.unmapped:
-        from osdef.disk import loop
+        from osdef.disk import filemap
 
-        loop.backing_ranges = lambda fd, size: None
+        filemap.LoopMap.of = classmethod(lambda cls, disk: None)  # every loop device: filemap.NoMap
     out: dict = {}
     if a.op == "export":
         from osdef.stream import export_disk

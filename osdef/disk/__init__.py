@@ -1,9 +1,12 @@
 """The host side of a disk: one layer for create's layout and for export/import.
 
 A "disk" is a regular file or a block device (a loop device, LVM, DRBD), as
-Ganeti hands it to the OS scripts.  Modules, each one concern, bottom up:
-``units`` (MiB), ``loop`` (a loop device and its backing file), ``device``
-(open with the type check, size, positional reads and writes, flushes),
+Ganeti hands it to the OS scripts, or an RBD image given as a URI.  Modules,
+each one concern, bottom up: ``units`` (MiB), ``loop`` (loop devices: the
+one losetup helper, and a bound device's backing file), ``device`` (open
+with the type check, size, positional reads and writes, flushes),
+``filemap`` (the allocation map of each kind of disk: which ranges may hold
+data, and where to read them), ``rbduri``/``ceph``/``rbd`` (RBD images),
 ``zeroing`` (make a range read as zeros cheaply: punched holes in files,
 discards on loop devices so their volumes stay sparse, BLKZEROOUT elsewhere;
 the head-and-tail wipe of a failed write), ``pipes`` (pipe buffer sizing) and
@@ -14,6 +17,7 @@ signatures), which the stream's maps, image detection and create's layout share.
 
 Errors are raised in the caller's terms: an open disk carries the typed error
 class its user reports (osdef.errors: GuestError for create, the stream's
-BlockIOError for export/import), so an admin reads one line either way.
-Nothing here knows about streams, images or libguestfs.
+BlockIOError for export/import), so an admin reads one line either way;
+the losetup helper, which opens no disk, raises its own LoopError.  Nothing
+here knows about streams, images or libguestfs.
 """

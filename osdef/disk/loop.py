@@ -1,36 +1,47 @@
-"""A loop device and its backing file: its discards, its allocation map, its bytes.
+"""Loop devices: set up and torn down through losetup, and what the kernel says of a bound one.
+
+The helper every part of osdef (and its tests) uses to drive util-linux's
+``losetup``: ``attach`` (read-only, offset, size limit, sector size),
+``detach``, ``devices_of`` (find the devices a file backs, ``losetup -j``),
+``refresh_capacity`` (after a backing file grew) and ``attached`` (a device
+for a ``with`` block).  Every failure raises ``LoopError`` with one line:
+what was being done, to which file or device, and losetup's last stderr line.
 
 ``is_loop_device`` tells osdef.disk.device which block devices zero a range
 by a discard (a punched hole in the backing file: the volume stays sparse).
 
-A block device has no SEEK_DATA, so an exporter must read all of it.  A loop
-device (what osdef's ExtStorage provider and its snapshots are) is the
-exception: its data lives in a regular file whose holes SEEK_DATA can list.
-Ranges outside the backing file's data extents read as zeros through the
-device, so only the extents need to be read.
-
-Import writes a loop device through its backing file too (``open_backing``
-with ``write=True``): one page cache instead of the device's and the file's,
-whose write-out runs one after the other (1.1 GiB from memory, fsync'ed:
-2.2-2.9 s through the device, 1.1-1.3 s into the file).  Only for a loop
-device at offset 0 without a size limit; ``drop_device_cache`` then discards
-the device's cached pages, which would otherwise still show the old bytes.
+``open_backing`` gives the backing file of a bound loop device, checked:
+osdef.disk.filemap maps a loop device through it (its SEEK_DATA extents,
+read from the file), and import writes through it (``write=True``: one page
+cache instead of the device's and the file's, whose write-out runs one after
+the other; 1.1 GiB from memory, fsync'ed: 2.2-2.9 s through the device,
+1.1-1.3 s into the file).  Writing only for a loop device at offset 0 without
+a size limit; ``drop_device_cache`` then discards the device's cached pages,
+which would otherwise still show the old bytes.
 
 Used only when everything checks out: a whole loop device (not a partition),
 its backing file found under ``/sys/dev/block/M:N/loop/backing_file`` and
 proven to be the same inode the driver holds (LOOP_GET_STATUS64), the
 device's own dirty pages flushed first.  Anything else returns None and the
-caller reads the whole device, as before.
+caller uses the device itself, as for any block device.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import stat
 import struct
+import subprocess
 from collections.abc import Iterator
+
+from osdef.errors import OsdefError
+
+LOSETUP = "losetup"
+LOSETUP_TIMEOUT = 60  # seconds; losetup answers in milliseconds
+SECTOR_SIZES = (512, 1024, 2048, 4096)  # what the loop driver accepts as a logical block size
 
 LOOP_MAJOR = 7
 LOOP_GET_STATUS64 = 0x4C05
@@ -62,19 +73,6 @@ def is_loop_device(fd: int) -> bool:
         return False
 
 
-def backing_ranges(fd: int, size: int) -> Iterator[tuple[int, int]] | None:
-    """(offset, length) on the device of the ranges that may hold data, or None if unknown.
-
-    ``fd`` is the open loop device of ``size`` bytes.  The checks run now; the
-    ranges are listed lazily (a fragmented backing file can have many extents).
-    """
-    checked = open_backing(fd, size)
-    if checked is None:
-        return None
-    bfd, lo_offset = checked
-    return _closing(bfd, backing_extents(bfd, lo_offset, size))
-
-
 def open_backing(fd: int, size: int, *, write: bool = False) -> tuple[int, int] | None:
     """(fd of the backing file, loop offset) once everything checks out, else None.
 
@@ -91,11 +89,6 @@ def open_backing(fd: int, size: int, *, write: bool = False) -> tuple[int, int] 
 def drop_device_cache(fd: int) -> None:
     """Discard the loop device's own cached pages (BLKFLSBUF), stale after writes to its backing file."""
     fcntl.ioctl(fd, BLKFLSBUF, 0)
-
-
-def backing_extents(bfd: int, lo_offset: int, size: int) -> Iterator[tuple[int, int]]:
-    """The backing file's data extents as device ranges."""
-    return _shifted(seek_extents(bfd, lo_offset, lo_offset + size), lo_offset, size)
 
 
 def _backing_file(fd: int, size: int, write: bool = False) -> tuple[int, int] | None:
@@ -141,37 +134,91 @@ def _backing_file(fd: int, size: int, write: bool = False) -> tuple[int, int] | 
         return None
 
 
-def _closing(fd: int, ranges: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+class LoopError(OsdefError):
+    """losetup could not attach, detach, list or resize a loop device."""
+
+
+def _losetup(args: list[str], what: str) -> str:
+    """losetup's stdout; a failure raises LoopError with ``what`` and losetup's last stderr line."""
     try:
-        yield from ranges
-    finally:
-        os.close(fd)
+        proc = subprocess.run([LOSETUP, *args], capture_output=True, text=True, errors="replace",
+                              stdin=subprocess.DEVNULL, timeout=LOSETUP_TIMEOUT, check=False)
+    except FileNotFoundError:
+        raise LoopError(f"{what}: losetup not found: install util-linux") from None
+    except subprocess.TimeoutExpired:
+        raise LoopError(f"{what}: losetup did not answer within {LOSETUP_TIMEOUT} s") from None
+    except OSError as e:
+        raise LoopError(f"{what}: losetup could not run: {e.strerror}") from None
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        raise LoopError(f"{what}: {detail}")
+    return proc.stdout
 
 
-def seek_extents(fd: int, start: int, end: int) -> Iterator[tuple[int, int]]:
-    """(offset, length) of the data extents of a regular file within [start, end), by SEEK_DATA/SEEK_HOLE.
+def _attach_args(read_only: bool, offset: int, sizelimit: int, sector_size: int) -> list[str]:
+    """losetup's options for ``attach``, checked first: a bad value raises LoopError before losetup runs."""
+    for name, value in (("offset", offset), ("size limit", sizelimit)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise LoopError(f"loop device {name} {value!r}: use a whole number of bytes >= 0")
+    if sector_size and sector_size not in SECTOR_SIZES:
+        raise LoopError(f"loop device sector size {sector_size!r}: use one of "
+                        f"{', '.join(map(str, SECTOR_SIZES))}")
+    args = ["-f", "--show"]
+    if read_only:
+        args.append("-r")
+    if offset:
+        args += ["-o", str(offset)]
+    if sizelimit:
+        args += ["--sizelimit", str(sizelimit)]
+    if sector_size:
+        args += ["-b", str(sector_size)]
+    return args
 
-    Raises OSError where the filesystem cannot answer (EINVAL, EOPNOTSUPP).
+
+def attach(backing: str | os.PathLike, *, read_only: bool = False, offset: int = 0, sizelimit: int = 0,
+           sector_size: int = 0) -> str:
+    """Attach ``backing`` (a file or a block device) to a free loop device; its path (/dev/loopN).
+
+    ``offset`` and ``sizelimit`` (bytes; 0: from the start, to the end) show
+    only a part of it (a partition); ``sector_size`` is the device's logical
+    sector size (0: the driver's default, 512).
     """
-    pos = start
-    while pos < end:
-        try:
-            data = os.lseek(fd, pos, os.SEEK_DATA)
-        except OSError as e:
-            if e.errno == errno.ENXIO:  # only a hole is left
-                return
-            raise
-        if data >= end:
-            return
-        stop = min(os.lseek(fd, data, os.SEEK_HOLE), end)
-        yield data, stop - data
-        pos = stop
+    args = _attach_args(read_only, offset, sizelimit, sector_size)
+    out = _losetup([*args, os.fspath(backing)], f"cannot attach {os.fspath(backing)} to a loop device")
+    device = out.strip()
+    if not device.startswith("/dev/loop") or "\n" in device:
+        raise LoopError(f"losetup attached {os.fspath(backing)} but printed no device ({out!r})")
+    return device
 
 
-def _shifted(extents: Iterator[tuple[int, int]], offset: int, size: int) -> Iterator[tuple[int, int]]:
-    """File extents as device ranges: minus the loop offset, clipped to the device."""
-    for start, length in extents:
-        lo = max(start - offset, 0)
-        hi = min(start + length - offset, size)
-        if hi > lo:
-            yield lo, hi - lo
+def detach(device: str) -> None:
+    """Detach the loop device (the kernel finishes it once its last user closes it)."""
+    _losetup(["-d", device], f"cannot detach {device}")
+
+
+def devices_of(backing: str | os.PathLike) -> list[str]:
+    """The loop devices now backed by this file (usually zero or one), as ``losetup -j`` finds them."""
+    out = _losetup(["-j", os.fspath(backing), "-n", "-O", "NAME"],
+                   f"cannot list the loop devices of {os.fspath(backing)}")
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def refresh_capacity(device: str) -> None:
+    """Make the loop device see its backing file's new size (after it grew)."""
+    _losetup(["-c", device], f"cannot update the size of {device}")
+
+
+@contextlib.contextmanager
+def attached(backing: str | os.PathLike, **options) -> Iterator[str]:
+    """A loop device over ``backing`` (``attach``'s options) for the ``with`` block, detached afterwards.
+
+    A failed detach raises LoopError, unless the block itself failed (its error is the one that matters).
+    """
+    device = attach(backing, **options)
+    try:
+        yield device
+    except BaseException:
+        with contextlib.suppress(LoopError):
+            detach(device)
+        raise
+    detach(device)

@@ -7,9 +7,9 @@ everything built on them (the copy engine, the stream's extents, the
 partition-table and filesystem-map readers) reach the image through it
 unchanged.  What differs from a block device:
 
-* ``allocated``: the image's allocation map from ``diff_iterate`` — per RADOS
-  object, from its start to its highest written byte; a never-written object
-  is a hole (the stream uses it as it uses SEEK_DATA on a file);
+* ``diff_iterate``: what librbd reports written — per RADOS object, from its
+  start to its highest written byte; a never-written object is a hole
+  (osdef.disk.filemap.RbdMap: the stream uses it as it uses SEEK_DATA on a file);
 * ``zero``: ``write_zeroes``, which removes whole objects and truncates or
   punches partial ones, so holes stay thin (``rbd du`` ≈ the data).  Not
   ``discard``: librbd skips discards smaller than its granularity, and the
@@ -23,7 +23,7 @@ disk's typed error with its display name); opening failures are one line.
 from __future__ import annotations
 
 import errno
-from typing import Any, Iterator
+from typing import Any, Callable
 
 from osdef.disk import ceph, rbduri
 from osdef.disk.device import Disk
@@ -84,23 +84,13 @@ class RbdVolume:
         except self._rbd.Error as exc:
             raise self._os_error(exc) from None
 
-    def allocated(self) -> Iterator[tuple[int, int]]:
-        """(offset, length) of the image's written ranges, in order, adjacent ones merged (diff_iterate)."""
-        ranges: list[list[int]] = []
-
-        def seen(offset: int, length: int, exists: bool) -> int:
-            if exists and length:
-                if ranges and ranges[-1][0] + ranges[-1][1] == offset:
-                    ranges[-1][1] += length
-                else:
-                    ranges.append([offset, length])
-            return 0
-
+    def diff_iterate(self, seen: Callable[[int, int, bool], int]) -> None:
+        """librbd's diff_iterate over the whole image from its creation: ``seen(offset, length, exists)``
+        per extent (osdef.disk.filemap.RbdMap makes the allocation map of it)."""
         try:
             self.image.diff_iterate(0, self.image.size(), None, seen)
         except self._rbd.Error as exc:
             raise self._os_error(exc) from None
-        return iter([(o, n) for o, n in sorted(ranges)])
 
     def close(self) -> None:
         try:

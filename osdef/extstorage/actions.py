@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Callable, TextIO
 
+from osdef.disk import loop
 from osdef.disk.units import MiB
-from osdef.extstorage import loop, params
+from osdef.extstorage import params
 from osdef.extstorage.errors import RequestError
 from osdef.extstorage.store import Store
 from osdef.extstorage.volume import Request, require

@@ -1,4 +1,8 @@
-"""Typed errors of the ExtStorage provider; each message is one admin-facing line."""
+"""Typed errors of the ExtStorage provider; each message is one admin-facing line.
+
+A loop device that cannot be attached, listed, resized or detached raises
+osdef.disk.loop.LoopError, an OsdefError too: the same one line.
+"""
 
 from osdef.errors import OsdefError
 
@@ -13,10 +17,6 @@ class VolumeError(ExtStorageError):
 
 class RequestError(ExtStorageError):
     """A variable Ganeti should have set (VOL_*, EXTP_*) is missing or malformed."""
-
-
-class LoopError(ExtStorageError):
-    """losetup could not attach, detach or resize a loop device."""
 
 
 class ProviderConfigError(ExtStorageError):

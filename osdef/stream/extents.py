@@ -1,10 +1,9 @@
 """Finding the data of a disk: which byte ranges hold anything but zeros.
 
-Regular files: SEEK_DATA/SEEK_HOLE give the allocated extents (~1 ms).
-Block devices: ``lseek(SEEK_DATA)`` fails with EINVAL, so the whole device is
-read — except a loop device, whose backing file's extents are used
-(osdef.stream.loopmap).  An RBD image (a volume): librbd's diff_iterate,
-object-granular (osdef.disk.rbd).
+Where the data may be is the disk's allocation map (osdef.disk.filemap: a
+file's SEEK_DATA extents, a loop device's backing file, an RBD image's
+diff_iterate; none for other block devices, which are read whole).  This
+module only asks it: "is there a map?", "its ranges", "read them where?".
 
 Two ways to stream, each able to announce its exact size first (EXP_SIZE_FD):
 
@@ -23,15 +22,13 @@ Two ways to stream, each able to announce its exact size first (EXP_SIZE_FD):
 
 from __future__ import annotations
 
-import errno
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from osdef.disk import loop as loopmap
 from osdef.disk.device import Disk, drop_cache, read_at
+from osdef.disk.filemap import filemap
 from osdef.disk.units import MiB
 from osdef.disk.zeroing import is_zero
 from osdef.stream.blockio import BlockIOError
@@ -41,48 +38,10 @@ BLOCK = 4096  # unit of the runs that are sent
 READ_SIZE = 8 * MiB  # unit of reading: 8 MiB reads stream a block device faster than 1 MiB ones
 
 
-def mapped_ranges(disk: Disk) -> Iterator[tuple[int, int]] | None:
-    """(offset, length) of the ranges that may hold data, from an allocation map; None without one.
-
-    Files: SEEK_DATA/SEEK_HOLE.  Loop devices: their backing file's extents.
-    RBD images: diff_iterate.  Other block devices (and filesystems without
-    SEEK_DATA) have no map.
-    """
-    if disk.volume is not None:
-        return _volume_ranges(disk)
-    if disk.is_block:
-        return loopmap.backing_ranges(disk.fd, disk.size)
-    try:
-        os.lseek(disk.fd, 0, os.SEEK_DATA)
-    except OSError as e:
-        if e.errno in (errno.EINVAL, errno.EOPNOTSUPP):
-            return None
-        if e.errno != errno.ENXIO:
-            raise BlockIOError(f"cannot list the data extents of {disk.path}: {e.strerror}") from None
-    return _file_ranges(disk)
-
-
 def data_ranges(disk: Disk) -> Iterator[tuple[int, int]]:
     """(offset, length) of the ranges that may hold data, in order: the map, or the whole disk."""
-    mapped = mapped_ranges(disk)
-    if mapped is not None:
-        yield from mapped
-    elif disk.size:
-        yield 0, disk.size
-
-
-def _volume_ranges(disk: Disk) -> Iterator[tuple[int, int]]:
-    try:
-        return disk.volume.allocated()  # type: ignore[union-attr]
-    except OSError as e:
-        raise BlockIOError(f"cannot list the data extents of {disk.path}: {e.strerror}") from None
-
-
-def _file_ranges(disk: Disk) -> Iterator[tuple[int, int]]:
-    try:
-        yield from loopmap.seek_extents(disk.fd, 0, disk.size)
-    except OSError as e:
-        raise BlockIOError(f"cannot list the data extents of {disk.path}: {e.strerror}") from None
+    with filemap(disk) as found:
+        yield from found.ranges()
 
 
 def _cut(ranges: Iterator[tuple[int, int]], unit: int) -> Iterator[tuple[int, int]]:
@@ -131,7 +90,7 @@ def intersect(a, b) -> Iterator[tuple[int, int]]:
 
 
 def _kept(ranges, keep):
-    return ranges if keep is None or ranges is None else intersect(ranges, keep)
+    return ranges if keep is None else intersect(ranges, keep)
 
 
 def plan_extents(disk: Disk, keep=None) -> ExtentPlan | None:
@@ -139,13 +98,13 @@ def plan_extents(disk: Disk, keep=None) -> ExtentPlan | None:
 
     ``keep`` (ordered ranges) limits the stream to those bytes of the map.
     """
-    mapped = _kept(mapped_ranges(disk), keep)
-    if mapped is None:
-        return None
-    plan = ExtentPlan()
-    for _, length in read_spans(mapped):
-        plan.records += 1
-        plan.data_bytes += length
+    with filemap(disk) as found:
+        if not found.mapped:
+            return None
+        plan = ExtentPlan()
+        for _, length in read_spans(_kept(found.ranges(), keep)):
+            plan.records += 1
+            plan.data_bytes += length
     return plan
 
 
@@ -161,36 +120,23 @@ class Span(NamedTuple):
 def extent_spans(disk: Disk, buf: bytearray, keep=None) -> Iterator[Span]:
     """Yield a Span for every span of the allocation map, in order.
 
-    A loop device's spans are read from its backing file (checked and flushed
-    by loopmap.open_backing): the same bytes, without the loop driver and a
-    second page cache.  Reads run one span ahead on a helper thread (preadv
-    releases the GIL), so the disk is read while the caller checksums and
-    sends the previous span.  ``buf`` holds two READ_SIZE halves, used in
-    turn: each yielded view is valid until the next one; the span's ``fd``
-    is open until the generator ends.  ``keep`` limits the spans as in plan_extents.
+    The spans are read where the map says (a loop device's from its backing
+    file: the same bytes, without the loop driver and a second page cache).
+    Reads run one span ahead on a helper thread (preadv releases the GIL), so
+    the disk is read while the caller checksums and sends the previous span.
+    ``buf`` holds two READ_SIZE halves, used in turn: each yielded view is
+    valid until the next one; the span's ``fd`` is open until the generator
+    ends.  ``keep`` limits the spans as in plan_extents.
     """
-    shift, backing_fd = 0, None
-    if disk.is_block:
-        backing = loopmap.open_backing(disk.fd, disk.size)
-        if backing is None:
+    with filemap(disk) as found:
+        if not found.mapped:
             raise BlockIOError(f"{disk.path} lost its allocation map during the export")
-        backing_fd, shift = backing
-        source = Disk(disk.path, backing_fd, shift + disk.size, False)
-        mapped = loopmap.backing_extents(backing_fd, shift, disk.size)
-    else:
-        source = disk
-        mapped = mapped_ranges(disk)
-        if mapped is None:
-            raise BlockIOError(f"{disk.path} lost its allocation map during the export")
-    if keep is not None:
-        # listed before the first read: on ext4 a read (or its readahead) over an unwritten extent puts
-        # pages in the cache that SEEK_DATA then reports as data, and the spans must be the ones counted
-        mapped = list(_kept(mapped, keep))
-    try:
-        yield from _read_ahead(source, shift, mapped, buf)
-    finally:
-        if backing_fd is not None:
-            os.close(backing_fd)
+        mapped = found.ranges()
+        if keep is not None:
+            # listed before the first read: on ext4 a read (or its readahead) over an unwritten extent puts
+            # pages in the cache that SEEK_DATA then reports as data, and the spans must be the ones counted
+            mapped = list(_kept(mapped, keep))
+        yield from _read_ahead(found.source, found.shift, mapped, buf)
 
 
 def range_spans(disk: Disk, buf: bytearray, ranges) -> Iterator[Span]:

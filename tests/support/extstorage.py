@@ -9,6 +9,7 @@ Ganeti 3.0.2 cluster (tests/fixtures/ganeti-env) with our volume name.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from osdef.disk import loop
 from osdef.extstorage import install as installer
 from tests.ganeti_env import FIXTURES, parse_log
 
@@ -68,10 +70,10 @@ class Provider:
 
 def detach_all(data_dir: Path) -> None:
     for f in data_dir.glob("*.img"):
-        out = subprocess.run(["losetup", "-j", str(f), "-n", "-O", "NAME"],
-                             capture_output=True, text=True).stdout
-        for dev in out.split():
-            subprocess.run(["losetup", "-d", dev], check=False)
+        with contextlib.suppress(loop.LoopError):
+            for dev in loop.devices_of(f):
+                with contextlib.suppress(loop.LoopError):
+                    loop.detach(dev)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from osdef.config import LibguestfsSettings
+from osdef.disk import loop
 
 MiB = 1 << 20
 FS_IMAGE_SIZE = 64 * MiB
@@ -151,11 +152,8 @@ def loop_device(tmp_path: Path):
         for offset in range(0, 1024 * MiB, 32 * MiB):
             f.seek(offset)
             f.write(b"\xa5" * MiB)
-    dev = run("losetup", "-f", "--show", str(backing)).strip()
-    try:
+    with loop.attached(backing) as dev:
         yield Path(dev)
-    finally:
-        subprocess.run(["losetup", "-d", dev], check=False)
 
 
 def allocated(path: Path) -> int:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import strategies as st
+
+from osdef.disk import filemap, loop
 
 MiB = 1024 * 1024
 SIZE_FD = 11  # where Ganeti's export/import pipeline hands the scripts EXP_SIZE_FD
@@ -188,15 +192,15 @@ def assert_refused(target, before: bytes, message: str) -> None:
 
 
 class LoopDevices:
-    """Attaches files as loop devices and always detaches them."""
+    """Attaches files as loop devices (osdef.disk.loop) and always detaches them."""
 
     def __init__(self):
         self.devices: list[str] = []
 
-    def attach(self, path: Path, *, read_only: bool = False, sector_size: int | None = None) -> str:
-        argv = ["losetup", "-f", "--show", *(["-r"] if read_only else []),
-                *(["-b", str(sector_size)] if sector_size else []), str(path)]
-        dev = subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+    def attach(self, path: Path | str, **options) -> str:
+        """A loop device over ``path``; ``options`` as osdef.disk.loop.attach's (read_only, offset, sizelimit,
+        sector_size)."""
+        dev = loop.attach(path, **options)
         self.devices.append(dev)
         return dev
 
@@ -215,11 +219,20 @@ class LoopDevices:
 
     def detach(self, dev: str) -> None:
         self.devices.remove(dev)
-        subprocess.run(["losetup", "-d", dev], check=True)
+        loop.detach(dev)
 
     def detach_all(self) -> None:
         while self.devices:
-            subprocess.run(["losetup", "-d", self.devices.pop()], check=False)
+            with contextlib.suppress(loop.LoopError):
+                loop.detach(self.devices.pop())
+
+
+@contextlib.contextmanager
+def unmapped():
+    """Every disk without an allocation map (osdef.disk.filemap.NoMap), as an LVM or DRBD volume has none."""
+    with mock.patch.object(filemap.FileMap, "of", return_value=None), \
+            mock.patch.object(filemap.LoopMap, "of", return_value=None):
+        yield
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ extent tree), which partclone already walks with the filesystems' own
 libraries; a home-made walker would be far more code to trust.  So the tool
 runs, treated as a parser of hostile input:
 
-* on a read-only loop device limited to the partition (``losetup -r -o
-  --sizelimit``; the whole disk itself when the filesystem fills it), so it
-  can read nothing else and write nothing;
+* on a read-only loop device limited to the partition (osdef.disk.loop:
+  ``losetup -r -o --sizelimit``; the whole disk itself when the filesystem
+  fills it), so it can read nothing else and write nothing;
 * in new network and mount namespaces (``unshare -n -m``: no network), as
   the unprivileged ``nobody`` with no capabilities (``setpriv``), reading the
   loop device through a node made for it on a private tmpfs (the only device
@@ -25,6 +25,7 @@ log tree (an fsync log awaiting replay) is refused.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -32,7 +33,9 @@ import shutil
 import stat
 import struct
 import subprocess
+from collections.abc import Iterator
 
+from osdef.disk import loop
 from osdef.disk.ondisk import signatures
 from osdef.stream.fsmap import FsMap, Reader, Unusable
 
@@ -69,29 +72,19 @@ def _sandboxed(argv: list[str], device: str) -> subprocess.CompletedProcess:
         raise Unusable(f"{argv[0]} could not run: {e.strerror}") from None
 
 
-class _PartitionDevice:
-    """A read-only loop device showing exactly the partition (or the whole disk it fills)."""
-
-    def __init__(self, reader: Reader):
-        self.reader = reader
-        self.path = None
-        self.loop = None
-
-    def __enter__(self) -> str:
-        disk, part = self.reader.disk, self.reader.part
-        try:  # also for a filesystem that fills the disk: the tool gets a read-only device node, nothing else
-            out = subprocess.run(["losetup", "-r", "-f", "--show", "-o", str(part.start), "--sizelimit",
-                                  str(part.length), disk.path], capture_output=True, text=True, timeout=60)
-        except (OSError, subprocess.TimeoutExpired):
-            raise Unusable("no read-only loop device for it could be set up") from None
-        if out.returncode != 0 or not out.stdout.strip().startswith("/dev/loop"):
-            raise Unusable("no read-only loop device for it could be set up")
-        self.loop = self.path = out.stdout.strip()
-        return self.path
-
-    def __exit__(self, *exc) -> None:
-        if self.loop is not None:
-            subprocess.run(["losetup", "-d", self.loop], capture_output=True, timeout=60, check=False)
+@contextlib.contextmanager
+def _partition_device(reader: Reader) -> Iterator[str]:
+    """A read-only loop device showing exactly the partition (or the whole disk it fills), detached afterwards."""
+    disk, part = reader.disk, reader.part
+    try:  # also for a filesystem that fills the disk: the tool gets a read-only device node, nothing else
+        device = loop.attach(disk.path, read_only=True, offset=part.start, sizelimit=part.length)
+    except loop.LoopError:
+        raise Unusable("no read-only loop device for it could be set up") from None
+    try:
+        yield device
+    finally:
+        with contextlib.suppress(loop.LoopError):  # the map is read: a device left attached is no reason to drop it
+            loop.detach(device)
 
 
 def parse_domain(text: str, length: int) -> tuple[list[tuple[int, int]], int]:
@@ -139,7 +132,7 @@ def used_map(reader: Reader) -> FsMap | None:
         log_root, = struct.unpack_from("<Q", reader.read(signatures.BTRFS_SUPER + 0x60, 8))
         if log_root:
             raise Unusable("its btrfs has a log tree awaiting replay (not cleanly unmounted)")
-    with _PartitionDevice(reader) as dev:
+    with _partition_device(reader) as dev:
         if fs == "xfs":
             log = _sandboxed(["xfs_logprint", "-t", dev], dev)
             if log.returncode != 0 or b"state: <CLEAN>" not in log.stdout:

@@ -8,6 +8,7 @@ parser, the xfs and btrfs ones by sandboxed partclone.xfs/partclone.btrfs -D.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 import guestfs
 import pytest
 
+from osdef.disk import loop
 from osdef.guest.install import ImageData, install_root
 from osdef.guest.plan import CreatePlan
 from osdef.guest.session import configure
@@ -24,7 +26,7 @@ from osdef.stream.blockio import open_disk
 from osdef.stream.content import plan_content
 from tests.support.stream import export_to_file, import_from_file
 
-from tests.support.guest import MiB, run
+from tests.support.guest import MiB
 
 pytestmark = [pytest.mark.guestfs, pytest.mark.blockdev]
 DISK = 512 * MiB
@@ -35,7 +37,7 @@ def _random_device(path: Path, seed: int) -> str:
     with open(path, "wb") as f:
         for _ in range(DISK // (4 * MiB)):
             f.write(rng.randbytes(4 * MiB))
-    dev = run("losetup", "-f", "--show", str(path)).strip()
+    dev = loop.attach(path)
     path.unlink()  # deleted backing file: osdef sees an unmapped block device, as LVM/DRBD
     return dev
 
@@ -58,7 +60,8 @@ def devices():
     made: list[str] = []
     yield made
     for dev in made:
-        subprocess.run(["losetup", "-d", dev], check=False)
+        with contextlib.suppress(loop.LoopError):
+            loop.detach(dev)
 
 
 @pytest.mark.parametrize("fs_type", ["ext4", "xfs", "btrfs"])
@@ -91,7 +94,7 @@ def test_created_guest_round_trip(tmp_path, guest_images, settings, devices, fs_
     finally:
         g.shutdown()
         g.close()
-    part = run("losetup", "-f", "--show", "-r", "-o", str(2 * MiB), dst).strip()
+    part = loop.attach(dst, read_only=True, offset=2 * MiB)
     devices.append(part)
     check = {"ext4": ["e2fsck", "-fn", part], "xfs": ["xfs_repair", "-n", part],
              "btrfs": ["btrfs", "check", "--readonly", part]}[fs_type]

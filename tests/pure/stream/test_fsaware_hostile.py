@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import osdef.stream.extents as extents_mod
+import osdef.disk.filemap as filemap_mod
 import osdef.stream.fsmap as fsmap_mod
 import osdef.disk.ondisk.partitions as partitions_mod
 from osdef.disk.device import read_at
@@ -51,7 +51,7 @@ def template(tmp_path_factory) -> bytes:
 def bounded_reads(monkeypatch, request):
     """Fail the test on any metadata read outside the disk; run as a file (mapped) and as an unmapped device."""
     if request.param == "unmapped":  # what a DRBD/LVM device gets: no allocation map, the content path
-        monkeypatch.setattr(extents_mod, "mapped_ranges", lambda disk: None)
+        monkeypatch.setattr(filemap_mod.FileMap, "of", classmethod(lambda cls, disk: None))
     def checked(disk, view, offset):
         assert 0 <= offset and offset + len(view) <= disk.size, f"read at {offset}+{len(view)} outside the disk"
         return read_at(disk, view, offset)

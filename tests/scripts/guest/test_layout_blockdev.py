@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from osdef.disk.loop import seek_extents
+from osdef.disk import loop
+from osdef.disk.filemap import seek_extents
 from osdef.guest.layout import DiskImageLayout, FilesystemImageLayout
 from osdef.guest.target import wipe
 from tests.support.guest import MiB, Images
@@ -34,15 +34,13 @@ def volume(tmp_path: Path):
     with open(backing, "wb") as f:
         for _ in range(VOLUME // (4 * MiB)):
             f.write(rng.randbytes(4 * MiB))
-    dev = subprocess.run(["losetup", "-f", "--show", str(backing)], check=True, capture_output=True,
-                         text=True).stdout.strip()
-    held = os.open(backing, os.O_RDONLY)
-    backing.unlink()
-    try:
-        yield Path(dev), held
-    finally:
-        os.close(held)
-        subprocess.run(["losetup", "-d", dev], check=False)
+    with loop.attached(backing) as dev:
+        held = os.open(backing, os.O_RDONLY)
+        backing.unlink()
+        try:
+            yield Path(dev), held
+        finally:
+            os.close(held)
 
 
 def _allocated(fd: int, start: int = 0, end: int = VOLUME) -> int:

@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 import tempfile
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from osdef.disk import device, zeroing
-from osdef.disk import loop as loopmap
+from osdef.disk import device, filemap, loop, zeroing
 from osdef.errors import StreamError
 from osdef.stream import blockio, extents
 from tests.support.stream import (MiB, Layout, LoopDevices, assert_restored, assert_wiped, export_to_file,
-                                   fill_random, import_bytes, import_from_file, layouts, read_all)
+                                   fill_random, import_bytes, import_from_file, layouts, read_all, unmapped)
 
 pytestmark = pytest.mark.blockdev
 
@@ -36,15 +33,13 @@ def test_seek_data_on_a_block_device_is_einval(loops, tmp_path):
         assert disk.is_block and disk.size == 2 * MiB
         # the backing file's map: only its one data extent is read
         assert list(extents.data_ranges(disk)) == [(MiB, 4096)]
-        with mock.patch.object(loopmap, "backing_ranges", return_value=None):
+        with unmapped():
             assert list(extents.data_ranges(disk)) == [(0, 2 * MiB)]
 
 
 def test_loop_map_shifts_by_the_loop_offset(loops, tmp_path):
     src = Layout(4 * MiB, ((512 * 1024, 4096, "random"), (3 * MiB, 8192, "random")), 2).create(tmp_path / "s")
-    dev = subprocess.run(["losetup", "-f", "--show", "-o", str(MiB), str(src)], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    loops.devices.append(dev)
+    dev = loops.attach(src, offset=MiB)
     with blockio.open_disk(dev, write=False) as disk:
         assert disk.size == 3 * MiB
         assert list(extents.data_ranges(disk)) == [(2 * MiB, 8192)]
@@ -63,7 +58,7 @@ def test_loop_map_falls_back_to_a_full_read(loops, tmp_path):
     dev = loops.attach(src)
     src.unlink()
     with blockio.open_disk(dev, write=False) as disk:
-        assert loopmap.backing_ranges(disk.fd, disk.size) is None
+        assert filemap.filemap(disk).kind == "none"
         assert list(extents.data_ranges(disk)) == [(0, 3 * MiB)]
     export_to_file(dev, tmp_path / "stream")
     tgt = fill_random(tmp_path / "t", 3 * MiB)
@@ -104,11 +99,10 @@ def test_loop_round_trip_onto_dirty_loop(loops: LoopDevices, layout: Layout, ext
         try:
             src = layout.create(d / "src")
             src_dev = loops.attach(src)
-            unmapped = mock.patch.object(loopmap, "backing_ranges", return_value=None)
             if mapped:
                 n, announced = export_to_file(src_dev, d / "stream", compression=compression)
             else:
-                with unmapped:  # the full-read path other block devices take
+                with unmapped():  # the full-read path other block devices take
                     n, announced = export_to_file(src_dev, d / "stream", compression=compression)
             assert n == (d / "stream").stat().st_size
             if compression == "none":
@@ -134,7 +128,7 @@ def test_file_stream_and_loop_stream_carry_the_same_data(loops, tmp_path):
     assert read_all(tmp_path / "a") == read_all(tmp_path / "b")
     assert n_dev > 3 * MiB  # 2 MiB of data + 1 MiB of allocated zeros + the small extents
     # Without a map (any other block device) the device is read whole and the zeros are dropped.
-    with mock.patch.object(loopmap, "backing_ranges", return_value=None):
+    with unmapped():
         n_unmapped, announced = export_to_file(dev, tmp_path / "c")
     assert n_unmapped == announced
     assert 2 * MiB < n_unmapped < 2 * MiB + 16_000  # 4 KiB blocks of the small extents
@@ -181,9 +175,10 @@ def test_zero_range_on_block_device_handles_unaligned_edges(loops, tmp_path):
 
 
 def _device_writes_only(monkeypatch):
-    """Make import write through the loop device, as for a loop device loopmap will not map."""
-    real = loopmap.open_backing
-    monkeypatch.setattr(loopmap, "open_backing",
+    """Make import write through the loop device, as for one whose backing file osdef.disk.loop will not
+    open for writing."""
+    real = loop.open_backing
+    monkeypatch.setattr(loop, "open_backing",
                         lambda fd, size, write=False: None if write else real(fd, size))
 
 
@@ -214,13 +209,13 @@ def test_import_through_the_backing_file_leaves_no_stale_device_pages(loops, tmp
     export_to_file(src, tmp_path / "stream")
     dev = loops.attach(fill_random(tmp_path / "t", size, seed=6))
     opened = []
-    real = loopmap.open_backing
+    real = loop.open_backing
 
     def spy(fd, size, write=False):
         opened.append(write)
         return real(fd, size, write=write)
 
-    monkeypatch.setattr(loopmap, "open_backing", spy)
+    monkeypatch.setattr(loop, "open_backing", spy)
     holder = os.open(dev, os.O_RDONLY)
     try:
         old = os.pread(holder, size, 0)  # the device's own page cache now holds the old bytes
@@ -237,12 +232,10 @@ def test_a_loop_device_with_an_offset_is_written_through_the_device(loops, tmp_p
     export_to_file(src, tmp_path / "stream")
     backing = fill_random(tmp_path / "t", 6 * MiB, seed=7)
     head = read_all(backing)[:MiB]
-    dev = subprocess.run(["losetup", "-f", "--show", "-o", str(MiB), str(backing)], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    loops.devices.append(dev)
+    dev = loops.attach(backing, offset=MiB)
     with blockio.open_disk(dev, write=True) as disk:
-        assert loopmap.open_backing(disk.fd, disk.size, write=True) is None
-        bfd, shift = loopmap.open_backing(disk.fd, disk.size)  # reading it stays allowed
+        assert loop.open_backing(disk.fd, disk.size, write=True) is None
+        bfd, shift = loop.open_backing(disk.fd, disk.size)  # reading it stays allowed
         os.close(bfd)
         assert shift == MiB
     import_from_file(tmp_path / "stream", dev)

@@ -35,9 +35,7 @@ def _deleted_backing(loops, path: Path) -> str:
 
 
 def _ext_dev(loops, dev: str, part: Part) -> str:
-    out = run("losetup", "-f", "--show", "-r", "-o", part.start, "--sizelimit", part.size, dev).stdout.strip()
-    loops.devices.append(out)
-    return out
+    return loops.attach(dev, read_only=True, offset=part.start, sizelimit=part.size)
 
 
 @pytest.fixture
@@ -84,11 +82,9 @@ def test_an_unmapped_device_sends_its_used_blocks_only(loops, tmp_path, source, 
 
 def test_needs_recovery_on_a_device_falls_back(loops, tmp_path, source):
     dev, _ = source
-    root = run("losetup", "-f", "--show", "-o", ROOT.start, "--sizelimit", ROOT.size, dev).stdout.strip()
-    loops.devices.append(root)
+    root = loops.attach(dev, offset=ROOT.start, sizelimit=ROOT.size)
     run("debugfs", "-w", "-R", "feature needs_recovery", root)
-    run("losetup", "-d", root)
-    loops.devices.remove(root)
+    loops.detach(root)
     warnings = []
     stream = tmp_path / "stream"
     n, announced = export_to_file(dev, stream, warn=warnings.append)

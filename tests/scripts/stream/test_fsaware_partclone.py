@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from osdef.disk import loop
 from osdef.stream.fsmap import Unusable
 from osdef.stream.fsmap.partclone import parse_domain
 from tests.support.stream import export_to_file, import_from_file, read_all
@@ -38,14 +39,11 @@ def _disk_with(tmp_path: Path, fs: str, tree: Path | None) -> Path:
     disk = fill_random(tmp_path / "disk.img", SIZES[fs])
     root = _root(disk)
     gpt(disk, [BIOS, root])
-    dev = run("losetup", "-f", "--show", "-o", root.start, "--sizelimit", root.size, disk).stdout.strip()
-    try:
+    with loop.attached(disk, offset=root.start, sizelimit=root.size) as dev:
         if fs == "xfs":
             run("mkfs.xfs", "-q", "-f", "-K", dev)
         else:
             run("mkfs.btrfs", "-q", "-f", "-K", *(["--rootdir", tree] if tree else []), dev)
-    finally:
-        run("losetup", "-d", dev)
     return disk
 
 
@@ -151,15 +149,11 @@ def test_the_tools_run_unprivileged_and_see_only_their_device(tmp_path):
 
     img = tmp_path / "d.img"
     img.write_bytes(b"\x5a" * (1 << 20))
-    dev = subprocess.run(["losetup", "-r", "-f", "--show", str(img)], check=True, capture_output=True,
-                         text=True).stdout.strip()
-    try:
+    with loop.attached(img, read_only=True) as dev:
         script = ('id -u; grep CapEff /proc/self/status; ls /tmp; wc -l < /proc/net/dev; '
                   'head -c 512 "$0" | wc -c; head -c 512 ' + dev + ' | wc -c; '
                   'dd if=/dev/zero of="$0" bs=512 count=1 conv=notrunc 2>/dev/null && echo wrote || echo no-write')
         done = partclone._sandboxed(["sh", "-c", script, dev], dev)  # "$0": the sandbox's own node of dev
-    finally:
-        subprocess.run(["losetup", "-d", dev], check=False)
     lines = done.stdout.decode().split("\n")
     assert lines[0] == "65534", lines
     assert lines[1].split()[1] == "0000000000000000", lines  # no capabilities
