@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from osdef.paths import source_root
+from osdef.paths import data_root
 
 BOOT_AREAS = "bootareas"  # in the image cache: grub boot areas per image and layout
 
@@ -21,7 +21,7 @@ BOOT_AREAS = "bootareas"  # in the image cache: grub boot areas per image and la
 def image_store(ctx):
     from osdef.images import ImageStore
 
-    return ImageStore(ctx.config.images, source_root() / "images")
+    return ImageStore(ctx.config.images, data_root() / "images")
 
 
 def serial_console_wanted(ctx) -> bool:
@@ -34,7 +34,7 @@ def serial_console_wanted(ctx) -> bool:
 
 def hooks_dir(ctx) -> Path:
     installed = ctx.os_dir / "hooks"
-    return installed if installed.is_dir() else source_root() / "hooks"
+    return installed if installed.is_dir() else data_root() / "hooks"
 
 
 def check_agreed_image(ctx, store, name: str, artifact=None) -> None:

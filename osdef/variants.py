@@ -127,12 +127,22 @@ class Catalog:
         return "".join(f"{v.name}\n" for v in ordered)
 
 
-def load_dir(directory: Path) -> Catalog:
+def load_dir(directory: Path, site_dir: Path | None = None) -> Catalog:
+    """The variants of directory, plus a site's own from site_dir (/etc/osdef/variants.d;
+    a missing site dir adds none).  A site variant may not reuse a built-in name."""
     directory = Path(directory)
     files = sorted(directory.glob("*.yaml"))
     if not files:
         raise VariantError(f"{directory}: no variant files (*.yaml) found")
+    if site_dir is not None and Path(site_dir).is_dir():
+        files += sorted(Path(site_dir).glob("*.yaml"))
     variants = tuple(load_file(f) for f in files)
+    seen: dict[str, Path] = {}
+    for v in variants:
+        if v.name in seen:
+            raise VariantError(f"{v.source}: variant {v.name!r} is already defined by {seen[v.name]}; "
+                               "give the site variant another file name")
+        seen[v.name] = v.source  # type: ignore[assignment]
     defaults = [v.name for v in variants if v.default]
     if len(defaults) > 1:
         raise VariantError(f"{directory}: more than one variant says default: true ({', '.join(defaults)})")
