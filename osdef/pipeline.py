@@ -86,7 +86,7 @@ def build_plan(ctx, store, say: Callable[[str], None]):
         layout=artifact.format, hostname=inst.name, fs_type=artifact.fs_type or params.filesystem or variant.filesystem,
         table=params.partition_table or variant.partition_table, boot=variant.boot,
         serial_console=serial_console_wanted(ctx), params=params, steps=steps, instance=inst,
-        network=network, data_disks=extra,
+        network=network, data_disks=extra, mkfs_profile=variant.mkfs,
         boot_cache=BootAreaCache(store.cache_dir / BOOT_AREAS, artifact.sha256, say, image_name=artifact.name))
     say(f"{'reinstall' if inst.reinstall else 'create'} {inst.name}: variant {variant.name}, image {artifact.name} "
         f"({artifact.format}, {artifact.size >> 20} MiB, sha256 {artifact.sha256}), "

@@ -15,12 +15,13 @@ from typing import Any
 
 from osdef import yamldoc
 from osdef.errors import VariantError
+from osdef.fsprofiles import DEFAULT_PROFILE, PROFILES
 from osdef.vocab import (BOOT_MODES, DEFAULT_BOOT_MODE, DEFAULT_FILESYSTEM,
                           DEFAULT_PARTITION_TABLE, FILESYSTEMS, PARTITION_TABLES)
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*\Z")
 KEYS = {"description", "image", "filesystem", "partition_table", "boot", "skip_hooks",
-        "os_parameters", "default"}
+        "os_parameters", "default", "mkfs"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Variant:
     skip_hooks: frozenset[str] = frozenset()
     os_parameters: dict[str, str] = field(default_factory=dict)
     default: bool = False  # the variant used when Ganeti passes none (API 10)
+    mkfs: str = DEFAULT_PROFILE  # the ext feature profile of filesystems made for it (osdef.guest.mkfs)
     source: Path | None = None
 
 
@@ -78,6 +80,7 @@ def parse(data: Any, path: Path) -> Variant:
     default = data.get("default", False)
     if not isinstance(default, bool):
         raise _fail(path, "default", "must be true or false")
+    mkfs = _choice(data, "mkfs", tuple(PROFILES), DEFAULT_PROFILE, path)
     return Variant(
         name=name,
         description=data["description"].strip(),
@@ -89,6 +92,7 @@ def parse(data: Any, path: Path) -> Variant:
         skip_hooks=frozenset(skip),
         os_parameters=os_parameters,
         default=default,
+        mkfs=mkfs,
         source=path,
     )
 

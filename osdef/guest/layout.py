@@ -30,6 +30,7 @@ from osdef.disk.pipes import enlarge_pipe
 from osdef.disk.units import MiB
 from osdef.errors import GuestError
 from osdef.guest import extsuper, partition
+from osdef.guest.mkfs import make_filesystem
 from osdef.guest.partition import Extent, PartitionPlan
 from osdef.guest.session import GuestSession
 from osdef.guest.steps import Step
@@ -227,8 +228,10 @@ class TarballLayout(_PartitionedLayout):
         ]
 
     def _mkfs(self, session: GuestSession) -> None:
+        assert self.plan is not None
         self._find_devices(session)
-        session.call(f"mkfs.{self.fs_type}", session.g.mkfs, self.fs_type, self.root.device)
+        make_filesystem(session, self.fs_type, self.root.device, self.plan.mkfs_profile,
+                        f"mkfs.{self.fs_type}")
         self.root.fs_type = self.fs_type
         self.root.uuid = session.call("read the root UUID", session.g.vfs_uuid, self.root.device)
         self._make_esp(session)
