@@ -109,10 +109,11 @@ def agreed_artifact(ctx, store, name: str):
 
 
 def rename(ctx, say: Callable[[str], None]) -> None:
+    from osdef.guest.hostnames import name_domain
     from osdef.guest.install import rename as rename_guest
 
     inst = ctx.instance
     say(f"rename {inst.old_name} → {inst.name}")
     rename_guest(Path(inst.disks[0].path), inst.old_name, inst.name,
-                 settings=ctx.config.libguestfs, log=say)
+                 settings=ctx.config.libguestfs, log=say, domain=name_domain(ctx.params))
     say("done")
