@@ -43,7 +43,7 @@ NODE_EXTRAS := build,fast
 # Debian's own tools and /usr/bin/python3 only (not a python3 from a PATH such as pyenv's)
 DEB_PATH    := /usr/sbin:/usr/bin:/sbin:/bin
 
-TEST_DIRS := tests/pure tests/scripts tests/appliance tests/boot tests/cluster
+TEST_DIRS := tests/pure tests/scripts tests/appliance tests/boot tests/cluster tests/trixie
 
 .PHONY: all deps venv test test-unit install install-extstorage demo bench clean deb
 

@@ -19,7 +19,8 @@ import pytest
 
 from tests.tiers import TIERS, item_tier
 
-ONE_WORKER = ("tests/cluster/ganeti/",)  # shared global state: one work unit, one worker
+# shared global state: one work unit, one worker (the 3.0 cluster; the Debian roots + 3.1 cluster)
+ONE_WORKER = ("tests/cluster/ganeti/", "tests/trixie/")
 
 
 def work_unit(nodeid: str) -> str:

@@ -5,6 +5,8 @@
     tests/appliance/  a libguestfs appliance (or a real diskimage-builder build)
     tests/boot/       boots a created disk under qemu
     tests/cluster/    the real two-node Ganeti cluster (tests/cluster/ganeti/harness.sh)
+    tests/trixie/     the .deb in Debian roots (debootstrap): a two-node Ganeti 3.1 cluster on
+                      Debian 13, and a clean Debian 12 root
 
 each as tests/<tier>/<domain>/test_*.py (domain: stream, guest, network, ...).
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import pytest
 
-TIERS = ("cluster", "boot", "appliance", "scripts", "pure")  # most expensive first: the run order
+TIERS = ("trixie", "cluster", "boot", "appliance", "scripts", "pure")  # most expensive first: the run order
 # the cheapest tier a resource marker may appear in
 NEEDS = {"ganeti": "cluster", "boot": "boot", "guestfs": "appliance", "dib": "appliance",
          "blockdev": "scripts"}
@@ -26,7 +28,7 @@ NO_APPLIANCE = ("pure", "scripts")
 
 
 def cost(tier: str) -> int:
-    """0 for the cheapest tier (pure), 4 for the most expensive (cluster)."""
+    """0 for the cheapest tier (pure), 5 for the most expensive (trixie)."""
     return len(TIERS) - 1 - TIERS.index(tier)
 
 

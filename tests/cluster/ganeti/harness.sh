@@ -1,8 +1,11 @@
 #!/bin/bash
-# harness.sh - a throw-away Ganeti 3.0 cluster (fake hypervisor) of GH_NODES
+# harness.sh - a throw-away Ganeti 3.0 or 3.1 cluster (fake hypervisor) of GH_NODES
 # nodes (default 1), each in its own net/uts/mount namespaces with an sshd,
 # with osdef's `image` OS definition and `loopfile` ExtStorage provider
-# installed on every node.  Node 1 is the master (`gnt-cluster init`); nodes
+# installed on every node: from the checkout's venv (GH_OSDEF=venv, the
+# default), or the Debian package's (GH_OSDEF=package: the trixie tier runs
+# this script inside a Debian 13 root with osdef_*.deb installed; each node
+# then gets a copy of the package's /etc/osdef plus the site config).  Node 1 is the master (`gnt-cluster init`); nodes
 # 2..N join with the real `gnt-node add` over SSH.  Used by the ganeti test
 # tier (tests/cluster/ganeti/conftest.py) and by the Vagrantfile.
 #
@@ -59,6 +62,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${GH_IPOLICY_STD:=cpu-count=1,disk-count=1,disk-size=1024,memory-size=128,nic-count=1,spindle-use=1}"
 : "${GH_SITE_CONFIG:=}"                         # osdef site config; empty: $GH_STATE/osdef.yaml (TCG)
 : "${GH_IMAGE:=debian-12}"                      # built by `provision`
+: "${GH_OSDEF:=venv}"                           # venv | package (see the top)
 SRV=/srv/ganeti                                 # path inside the mount namespace
 OSDEF="$GH_REPO/.venv/bin/osdef"
 LAN=gntlan                                      # bridge in node 1's netns joining the nodes
@@ -257,9 +261,17 @@ CONF
 }
 
 install_osdef() {  # on every node, as an admin does (Ganeti does not replicate OS dirs)
-  [ -x "$OSDEF" ] || die "$OSDEF missing: run make venv in $GH_REPO first"
   local conf i
   conf=$(site_config)
+  if [ "$GH_OSDEF" = package ]; then  # the package's OS dir and providers; its /etc/osdef per node
+    for i in $(present_nodes); do
+      cp -a /etc/osdef/. "$(node_state "$i")/etc-osdef/"
+      cp "$conf" "$(node_state "$i")/etc-osdef/osdef.yaml"
+      in_node "$i" osdef diagnose >&2
+    done
+    return 0
+  fi
+  [ -x "$OSDEF" ] || die "$OSDEF missing: run make venv in $GH_REPO first"
   for i in $(present_nodes); do
     in_node "$i" "$OSDEF" install --os-dir "$SRV/os/image" --config "$conf" >&2
     in_node "$i" "$OSDEF" install-extstorage --dir "$SRV/extstorage/loopfile" \

@@ -155,7 +155,7 @@ run() {  # run NAME CMD..
   local name=$1 h; shift
   h=$(handle "$name")
   mountpoint -q "$h" 2>/dev/null || die "root $name is not entered"
-  nsenter --mount="$h" --wd=/ -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+  nsenter --mount="$h" -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
     LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
 }
 
