@@ -112,7 +112,7 @@ def entered_root(request, name: str, release: str, packages: tuple[str, ...], de
     if proc.returncode != 0:
         pytest.fail(f"the {release} root: {proc.stderr[-3000:]}", pytrace=False)
     root = Root(name, Path(proc.stdout.strip()))
-    root.timings.append((f"{release} root ({proc.stderr.strip().splitlines()[-1][11:]})",
+    root.timings.append((f"{release} root ({proc.stderr.strip().splitlines()[-1].split('] ', 1)[-1]})",
                          time.monotonic() - started, 0))
     request.addfinalizer(lambda: debroot("leave", name))
     proc = debroot("enter", name, str(root.base))

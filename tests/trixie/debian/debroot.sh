@@ -139,6 +139,7 @@ enter() {  # enter NAME BASE
     mount --rbind /sys "$m/sys"
     mount --rbind /dev "$m/dev"
     mount -t tmpfs -o mode=755 osdef-run "$m/run"
+    mkdir -m 1777 "$m/run/lock"
     mount -t tmpfs -o mode=1777 osdef-tmp "$m/tmp"
     mkdir -p "$m$state"
     mount --bind "$w/state" "$m$state"

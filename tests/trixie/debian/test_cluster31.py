@@ -69,7 +69,7 @@ def test_os_and_provider_are_valid_on_both_nodes(cluster31):
 
 def test_add_a_short_named_debian_12_guest_on_debian_13(cluster31, state):
     cluster31.gnt("gnt-instance", "add", "-t", "file", "--disk", "0:size=4G", "--disk", "1:size=256M",
-                  "-o", OS, "-O", f"data_disks=ext4,domain={DOMAIN}", "--no-start", "-n", NODE, FILE,
+                  "-o", OS, "-O", f"data_disks=ext4,domain={DOMAIN},serial_console=yes", "--no-start", "-n", NODE, FILE,
                   step="add (file, short name, data disk)")
     cluster31.gnt("gnt-instance", "add", "-t", "ext", "--disk", "0:size=4G,provider=loopfile",
                   "-o", OS, "-O", f"domain={DOMAIN}", "--no-start", "-n", NODE, EXT, step="add (ext)")
@@ -127,7 +127,7 @@ def test_rename_without_force(cluster31, state):
 def test_reinstall(cluster31, state):
     if not state.get("renamed"):
         pytest.skip("rename failed")
-    cluster31.gnt("gnt-instance", "reinstall", "-f", "-O", f"data_disks=ext4,domain={DOMAIN}", RENAMED,
+    cluster31.gnt("gnt-instance", "reinstall", "-f", "-O", f"data_disks=ext4,domain={DOMAIN},serial_console=yes", RENAMED,
                   step="reinstall")
     state["reinstalled"] = True
 
