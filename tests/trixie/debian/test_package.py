@@ -42,7 +42,8 @@ def test_the_package_on_debian_12(bookworm):
 
 
 def test_the_stream_runs_on_debian_12s_own_packages(bookworm):
-    """tests/pure/stream with /usr/bin/python3 and Debian 12's zstandard 0.20 (no isal): the
+    """tests/pure/stream with /usr/bin/python3 and Debian 12's zstandard 0.20 (no isal; its one test
+    that asserts isal is in use is left out): the
     installed package, not the checkout (the tests are copied without osdef/)."""
     dest = bookworm.state / "tests"
     shutil.rmtree(dest, ignore_errors=True)
@@ -51,7 +52,7 @@ def test_the_stream_runs_on_debian_12s_own_packages(bookworm):
                                                    'markers = ["pure", "scripts", "appliance", "cluster", '
                                                    '"guestfs", "dib", "ganeti", "boot", "blockdev", "trixie"]\n')
     proc = bookworm.run("sh", "-c", f"cd {INSIDE} && python3 -c 'import osdef; print(osdef.__file__)' && "
-                        "python3 -m pytest -q -x tests/pure/stream 2>&1 | tail -5",
+                        "python3 -m pytest -q -x tests/pure/stream -k 'not accelerated_crc' 2>&1 | tail -5",
                         step="tests/pure/stream on Debian 12 (zstandard 0.20)")
     assert "/usr/lib/python3/dist-packages/osdef/__init__.py" in proc.stdout
     assert " passed" in proc.stdout and "failed" not in proc.stdout and "error" not in proc.stdout, proc.stdout
