@@ -27,7 +27,7 @@ XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --maxprocesses=4 -
 # the .deb), to build images (a node that runs `osdef image build`), and to test.
 APT_RUNTIME := python3-guestfs libguestfs-tools linux-image-amd64 qemu-utils zstd \
                python3-venv python3-yaml e2fsprogs xfsprogs btrfs-progs dosfstools \
-               gdisk fdisk util-linux libguestfs-xfs partclone
+               gdisk fdisk util-linux libguestfs-xfs partclone python3-crc32c
 APT_BUILD   := debootstrap sudo
 APT_NODE    := $(APT_RUNTIME) $(APT_BUILD)
 APT_TEST    := qemu-system-x86 ovmf dnsmasq-base git curl procps

@@ -26,13 +26,14 @@ section of docs/benchmarks.md.
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import statistics
 import time
 from pathlib import Path
 
-from stream_bench import (DOC, GiB, MiB, SINK, TOOL, build_disk, drop_caches, fmt_size, re, sh, sink_bytes)
+from benchlib import GiB, MiB, SINK, TOOL, build_disk, drop_caches, fmt_size, sh, sink_bytes, write_section
 
 SECTION = "## Filesystem-aware export"
 IMAGE_CACHE = Path(os.environ.get("OSDEF_TEST_IMAGE_CACHE", "/var/tmp/osdef-test-images"))
@@ -87,17 +88,22 @@ class Row:
         return statistics.median(self.walls)
 
 
+def measure_once(row: Row, exporter: str, env: str = "") -> None:
+    """Run ``exporter | SINK`` once with the page cache dropped, exporter under GNU time; add it to ``row``."""
+    drop_caches()
+    t0 = time.perf_counter()
+    sh(f"{env} /usr/bin/time -f '%I %M' -o {TIME_FILE} {exporter} | {SINK}")
+    row.walls.append(time.perf_counter() - t0)
+    row.stream = sink_bytes()
+    inputs, rss = TIME_FILE.read_text().split()[-2:]
+    row.read, row.rss_kib = int(inputs) * 512, int(rss)
+
+
 def measure(name: str, exporter: str, repeat: int) -> Row:
-    """Run ``exporter | SINK`` with the page cache dropped; exporter under GNU time."""
+    """``repeat`` runs of ``exporter | SINK``."""
     row = Row(name)
     for _ in range(repeat):
-        drop_caches()
-        t0 = time.perf_counter()
-        sh(f"/usr/bin/time -f '%I %M' -o {TIME_FILE} {exporter} | {SINK}")
-        row.walls.append(time.perf_counter() - t0)
-        row.stream = sink_bytes()
-        inputs, rss = TIME_FILE.read_text().split()[-2:]
-        row.read, row.rss_kib = int(inputs) * 512, int(rss)
+        measure_once(row, exporter)
     return row
 
 
@@ -172,7 +178,7 @@ def run(work: Path, repeat: int, doc: bool = True) -> str:
              "process's block inputs and max RSS (GNU time `%I`, `%M`); osdef's EXP_SIZE_FD is given "
              "(exact size announced). dump, partclone and e2image read a read-only loop device over the root "
              "filesystem; osdef reads the whole disk.", "",
-             f"### Unmapped block device: 10 GiB of random bytes with a debian-12 guest", "",
+             "### Unmapped block device: 10 GiB of random bytes with a debian-12 guest", "",
              f"A loop device over a deleted 10 GiB file of random bytes (an LV that held older data), GPT with "
              f"a BIOS boot partition and the cached test image `{blk['image']}` as its ext4 root "
              f"(written with `dd conv=sparse`, so its free space keeps the random bytes; grown to fill the "
@@ -199,10 +205,6 @@ def run(work: Path, repeat: int, doc: bool = True) -> str:
               ""]
     text = "\n".join(lines) + "\n"
     if doc:
-        body = DOC.read_text()
-        pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-        body = pattern.sub(lambda _m: text + "\n", body, count=1) if pattern.search(body) else \
-            body.rstrip("\n") + "\n\n" + text
-        DOC.write_text(body.rstrip("\n") + "\n")
+        write_section(SECTION, text)
     shutil.rmtree(work / "stage", ignore_errors=True)
     return text

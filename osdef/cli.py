@@ -6,6 +6,7 @@
     osdef variants                                  the variants
     osdef image build|list|add|sync …               images (diskimage-builder, cache, cluster sync)
     osdef try create|rename|export|import|verify …  run the installed scripts as Ganeti would
+    osdef export-plan DISK [--no-count]             what an export of DISK would send, and why
 """
 
 from __future__ import annotations
@@ -102,11 +103,27 @@ def _cmd_try(args, cfg_loader) -> int:
         return trialmod.try_rename(t)
     if args.action == "verify":
         return trialmod.run_script(t, "verify", args=("parameters",)).returncode
+    if args.action == "export" and args.plan:
+        if not 0 <= t.index < len(t.disks):
+            raise trialmod.TrialError(f"disk index {t.index}: only {len(t.disks)} disk(s) given")
+        return _print_plan(t.disks[t.index].path, count=True)
     if args.action == "export":
         return trialmod.try_export(t, Path(args.output) if args.output else None)
     if args.action == "import":
         return trialmod.try_import(t, Path(args.input) if args.input else None)
     raise AssertionError(args.action)
+
+
+def _print_plan(disk, count: bool) -> int:
+    from osdef.stream.planreport import plan_lines
+
+    for line in plan_lines(disk, count=count):
+        print(line)
+    return 0
+
+
+def _cmd_export_plan(args, cfg_loader) -> int:
+    return _print_plan(args.disk, count=not args.no_count)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,10 +178,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--old-name", help="OLD_INSTANCE_NAME (rename)")
     p.add_argument("--index", type=int, default=0, help="EXPORT_INDEX/IMPORT_INDEX: which --disk (default 0)")
     p.add_argument("--output", help="export: write the stream here instead of stdout")
+    p.add_argument("--plan", action="store_true",
+                   help="export: print what the export would send (osdef export-plan) instead of exporting")
     p.add_argument("--input", help="import: read the stream from here instead of stdin")
     p.add_argument("--config", help="site config for the run (passed as OSDEF_CONFIG)")
     p.add_argument("--debug", action="store_true", help="DEBUG_LEVEL=1 (tracebacks on internal errors)")
     p.set_defaults(func=_cmd_try)
+
+    p = sub.add_parser("export-plan", help="what an export of a disk would send, and why",
+                       description="Read a disk (file or block device, read-only) as an export would: its "
+                                   "partition table as the guest's kernel reads it, each filesystem's map, what "
+                                   "goes at block level and why. Nothing is streamed.")
+    p.add_argument("disk", help="the disk: a file or a block device")
+    p.add_argument("--no-count", action="store_true",
+                   help="do not read the block-level parts to count their non-zero bytes")
+    p.set_defaults(func=_cmd_export_plan)
     return parser
 
 

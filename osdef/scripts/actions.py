@@ -203,6 +203,11 @@ def import_(os_dir: Path, environ: Mapping[str, str]) -> int:
         _ignore_stop_signals()  # the target is wiped: nothing may keep the one line from being printed
         raise
     kind = "osdef stream" if r.kind == "stream" else "raw dump"
+    if "content_plan" in r.metadata:
+        from osdef.stream.content import describe_record
+
+        for line in describe_record(r.metadata["content_plan"]) or ["its export plan record is malformed"]:
+            say(f"imported disk {target.index}: as exported: {line}")
     say(f"imported disk {target.index}: {kind}{' (zstd)' if r.compressed else ''}, "
         f"{r.input_bytes} bytes read, {r.data_bytes >> 20} MiB of data written, "
         f"{r.zeroed_bytes >> 20} MiB zeroed without writing")

@@ -36,7 +36,7 @@ from osdef.disk.device import Disk, advise_sequential, read_at
 from osdef.disk.pipes import enlarge_pipe
 from osdef.disk.units import MiB
 from osdef.stream.blockio import open_disk, send_range, write_out
-from osdef.stream.content import BLOCK, USED, ContentPlan, plan_content
+from osdef.stream.content import BLOCK, USED, ContentPlan, header_record, plan_content
 from osdef.stream.extents import (READ_SIZE, Scan, data_pieces, data_ranges, extent_spans, intersect, plan_extents,
                                   range_spans, read_spans, scan_disk)
 
@@ -268,6 +268,7 @@ def _export(device, out_fd: int, size_fd: int | None, fmt: str, compression: str
             # shrink its read-ahead window, and the data is read with a cold cache afterwards
             with open_disk(device, write=False) as meta_disk:
                 plan = plan_content(meta_disk, warn)
+            meta["content_plan"] = header_record(plan)  # a stored export says what it holds
         keep = plan.ranges() if plan is not None else None
         exact = size_fd is not None and fmt == "sparse" and compression == "none"
         if exact:

@@ -45,7 +45,7 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 DETECT_BYTES = len(MAGIC)
 
 MAX_METADATA = 64 * 1024
-MAX_METADATA_DEPTH = 8  # nesting of the header's JSON (ours is flat): bounded before parsing
+MAX_METADATA_DEPTH = 8  # nesting of the header's JSON (ours: 4 levels): bounded before parsing
 MAX_RECORD = 16 * 1024 * 1024
 
 _FIXED = struct.Struct(">8sHHQQI")

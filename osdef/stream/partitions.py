@@ -1,44 +1,59 @@
-"""The partition table of a disk, read from its bytes: GPT (primary or backup header) or MBR.
+"""The partitions of a disk as its guest's Linux kernel sees them, and whether another reading is plausible.
 
 No kernel partition scan, no mount, no libguestfs: the table is parsed from
-the first (and, for a GPT backup, the last) sectors of the disk.  The disk is
-written by its guest, so every field is hostile input: a partition is kept
-only if it lies inside the disk, and partitions that overlap one another are
-reported so their bytes are sent at block level (``overlapping``).
+the disk's bytes (osdef.stream.gpt, osdef.stream.mbr), with Linux's rules
+(``block/partitions/core.c``, ``efi.c``, ``msdos.c``; 512-byte logical
+sectors, as Ganeti's virtual disks have):
 
-A disk whose first sectors hold no table may hold a single filesystem: it is
-returned as one partition covering the whole disk (``scheme == "none"``).
-Bytes outside every partition (the tables themselves, gaps, a GPT backup)
-are not the concern of this module: the caller sends them as it always did.
+1. GPT first, and only behind a protective or hybrid MBR (an 0xEE entry at
+   LBA 1); only its primary header; then the MBR, unless it has an 0xEE
+   entry; else no table: the whole disk is one partition (number 0).
+2. A partition that starts past the end of the disk is ignored; one that
+   runs past it is cut at the end (``blk_add_partition``) and sent at block
+   level, as is every partition that overlaps another, and an extended
+   partition's 2-sector node.
+
+The export is a backup, so it refuses to guess (``Table.ambiguous``: the
+whole disk goes at block level, with one line saying why) wherever the same
+bytes allow another plausible reading:
+
+* a GPT header that checks out (primary or backup, 512- or 4096-byte
+  sectors; libblkid, parted, gdisk and firmware read those) and lists other
+  partitions than the ones Linux uses — e.g. a stale GPT under an MBR;
+* a hybrid MBR entry that cuts across a GPT partition;
+* a nested label (BSD, Solaris, UnixWare, Minix) or a Windows LDM partition
+  (type 0x42): partitions Linux adds that this module does not follow;
+* another kind of label at the start of a disk without an MBR or GPT (AIX,
+  SGI, Sun, Mac, Amiga, OSF): Linux reads those too.
+
+A filesystem at the start of the whole disk beside a partition table is the
+caller's check (osdef.stream.content), since recognising one is fsmap's job.
 """
 
 from __future__ import annotations
 
 import struct
-import zlib
 from dataclasses import dataclass, field
 
 from osdef.disk.device import Disk, read_at
-from osdef.disk.units import SECTOR
+from osdef.stream import gpt, mbr
 from osdef.stream.blockio import BlockIOError
 
-GPT_SIGNATURE = b"EFI PART"
-MAX_GPT_ENTRIES = 1024  # the spec's minimum array is 128; anything past 1024 is refused
-MAX_LOGICAL = 128  # logical partitions followed in an extended partition's chain
-EXTENDED_TYPES = (0x05, 0x0F, 0x85)
-PROTECTIVE_TYPE = 0xEE
+SECTOR = 512
 BIOS_BOOT_GUID = "21686148-6449-6e6f-744e-656564454649"
 ESP_GUID = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"
+LDM_TYPE = 0x42
+EXTENDED_NODE = "is an extended partition's boot record"  # block level, and no fallback worth a warning
 
 
 @dataclass(frozen=True)
 class Partition:
-    """A partition: ``number`` as the guest's kernel would name it (0 for a whole-disk filesystem)."""
+    """A partition: ``number`` as the guest's kernel names it (0 for the whole disk)."""
 
     number: int
     start: int  # byte offset on the disk
     length: int  # bytes
-    kind: str  # GPT type GUID, or "0x83"-style MBR type, or "" for a whole disk
+    kind: str  # GPT type GUID, "0x83"-style MBR type, or "" for the whole disk
 
     @property
     def end(self) -> int:
@@ -51,166 +66,147 @@ class Partition:
 
 @dataclass
 class Table:
-    """What was found: the scheme, the partitions kept, and notes on what was refused."""
+    """The guest kernel's reading: scheme, partitions, and what goes at block level and why."""
 
     scheme: str  # "gpt", "mbr" or "none"
     partitions: list[Partition] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # one line each: what was ignored and why
-    overlapping: set[int] = field(default_factory=set)  # numbers of partitions that overlap another
+    block: dict[int, str] = field(default_factory=dict)  # partition number -> why it is sent at block level
+    ambiguous: str | None = None  # set: the whole disk goes at block level, for this reason
+
+    @property
+    def overlapping(self) -> set[int]:
+        return {n for n, why in self.block.items() if why.startswith("overlaps")}
 
 
-def _read(disk: Disk, offset: int, length: int) -> bytes | None:
-    """``length`` bytes at ``offset``, or None if they are not all inside the disk."""
-    if offset < 0 or length < 0 or offset + length > disk.size:
-        return None
-    buf = bytearray(length)
-    try:
-        read_at(disk, memoryview(buf), offset)
-    except BlockIOError:
-        return None
-    return bytes(buf)
+class _Bytes:
+    """Bounded reads of the disk: None for anything not wholly inside it or unreadable."""
+
+    def __init__(self, disk: Disk):
+        self.disk = disk
+
+    def __call__(self, offset: int, length: int) -> bytes | None:
+        if offset < 0 or length < 0 or offset + length > self.disk.size:
+            return None
+        buf = bytearray(length)
+        try:
+            read_at(self.disk, memoryview(buf), offset)
+        except BlockIOError:
+            return None
+        return bytes(buf)
 
 
-def _guid(raw: bytes) -> str:
-    a, b, c = struct.unpack_from("<IHH", raw)
-    d = raw[8:10].hex()
-    e = raw[10:16].hex()
-    return f"{a:08x}-{b:04x}-{c:04x}-{d}-{e}"
-
-
-def _gpt_header(disk: Disk, lba: int, sector: int) -> tuple | None:
-    """Parse and check a GPT header at ``lba``: (entries_lba, count, entry_size, entries_crc) or None."""
-    raw = _read(disk, lba * sector, sector)
-    if raw is None or raw[:8] != GPT_SIGNATURE:
-        return None
-    (size,) = struct.unpack_from("<I", raw, 12)
-    if size < 92 or size > sector:
-        return None
-    (crc,) = struct.unpack_from("<I", raw, 16)
-    check = raw[:16] + b"\0\0\0\0" + raw[20:size]
-    if zlib.crc32(check) != crc:
-        return None
-    my_lba, = struct.unpack_from("<Q", raw, 24)
-    if my_lba != lba:
-        return None
-    entries_lba, count, entry_size, entries_crc = struct.unpack_from("<QIII", raw, 72)
-    if entry_size < 128 or entry_size % 8 or entry_size > 4096 or count == 0 or count > MAX_GPT_ENTRIES:
-        return None
-    return entries_lba, count, entry_size, entries_crc
-
-
-def _gpt(disk: Disk, sector: int, table: Table) -> bool:
-    """Fill ``table`` from a GPT with ``sector``-byte sectors; False if there is none."""
-    last_lba = disk.size // sector - 1
-    found = None
-    for lba, which in ((1, "primary"), (last_lba, "backup")):
-        header = _gpt_header(disk, lba, sector) if lba >= 1 else None
-        if header is None:
-            if which == "primary" and _read(disk, sector, 8) == GPT_SIGNATURE:
-                table.notes.append("the primary GPT header is damaged: using the backup")
-            continue
-        entries_lba, count, entry_size, entries_crc = header
-        array = _read(disk, entries_lba * sector, count * entry_size)
-        if array is None or zlib.crc32(array) != entries_crc:
-            table.notes.append(f"the {which} GPT partition array is damaged")
-            continue
-        found = (array, count, entry_size)
-        break
-    if found is None:
-        return bool(table.notes)
-    array, count, entry_size = found
-    table.scheme = "gpt"
-    for i in range(count):
-        entry = array[i * entry_size:(i + 1) * entry_size]
-        if entry[:16] == bytes(16):
-            continue
-        first, last = struct.unpack_from("<QQ", entry, 32)
-        _add(disk, table, i + 1, first * sector, (last - first + 1) * sector, _guid(entry[:16]),
-             valid=last >= first)
-    return True
-
-
-def _add(disk: Disk, table: Table, number: int, start: int, length: int, kind: str, *, valid: bool = True) -> None:
-    if not valid or length <= 0 or start < 0 or start + length > disk.size:
-        table.notes.append(f"partition {number} lies outside the disk: ignored")
+def _add(table: Table, number: int, start: int, length: int, kind: str, size: int) -> None:
+    """blk_add_partition: skip empty ones and those past the end; cut those that run past it."""
+    if length <= 0:
         return
+    if start >= size:
+        table.notes.append(f"partition {number} starts past the end of the disk: ignored")
+        return
+    if start + length > size:
+        length = size - start
+        table.block[number] = "runs past the end of the disk (Linux cuts it there)"
     table.partitions.append(Partition(number, start, length, kind))
 
 
-def _mbr_entries(sector: bytes) -> list[tuple[int, int, int]] | None:
-    """(type, first sector, sector count) of the four entries of an MBR/EBR, or None if it is not one."""
-    if len(sector) < SECTOR or sector[510:512] != b"\x55\xaa":
-        return None
-    entries = []
-    for i in range(4):
-        status, kind, first, count = struct.unpack_from("<B3xB3xII", sector, 446 + 16 * i)
-        if status not in (0x00, 0x80):
-            return None
-        entries.append((kind, first, count))
-    return entries
+def _from_gpt(table: Table, header: gpt.Header, size: int) -> None:
+    table.scheme = "gpt"
+    for e in header.entries:
+        length = ((e.last_lba - e.first_lba + 1) % (1 << 64)) * SECTOR
+        _add(table, e.number, e.first_lba * SECTOR, length, e.type_guid, size)
 
 
-def _mbr(disk: Disk, first: bytes, table: Table) -> bool:
-    entries = _mbr_entries(first)
-    if entries is None or all(kind == 0 for kind, _, _ in entries):
-        return False
+def _from_mbr(table: Table, reading: mbr.MbrReading, size: int) -> None:
     table.scheme = "mbr"
-    for i, (kind, start, count) in enumerate(entries):
-        if kind == 0 or count == 0:
-            continue
-        if kind in EXTENDED_TYPES:
-            _logical(disk, table, start, count)
-            continue
-        _add(disk, table, i + 1, start * SECTOR, count * SECTOR, f"0x{kind:02x}")
-    return True
-
-
-def _logical(disk: Disk, table: Table, ext_start: int, ext_count: int) -> None:
-    """Follow an extended partition's chain of EBRs (bounded, loops refused)."""
-    ebr = ext_start
-    seen = set()
-    number = 5
-    while len(seen) < MAX_LOGICAL:
-        if ebr in seen or not ext_start <= ebr < ext_start + ext_count:
-            table.notes.append("the extended partition's chain is broken: the rest ignored")
-            return
-        seen.add(ebr)
-        entries = _mbr_entries(_read(disk, ebr * SECTOR, SECTOR) or b"")
-        if entries is None:
-            table.notes.append("an extended boot record is damaged: the rest ignored")
-            return
-        (kind, start, count), (next_kind, next_start, _) = entries[0], entries[1]
-        if kind and count:
-            _add(disk, table, number, (ebr + start) * SECTOR, count * SECTOR, f"0x{kind:02x}")
-            number += 1
-        if next_kind not in EXTENDED_TYPES or next_start == 0:
-            return
-        ebr = ext_start + next_start
-    table.notes.append(f"more than {MAX_LOGICAL} logical partitions: the rest ignored")
+    for s in reading.slots:
+        _add(table, s.number, s.start, s.length, f"0x{s.kind:02x}", size)
+        if s.extended and s.number in {p.number for p in table.partitions}:
+            table.block[s.number] = EXTENDED_NODE
 
 
 def _mark_overlaps(table: Table) -> None:
-    parts = sorted(table.partitions, key=lambda p: p.start)
+    parts = sorted(table.partitions, key=lambda p: (p.start, p.number))
     for i, a in enumerate(parts):
         for b in parts[i + 1:]:
             if b.start >= a.end:
                 break
-            table.overlapping.update((a.number, b.number))
+            for p, q in ((a, b), (b, a)):
+                table.block.setdefault(p.number, f"overlaps partition {q.number}")
+
+
+def _other_readings(table: Table, read: _Bytes, sector0: bytes, used: gpt.Header | None, size: int) -> str | None:
+    """Why another reading of these bytes is plausible, or None."""
+    kernel = {(p.start, p.length) for p in table.partitions}
+    for header in gpt.any_gpt(read, size):
+        if used is not None and (header.lba, header.sector) == (used.lba, used.sector):
+            continue
+        if gpt.spans(header, size) != kernel:
+            what = "the MBR's" if table.scheme == "mbr" else "no" if table.scheme == "none" else "the primary GPT's"
+            return (f"a GPT ({header.where}) lists other partitions than Linux reads ({what} partitions): "
+                    "a stale or damaged table")
+    if used is not None:
+        return _hybrid_conflict(table, sector0)
+    if table.scheme == "mbr":
+        if any(p.kind == f"0x{LDM_TYPE:02x}" for p in table.partitions):
+            return "it has a Windows LDM partition (type 0x42), whose volumes are not followed"
+        return None
+    if table.scheme == "none":
+        return _foreign_label(read, sector0)
+    return None
+
+
+def _hybrid_conflict(table: Table, sector0: bytes) -> str | None:
+    """A hybrid MBR entry that neither matches a GPT partition nor stays clear of all of them."""
+    for _, kind, first, count in mbr.entries(sector0):
+        if not count or kind in (0, gpt.PROTECTIVE_TYPE):
+            continue
+        start, end = first * SECTOR, (first + count) * SECTOR
+        for p in table.partitions:
+            if (p.start, p.end) != (start, end) and start < p.end and p.start < end:
+                return f"its hybrid MBR has an entry (type 0x{kind:02x}) that cuts across GPT {p.name}"
+    return None
+
+
+def _foreign_label(read: _Bytes, sector0: bytes) -> str | None:
+    """Another partition format Linux reads on a disk with neither MBR nor GPT (block/partitions/*.c)."""
+    checks = (
+        (sector0[:4] == b"\xc9\xc2\xd4\xc1", "an AIX label"),
+        (struct.unpack_from(">I", sector0, 0)[0] == 0x0BE5A941, "an SGI disk label"),
+        (struct.unpack_from(">H", sector0, 508)[0] == 0xDABE, "a Sun disk label"),
+        (sector0[:2] == b"ER" and (read(SECTOR, 2) or b"") == b"PM", "a Mac partition map"),
+        (struct.unpack_from("<I", sector0, 64)[0] == mbr.BSD_MAGIC, "an OSF/BSD disk label"),
+    )
+    for hit, what in checks:
+        if hit:
+            return f"it has {what}, which Linux reads as partitions not followed here"
+    for lba in range(16):
+        if (read(lba * SECTOR, 4) or b"") == b"RDSK":
+            return "it has an Amiga rigid disk block, which Linux reads as partitions not followed here"
+    return None
 
 
 def read_table(disk: Disk) -> Table:
-    """The partitions of ``disk``, from its GPT or MBR; a whole-disk pseudo-partition if it has neither."""
+    """The guest kernel's partitions of ``disk``; ``ambiguous`` set where another reading is plausible."""
     table = Table("none")
-    first = _read(disk, 0, SECTOR)
-    if first is not None:
-        mbr = _mbr_entries(first)
-        protective = mbr is not None and any(kind == PROTECTIVE_TYPE for kind, _, _ in mbr)
-        for sector in (SECTOR, 4096):
-            if _gpt(disk, sector, table):
-                break
-        if table.scheme == "none" and not protective:
-            _mbr(disk, first, table)
-    if table.scheme == "none" and not table.notes and disk.size:
-        table.partitions.append(Partition(0, 0, disk.size, ""))
+    read = _Bytes(disk)
+    sector0 = read(0, SECTOR)
+    if sector0 is None:
+        if disk.size:
+            table.partitions.append(Partition(0, 0, disk.size, ""))
+        return table
+    used = gpt.kernel_gpt(read, sector0, disk.size)
+    if used is not None:
+        _from_gpt(table, used, disk.size)
+    elif not gpt.has_protective_entry(sector0):
+        reading = mbr.kernel_mbr(read, sector0, disk.size)
+        if reading is not None and reading.slots:
+            _from_mbr(table, reading, disk.size)
+            if reading.nested:
+                table.ambiguous = f"its {reading.nested[0]}, which Linux reads as more partitions"
+    elif gpt.is_pmbr_valid(sector0):
+        table.notes.append("its protective MBR has no valid primary GPT behind it: Linux sees no partitions")
     _mark_overlaps(table)
+    table.ambiguous = table.ambiguous or _other_readings(table, read, sector0, used, disk.size)
+    if table.scheme == "none" and disk.size:
+        table.partitions.append(Partition(0, 0, disk.size, ""))
     return table

@@ -1,7 +1,8 @@
 """Used-block maps of the filesystems on a disk's partitions: which bytes a filesystem uses.
 
-One parser per filesystem: ``ext`` (ext2/3/4), ``vfat`` and ``swap`` are
-small pure-Python readers of the on-disk bitmaps that run in-process, read
+One parser per filesystem: ``ext`` (ext2/3/4: bitmaps checked against the
+descriptors and an inode walk), ``vfat`` and ``swap`` are
+small pure-Python readers of the on-disk metadata that run in-process, read
 only through a ``Reader`` bound to their partition (a read outside it is
 refused, never done), and are bounded in what they read and keep; xfs and
 btrfs keep free space in B+trees, so ``partclone`` maps them from
@@ -24,21 +25,26 @@ from osdef.stream.blockio import BlockIOError
 from osdef.stream.partitions import BIOS_BOOT_GUID, Partition
 
 MAX_RANGES = 1 << 18  # a map more fragmented than this is not worth its memory: block level
-MAX_METADATA_READ = 64 << 20  # no parser reads more than this many bytes of metadata
+MAX_METADATA_READ = 64 << 20  # a parser reads at most this much metadata, or 1/16 of its partition if more
+METADATA_SHARE = 16
 
 
 class Unusable(Exception):
-    """A filesystem was recognised but its map cannot be trusted; the message says why."""
+    """A filesystem was recognised but its map cannot be trusted; the message says why, ``fs`` which one."""
+
+    def __init__(self, message: str, fs: str = ""):
+        super().__init__(message)
+        self.fs = fs
 
 
 class Reader:
     """Reads of one partition, bounded by its length and by a total budget."""
 
-    def __init__(self, disk: Disk, part: Partition, budget: int = MAX_METADATA_READ):
+    def __init__(self, disk: Disk, part: Partition, budget: int | None = None):
         self.disk = disk
         self.part = part
         self.length = part.length
-        self.budget = budget
+        self.budget = budget if budget is not None else max(MAX_METADATA_READ, part.length // METADATA_SHARE)
         self.bytes_read = 0
 
     def read(self, offset: int, length: int) -> bytes:
@@ -71,28 +77,49 @@ class FsMap:
     fs: str
     used: list[tuple[int, int]]
     covered: int
+    source: str = ""  # where the map came from, for the export plan
 
 
-def _parsers():
+def _modules():
     from osdef.stream.fsmap import ext, partclone, swap, vfat
 
-    return (ext.used_map, vfat.used_map, swap.used_map, partclone.used_map)
+    return (ext, vfat, swap, partclone)
+
+
+def recognise(disk: Disk, part: Partition) -> str | None:
+    """The name of a filesystem whose superblock plausibly starts ``part``, or None; never raises.
+
+    Only the superblock is read (no maps): used to ask whether bytes that a
+    partition table claims also hold a filesystem of their own.
+    """
+    for module in _modules():
+        found = _probe(module, disk, part)
+        if found:
+            return found
+    return None
+
+
+def _probe(module, disk: Disk, part: Partition) -> str | None:
+    try:
+        return module.probe(Reader(disk, part))
+    except (Unusable, ValueError, IndexError, OverflowError, struct.error):
+        return None
 
 
 def check(fsmap: FsMap, length: int) -> FsMap:
     """Raise Unusable unless the map is ordered, non-overlapping and inside the partition."""
     if not 0 < fsmap.covered <= length:
-        raise Unusable(f"its {fsmap.fs} filesystem claims {fsmap.covered} bytes of a {length}-byte partition")
+        raise Unusable(f"its {fsmap.fs} filesystem claims {fsmap.covered} bytes of a {length}-byte partition", fsmap.fs)
     if len(fsmap.used) > MAX_RANGES:
-        raise Unusable(f"its {fsmap.fs} map has more than {MAX_RANGES} ranges")
+        raise Unusable(f"its {fsmap.fs} map has more than {MAX_RANGES} ranges", fsmap.fs)
     pos = total = 0
     for offset, size in fsmap.used:
         if size <= 0 or offset < pos or offset + size > fsmap.covered:
-            raise Unusable(f"its {fsmap.fs} map has a range outside the filesystem or overlapping another")
+            raise Unusable(f"its {fsmap.fs} map has a range outside the filesystem or overlapping another", fsmap.fs)
         pos = offset + size
         total += size
     if total > fsmap.covered:
-        raise Unusable(f"its {fsmap.fs} map uses more than the filesystem's size")
+        raise Unusable(f"its {fsmap.fs} map uses more than the filesystem's size", fsmap.fs)
     return fsmap
 
 
@@ -100,13 +127,16 @@ def used_map(disk: Disk, part: Partition) -> FsMap | None:
     """The checked map of ``part``'s filesystem; None if none is recognised. Raises Unusable."""
     if part.kind == BIOS_BOOT_GUID or part.kind in ("0x05", "0x0f", "0x85"):
         return None
-    for parse in _parsers():
+    for module in _modules():
         try:
-            found = parse(Reader(disk, part))
-        except Unusable:
+            found = module.used_map(Reader(disk, part))
+        except Unusable as e:
+            e.fs = e.fs or _probe(module, disk, part) or ""
             raise
-        except (ValueError, IndexError, OverflowError, ZeroDivisionError, MemoryError, struct.error) as e:
-            raise Unusable(f"its filesystem could not be parsed ({type(e).__name__})") from None
+        except (ValueError, IndexError, OverflowError, ZeroDivisionError, MemoryError, RecursionError,
+                struct.error) as e:
+            raise Unusable(f"its filesystem could not be parsed ({type(e).__name__})",
+                           _probe(module, disk, part) or "") from None
         if found is not None:
             return check(found, part.length)
     return None

@@ -1,27 +1,38 @@
-"""Used-block map of an ext2/3/4 filesystem, from its superblock, group descriptors and block bitmaps.
+"""Used-block map of an ext2/3/4 filesystem: its bitmaps, checked against its descriptors and its files.
 
-A small parser of the on-disk format instead of e2fsprogs: ``e2image``,
-``dumpe2fs`` and ``partclone.ext4 -D`` all need a subprocess (and a sandbox
-for hostile input) and print more than the map; reading one bitmap block per
-group in-process costs a few milliseconds for a 10 GiB filesystem
-(docs/stream.md, "Filesystem-aware export").
+A small parser of the on-disk format (osdef.stream.fsmap.ext_layout) instead
+of e2fsprogs: ``e2image``, ``dumpe2fs`` and ``partclone.ext4 -D`` all need a
+subprocess (and a sandbox for hostile input) and print more than the map.
 
 What is used: every block whose bit is set in its group's block bitmap; for a
-group whose bitmap was never initialised (``BLOCK_UNINIT``), its superblock
-backup and descriptor blocks and the bitmaps and inode tables that lie in it
-(what libext2fs assumes); always the boot block and the superblock.  Where the
-filesystem keeps group checksums (``uninit_bg`` or ``metadata_csum``), the
-tail of an inode table past the group's last used inode (``bg_itable_unused``)
-is left out: the kernel and e2fsck never read it, and it arrives as zeros.
-Likewise the internal journal of a cleanly unmounted filesystem (its
-superblock says it is empty, ``s_start == 0``) is sent as its first block
-only: nothing reads the rest before writing it again.
+group whose ``BLOCK_UNINIT`` flag may be believed (group checksums kept and
+the descriptor's verifies), its superblock backup and descriptor blocks and
+the bitmaps and inode tables that lie in it (what libext2fs assumes); every
+group's bitmaps and inode table wherever they lie; always the boot block and
+the superblock.  Where the flags may be believed, the tail of an inode table
+past the group's last used inode (``bg_itable_unused``) is left out: the
+kernel and e2fsck never read it, and it arrives as zeros.  Likewise the
+internal journal of a cleanly unmounted filesystem (its superblock says it
+is empty, ``s_start == 0``) is sent as its first block only.
 
-Refused (``Unusable``): not cleanly unmounted (``needs_recovery``, state not
+Before that map is used, every group must agree with itself, as e2fsck's
+``check_super_block`` and pass 5 would have it (else ``Unusable``: the
+partition goes at block level): its descriptor checksum verifies where one is
+kept; its metadata lies inside the filesystem (inside the group without
+flex_bg) and does not overlap another group's; its counts are in range; the
+unused-inode count is at most the free-inode count; ``INODE_UNINIT`` means
+every inode free; the last group is not ``BLOCK_UNINIT``; a ``BLOCK_UNINIT``
+group's free count is what its initialisation would leave; the block and
+inode bitmaps (where read) match their free counts and, with
+``metadata_csum``, their checksums; no in-use inode lies in the unused tail.
+Then the inode walk (osdef.stream.fsmap.ext_walk) must find every block an
+in-use inode references inside the map (the journal's inside the map or its
+documented tail).  The walk can only confirm the map or send the partition at
+block level; it never removes a block.
+
+Refused outright: not cleanly unmounted (``needs_recovery``, state not
 clean, errors recorded), features whose layout this parser does not follow
-(``meta_bg``, ``bigalloc``, an external journal device, unknown incompatible
-features), any field out of range, and a group whose bitmap disagrees with its
-free block count (a bitmap that lies).
+(``meta_bg``, ``bigalloc``, an external journal device, unknown features).
 """
 
 from __future__ import annotations
@@ -29,235 +40,155 @@ from __future__ import annotations
 import struct
 
 from osdef.stream.fsmap import FsMap, Reader, Unusable
+from osdef.stream.fsmap.ext_layout import (BG_BLOCK_UNINIT, BG_INODE_UNINIT, BLOCK_BITMAP_CSUM_HI_END,
+                                           COMPAT_HAS_JOURNAL, INODE_BITMAP_CSUM_HI_END, GroupDesc, Superblock,
+                                           bitmap_csum_ok, parse_group)
+from osdef.stream.fsmap.ext_walk import EXTENTS_FL, EXTENT_MAGIC, Walk
+from osdef.stream.fsmap.ranges import Runs, contains_all
 
-MAGIC = 0xEF53
-STATE_VALID, STATE_ERROR = 0x1, 0x2
-INCOMPAT_RECOVER, INCOMPAT_JOURNAL_DEV, INCOMPAT_META_BG = 0x4, 0x8, 0x10
-INCOMPAT_64BIT = 0x80
-INCOMPAT_KNOWN = 0x1 | 0x2 | 0x4 | 0x40 | 0x80 | 0x200 | 0x400 | 0x1000 | 0x2000 | 0x8000 | 0x10000 | 0x20000
-# filetype, compression(refused below), recover, extents, 64bit, flex_bg, ea_inode, dirdata, csum_seed,
-# largedir, inline_data, encrypt, casefold
-INCOMPAT_COMPRESSION = 0x1
-RO_COMPAT_SPARSE_SUPER, RO_COMPAT_GDT_CSUM, RO_COMPAT_BIGALLOC = 0x1, 0x10, 0x200
-RO_COMPAT_METADATA_CSUM = 0x400
-COMPAT_SPARSE_SUPER2 = 0x200
-COMPAT_HAS_JOURNAL = 0x4
 JBD2_MAGIC = 0xC03B3998
-EXTENTS_FL = 0x80000
-EXTENT_MAGIC = 0xF30A
-BG_INODE_UNINIT, BG_BLOCK_UNINIT = 0x1, 0x2
-MAX_GROUPS = 1 << 20
+FLEX_BG = 0x200
+SOURCE = "block bitmaps, checked by an inode walk"
 
 
-class _Super:
-    """The superblock fields the map needs, checked."""
-
-    def __init__(self, raw: bytes, length: int):
-        (self.inodes_count, blocks_lo, _, _, _, self.first_data_block, log_block, _, self.blocks_per_group, _,
-         self.inodes_per_group) = struct.unpack_from("<11I", raw, 0)
-        self.state, = struct.unpack_from("<H", raw, 58)
-        self.rev_level, = struct.unpack_from("<I", raw, 76)
-        self.inode_size, = struct.unpack_from("<H", raw, 88)
-        self.compat, self.incompat, self.ro_compat = struct.unpack_from("<III", raw, 92)
-        self.reserved_gdt, = struct.unpack_from("<H", raw, 206)
-        desc_size, = struct.unpack_from("<H", raw, 254)
-        blocks_hi, = struct.unpack_from("<I", raw, 336)
-        self.backup_bgs = struct.unpack_from("<II", raw, 0x24C)
-        self.journal_inum, = struct.unpack_from("<I", raw, 0xE0)
-        if self.incompat & INCOMPAT_RECOVER:
-            raise Unusable("its ext filesystem needs journal recovery (not cleanly unmounted)")
-        if not self.state & STATE_VALID:
-            raise Unusable("its ext filesystem was not cleanly unmounted")
-        if self.state & STATE_ERROR:
-            raise Unusable("its ext filesystem has errors recorded")
-        if self.incompat & INCOMPAT_JOURNAL_DEV:
-            raise Unusable("it is an external ext journal")
-        if self.incompat & INCOMPAT_META_BG:
-            raise Unusable("its ext filesystem uses meta_bg (not followed by this parser)")
-        if self.incompat & INCOMPAT_COMPRESSION or self.incompat & ~INCOMPAT_KNOWN:
-            raise Unusable(f"its ext filesystem has unknown incompatible features (0x{self.incompat:x})")
-        if self.ro_compat & RO_COMPAT_BIGALLOC:
-            raise Unusable("its ext filesystem uses bigalloc (not followed by this parser)")
-        if log_block > 6:
-            raise Unusable("its ext superblock has an impossible block size")
-        self.block_size = 1024 << log_block
-        self.is64 = bool(self.incompat & INCOMPAT_64BIT)
-        self.blocks_count = blocks_lo | (blocks_hi << 32 if self.is64 else 0)
-        self.desc_size = desc_size if self.is64 else 32
-        self.csum = bool(self.ro_compat & (RO_COMPAT_GDT_CSUM | RO_COMPAT_METADATA_CSUM))
-        if self.rev_level == 0:
-            self.inode_size = 128
-        bs = self.block_size
-        if self.first_data_block != (1 if bs == 1024 else 0):
-            raise Unusable("its ext superblock has an impossible first data block")
-        if not 256 <= self.blocks_per_group <= 8 * bs or self.blocks_per_group % 8:
-            raise Unusable("its ext superblock has an impossible blocks-per-group count")
-        if not ((64 if self.is64 else 32) <= self.desc_size <= 1024 and self.desc_size & (self.desc_size - 1) == 0):
-            raise Unusable("its ext superblock has an impossible descriptor size")
-        if self.inode_size < 128 or self.inode_size > bs or self.inode_size & (self.inode_size - 1):
-            raise Unusable("its ext superblock has an impossible inode size")
-        if not 0 < self.inodes_per_group <= 8 * bs:
-            raise Unusable("its ext superblock has an impossible inodes-per-group count")
-        if self.blocks_count <= self.first_data_block or self.blocks_count * bs > length:
-            raise Unusable("its ext filesystem is larger than its partition")
-        self.groups = -(-(self.blocks_count - self.first_data_block) // self.blocks_per_group)
-        if self.groups > MAX_GROUPS:
-            raise Unusable("its ext filesystem has too many block groups")
-        self.itable_blocks = -(-self.inodes_per_group * self.inode_size // bs)
-        self.gdt_blocks = -(-self.groups * self.desc_size // bs)
-
-    def group_start(self, g: int) -> int:
-        return self.first_data_block + g * self.blocks_per_group
-
-    def group_blocks(self, g: int) -> int:
-        return min(self.blocks_per_group, self.blocks_count - self.group_start(g))
-
-    def has_backup(self, g: int) -> bool:
-        if g == 0:
-            return True
-        if self.compat & COMPAT_SPARSE_SUPER2:
-            return g in self.backup_bgs
-        if not self.ro_compat & RO_COMPAT_SPARSE_SUPER or g == 1:
-            return True
-        for base in (3, 5, 7):
-            n = base
-            while n < g:
-                n *= base
-            if n == g:
-                return True
-        return False
-
-
-class _Group:
-    __slots__ = ("block_bitmap", "inode_bitmap", "inode_table", "free", "flags", "itable_unused")
-
-    def __init__(self, raw: memoryview, is64: bool):
-        bb, ib, it, free, _, _, flags = struct.unpack_from("<IIIHHHH", raw, 0)
-        unused, = struct.unpack_from("<H", raw, 28)
-        if is64:
-            bbh, ibh, ith, freeh, _, _, _, _, unusedh = struct.unpack_from("<IIIHHHHHH", raw, 32)
-            bb, ib, it = bb | bbh << 32, ib | ibh << 32, it | ith << 32
-            free |= freeh << 16
-            unused |= unusedh << 16
-        self.block_bitmap, self.inode_bitmap, self.inode_table = bb, ib, it
-        self.free, self.flags, self.itable_unused = free, flags, unused
-
-
-def _bit_runs(bits: int, nbits: int):
-    """(start, length) of the runs of set bits among the low ``nbits`` of ``bits``."""
-    bits &= (1 << nbits) - 1
-    pos = 0
-    while bits:
-        low = (bits & -bits).bit_length() - 1
-        bits >>= low
-        pos += low
-        ones = (bits ^ (bits + 1)).bit_length() - 1
-        yield pos, ones
-        bits >>= ones
-        pos += ones
-
-
-class _Used:
-    """Used block ranges (in blocks), collected out of order, merged at the end."""
-
-    def __init__(self):
-        self.runs: list[tuple[int, int]] = []
-
-    def add(self, start: int, count: int) -> None:
-        if count > 0:
-            self.runs.append((start, start + count))
-            if len(self.runs) > 4 * (1 << 18):
-                raise Unusable("its ext map is too fragmented to keep")
-
-    def merged(self, holes: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        runs = sorted(self.runs)
-        out: list[list[int]] = []
-        for a, b in runs:
-            if out and a <= out[-1][1]:
-                out[-1][1] = max(out[-1][1], b)
-            else:
-                out.append([a, b])
-        if not holes:
-            return [(a, b) for a, b in out]
-        result = []
-        holes = sorted(holes)
-        h = 0
-        for a, b in out:
-            while h < len(holes) and holes[h][1] <= a:
-                h += 1
-            k = h
-            while a < b and k < len(holes) and holes[k][0] < b:
-                ha, hb = holes[k]
-                if ha > a:
-                    result.append((a, ha))
-                a = max(a, hb)
-                k += 1
-            if a < b:
-                result.append((a, b))
-        return result
+def probe(reader: Reader) -> str | None:
+    """"ext2"/"ext3"/"ext4" if a plausible ext superblock starts the partition, else None (never raises)."""
+    raw = reader.peek(1024, 1024)
+    if len(raw) < 1024 or struct.unpack_from("<H", raw, 56)[0] != 0xEF53:
+        return None
+    try:
+        return Superblock(raw, reader.length).kind
+    except Unusable:
+        return None
 
 
 def used_map(reader: Reader) -> FsMap | None:
     raw = reader.peek(1024, 1024)
-    if len(raw) < 1024 or struct.unpack_from("<H", raw, 56)[0] != MAGIC:
+    if len(raw) < 1024 or struct.unpack_from("<H", raw, 56)[0] != 0xEF53:
         return None
-    sb = _Super(raw, reader.length)
+    sb = Superblock(raw, reader.length)
+    try:
+        sb.check_usable()
+        return _map(reader, sb)
+    except Unusable as e:
+        e.fs = sb.kind
+        raise
+
+
+def _map(reader: Reader, sb: Superblock) -> FsMap:
     bs = sb.block_size
-    gdt = memoryview(reader.read((sb.first_data_block + 1) * bs, sb.groups * sb.desc_size))
-    groups = [_Group(gdt[g * sb.desc_size:(g + 1) * sb.desc_size], sb.is64) for g in range(sb.groups)]
-    used = _Used()
+    gdt = reader.read((sb.first_data_block + 1) * bs, sb.groups * sb.desc_size)
+    groups = [parse_group(sb, g, gdt[g * sb.desc_size:(g + 1) * sb.desc_size]) for g in range(sb.groups)]
+    used = Runs()
     used.add(0, sb.first_data_block + 1)  # boot block and superblock
-    holes = []
-    metadata = []  # (block, count) of every group's bitmaps and inode table
+    holes = _check_descriptors(sb, groups)
+    inode_bits = [_inode_bits(reader, sb, g, grp) for g, grp in enumerate(groups)]
+    journal_tail = _journal_tail(reader, sb, groups)
     for g, grp in enumerate(groups):
+        _group_used(reader, sb, g, grp, used)
+    ranges = used.merged(holes + journal_tail)
+    walk = Walk(reader, sb, groups, inode_bits)
+    missing = contains_all(ranges, walk.run())
+    if missing is None:
+        missing = contains_all(used.merged(holes), iter(walk.journal))
+    if missing is not None:
+        raise Unusable(f"its ext inodes use block {missing}, which its bitmaps call free")
+    return FsMap(sb.kind, [(a * bs, (b - a) * bs) for a, b in ranges], sb.blocks_count * bs, SOURCE)
+
+
+def _check_descriptors(sb: Superblock, groups: list[GroupDesc]) -> list[tuple[int, int]]:
+    """e2fsck's descriptor checks; returns the inode-table tails left out (block ranges)."""
+    metadata, holes = [], []
+    for g, grp in enumerate(groups):
+        if sb.group_csum and not grp.csum_ok:
+            raise Unusable(f"the checksum of its ext group {g}'s descriptor does not verify")
+        lo, hi = sb.first_data_block, sb.blocks_count
+        if not sb.incompat & FLEX_BG:
+            lo, hi = sb.group_start(g), sb.group_start(g) + sb.group_blocks(g)
         for block, count in ((grp.block_bitmap, 1), (grp.inode_bitmap, 1), (grp.inode_table, sb.itable_blocks)):
-            if block < sb.first_data_block or block + count > sb.blocks_count:
-                raise Unusable(f"its ext group {g} has metadata outside the filesystem")
+            if block < lo or block + count > hi:
+                raise Unusable(f"its ext group {g} has metadata outside where it may lie")
             metadata.append((block, count))
-        if sb.csum:
-            if grp.itable_unused > sb.inodes_per_group:
-                raise Unusable(f"its ext group {g} has an impossible unused-inode count")
-            live = sb.inodes_per_group - (sb.inodes_per_group if grp.flags & BG_INODE_UNINIT else grp.itable_unused)
-            live_blocks = -(-live * sb.inode_size // bs)
+        if grp.free_blocks > sb.blocks_per_group or max(grp.free_inodes, grp.used_dirs) > sb.inodes_per_group:
+            raise Unusable(f"its ext group {g} has impossible counts")
+        if sb.group_csum and grp.itable_unused > grp.free_inodes:
+            raise Unusable(f"its ext group {g} has more unused inodes ({grp.itable_unused}) than free ones "
+                           f"({grp.free_inodes})")
+        if grp.trusted(BG_INODE_UNINIT) and (grp.free_inodes != sb.inodes_per_group or grp.used_dirs):
+            raise Unusable(f"its ext group {g} is marked INODE_UNINIT but has inodes in use")
+        if grp.trusted(BG_BLOCK_UNINIT) and g == sb.groups - 1:
+            raise Unusable(f"its last ext group ({g}) is marked BLOCK_UNINIT")
+        if sb.group_csum:
+            live = sb.inodes_per_group - (sb.inodes_per_group if grp.trusted(BG_INODE_UNINIT) else grp.itable_unused)
+            live_blocks = -(-live * sb.inode_size // sb.block_size)
             if live_blocks < sb.itable_blocks:
                 holes.append((grp.inode_table + live_blocks, grp.inode_table + sb.itable_blocks))
-    _check_overlaps(metadata)
-    holes += _journal_tail(reader, sb, groups)
-    by_group: dict[int, list[tuple[int, int]]] = {}
-    for block, count in metadata:
-        g = (block - sb.first_data_block) // sb.blocks_per_group
-        by_group.setdefault(g, []).append((block, count))
-    for g, grp in enumerate(groups):
-        start, nblocks = sb.group_start(g), sb.group_blocks(g)
-        if grp.flags & BG_BLOCK_UNINIT:
-            if sb.has_backup(g):
-                used.add(start, 1 + sb.gdt_blocks + sb.reserved_gdt)
-            for block, count in by_group.get(g, ()):
-                used.add(block, count)
-            continue
-        bitmap = reader.read(grp.block_bitmap * bs, bs)
-        bits = int.from_bytes(bitmap, "little") & ((1 << nblocks) - 1)
-        free = nblocks - bits.bit_count()
-        if free != grp.free:
-            raise Unusable(f"the block bitmap of its ext group {g} disagrees with the group's free count "
-                           f"({free} free in the bitmap, {grp.free} recorded)")
-        for run, count in _bit_runs(bits, nblocks):
-            used.add(start + run, count)
-        for block, count in by_group.get(g, ()):  # metadata a bitmap forgets is still sent
-            used.add(block, count)
-    ranges = [(a * bs, (b - a) * bs) for a, b in used.merged(holes)]
-    return FsMap("ext", ranges, sb.blocks_count * bs)
-
-
-def _check_overlaps(metadata: list[tuple[int, int]]) -> None:
     end = -1
     for block, count in sorted(metadata):
         if block < end:
             raise Unusable("its ext groups' bitmaps and inode tables overlap")
         end = block + count
+    return holes
 
 
-def _journal_tail(reader: Reader, sb: _Super, groups: list[_Group]) -> list[tuple[int, int]]:
+def _base_meta(sb: Superblock, g: int) -> int:
+    """Blocks of group g's superblock backup, descriptors and reserved descriptors (none without a backup)."""
+    return 1 + sb.gdt_blocks + sb.reserved_gdt if sb.has_backup(g) else 0
+
+
+def _own_metadata(sb: Superblock, g: int, grp: GroupDesc) -> list[tuple[int, int]]:
+    """The group's own bitmaps and inode table blocks that lie inside the group (ext4_num_overhead_clusters)."""
+    start, end = sb.group_start(g), sb.group_start(g) + sb.group_blocks(g)
+    inside = []
+    for block, count in ((grp.block_bitmap, 1), (grp.inode_bitmap, 1), (grp.inode_table, sb.itable_blocks)):
+        lo, hi = max(block, start), min(block + count, end)
+        if lo < hi:
+            inside.append((lo, hi - lo))
+    return inside
+
+
+def _group_used(reader: Reader, sb: Superblock, g: int, grp: GroupDesc, used: Runs) -> None:
+    """Add group g's used blocks: its bitmap's, or what an uninitialised bitmap stands for; and its metadata."""
+    start, nblocks = sb.group_start(g), sb.group_blocks(g)
+    for block, count in ((grp.block_bitmap, 1), (grp.inode_bitmap, 1), (grp.inode_table, sb.itable_blocks)):
+        used.add(block, count)  # wherever it lies: a bitmap that forgets metadata still sends it
+    if grp.trusted(BG_BLOCK_UNINIT):
+        own = _own_metadata(sb, g, grp)
+        expected = nblocks - _base_meta(sb, g) - sum(count for _, count in own)
+        if grp.free_blocks != expected:
+            raise Unusable(f"its ext group {g} is marked BLOCK_UNINIT but records {grp.free_blocks} free blocks, "
+                           f"not the {expected} its initialisation leaves")
+        used.add(start, _base_meta(sb, g))
+        return
+    bitmap = reader.read(grp.block_bitmap * sb.block_size, sb.block_size)
+    if not bitmap_csum_ok(sb, bitmap, grp.block_bitmap_csum, sb.blocks_per_group, BLOCK_BITMAP_CSUM_HI_END):
+        raise Unusable(f"the block bitmap of its ext group {g} fails its checksum")
+    bits = int.from_bytes(bitmap, "little") & ((1 << nblocks) - 1)
+    free = nblocks - bits.bit_count()
+    if free != grp.free_blocks:
+        raise Unusable(f"the block bitmap of its ext group {g} disagrees with the group's free count "
+                       f"({free} free in the bitmap, {grp.free_blocks} recorded)")
+    used.add_bits(start, bits)
+
+
+def _inode_bits(reader: Reader, sb: Superblock, g: int, grp: GroupDesc) -> int:
+    """Group g's in-use inodes as bits (bit i: inode g * ipg + i + 1), checked against the descriptor."""
+    ipg = sb.inodes_per_group
+    if grp.trusted(BG_INODE_UNINIT):
+        return 0
+    bitmap = reader.read(grp.inode_bitmap * sb.block_size, sb.block_size)
+    if not bitmap_csum_ok(sb, bitmap, grp.inode_bitmap_csum, ipg, INODE_BITMAP_CSUM_HI_END):
+        raise Unusable(f"the inode bitmap of its ext group {g} fails its checksum")
+    bits = int.from_bytes(bitmap[:ipg // 8], "little")
+    if ipg - bits.bit_count() != grp.free_inodes:
+        raise Unusable(f"the inode bitmap of its ext group {g} disagrees with the group's free-inode count "
+                       f"({ipg - bits.bit_count()} free in the bitmap, {grp.free_inodes} recorded)")
+    if sb.group_csum and bits >> (ipg - grp.itable_unused):
+        raise Unusable(f"its ext group {g} has inodes in use in the part of its inode table marked unused")
+    return bits
+
+
+def _journal_tail(reader: Reader, sb: Superblock, groups: list[GroupDesc]) -> list[tuple[int, int]]:
     """Block ranges of an empty internal journal past its superblock; [] if anything is not plain."""
     if not sb.compat & COMPAT_HAS_JOURNAL or not 0 < sb.journal_inum <= sb.inodes_per_group:
         return []

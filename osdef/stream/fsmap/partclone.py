@@ -46,7 +46,7 @@ TOOLS = ("unshare", "prlimit", "setpriv", "mknod", "mount")
 _LINE = re.compile(r"^0x([0-9A-Fa-f]+)\s+0x([0-9A-Fa-f]+)\s+([?+*/\-])\s*$")
 
 
-def _probe(reader: Reader) -> str | None:
+def probe(reader: Reader) -> str | None:
     if reader.peek(0, 4) == XFS_MAGIC:
         return "xfs"
     if reader.peek(BTRFS_SUPER + 0x40, 8) == BTRFS_MAGIC:
@@ -136,13 +136,13 @@ def parse_domain(text: str, length: int) -> tuple[list[tuple[int, int]], int]:
 
 
 def used_map(reader: Reader) -> FsMap | None:
-    fs = _probe(reader)
+    fs = probe(reader)
     if fs is None:
         return None
     tool = f"partclone.{fs}"
     if shutil.which(tool) is None or any(shutil.which(t) is None for t in TOOLS):
         raise Unusable(f"its {fs} filesystem needs {tool} (package partclone) and util-linux's "
-                       f"{', '.join(TOOLS)} for a map")
+                       f"{', '.join(TOOLS)} for a map", fs)
     if fs == "btrfs":
         log_root, = struct.unpack_from("<Q", reader.read(BTRFS_SUPER + 0x60, 8))
         if log_root:
@@ -156,4 +156,4 @@ def used_map(reader: Reader) -> FsMap | None:
     if done.returncode != 0:
         raise Unusable(f"{tool} -D failed (exit {done.returncode})")
     used, covered = parse_domain(done.stdout.decode("ascii", "replace"), reader.length)
-    return FsMap(fs, used, covered)  # past ``covered`` (a filesystem smaller than its partition): block level
+    return FsMap(fs, used, covered, f"{tool} -D")  # past ``covered`` (a filesystem smaller than its partition): block level

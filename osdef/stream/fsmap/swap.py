@@ -14,7 +14,11 @@ PAGE = 4096
 MAGIC = b"SWAPSPACE2"
 
 
+def probe(reader: Reader) -> str | None:
+    return "swap" if reader.peek(PAGE - len(MAGIC), len(MAGIC)) == MAGIC else None
+
+
 def used_map(reader: Reader) -> FsMap | None:
-    if reader.peek(PAGE - len(MAGIC), len(MAGIC)) != MAGIC:
+    if probe(reader) is None:
         return None
-    return FsMap("swap", [(0, PAGE)], reader.length)
+    return FsMap("swap", [(0, PAGE)], reader.length, "its header page")

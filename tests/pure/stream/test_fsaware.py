@@ -14,7 +14,7 @@ import pytest
 
 from osdef.stream import export_disk
 from osdef.stream.blockio import open_disk
-from osdef.stream.content import BLOCK, USED, plan_content
+from osdef.stream.content import BLOCK, USED, Segment, plan_content
 from osdef.stream.partitions import BIOS_BOOT_GUID, read_table
 from tests.support.stream import export_to_file, import_from_file, read_all
 from tests.support.fsdisks import (MiB, Part, e2fsck, ext_files, fill_random, gpt, make_fs, make_tree, mbr, run,
@@ -80,16 +80,21 @@ def test_gpt_layout_is_read_from_the_bytes(tmp_path, tree):
     assert table.partitions[0].kind == BIOS_BOOT_GUID
 
 
-def test_gpt_with_a_damaged_primary_header_uses_the_backup(tmp_path, tree):
+def test_gpt_with_a_damaged_primary_header_sends_the_whole_disk_at_block_level(tmp_path, tree):
+    """Linux never falls back to the backup header (efi.c find_valid_gpt); libblkid and gdisk do: two readings."""
     disk = _gpt_disk(tmp_path, tree, (BIOS, ROOT))
     with open(disk, "r+b") as f:
         f.seek(512 + 20)
         f.write(b"\xff\xff")  # primary header CRC broken
     with open_disk(disk, write=False) as d:
         table = read_table(d)
-    assert table.scheme == "gpt"
-    assert [p.start for p in table.partitions] == [BIOS.start, ROOT.start]
-    assert any("backup" in n for n in table.notes)
+    assert table.scheme == "none" and "backup header" in table.ambiguous
+    warnings: list[str] = []
+    plan = _plan(disk, warnings)
+    assert plan.segments == [Segment(0, DISK, BLOCK)] and plan.mapped_partitions == 0
+    assert any("whole disk is sent at block level" in w and "backup header" in w for w in warnings)
+    target, _, _ = _roundtrip(disk, tmp_path)
+    assert read_all(target) == read_all(disk)  # random data everywhere: nothing is zero, all of it is sent
 
 
 def test_gpt_without_its_backup_header_uses_the_primary(tmp_path, tree):
@@ -111,8 +116,11 @@ def test_mbr_with_logical_partitions(tmp_path, tree):
     with open_disk(disk, write=False) as d:
         table = read_table(d)
     assert table.scheme == "mbr"
+    ext_start = parts[1].start - MiB  # the extended partition: Linux makes a 2-sector node over its boot record
     assert [(p.number, p.start, p.length) for p in table.partitions] == [
-        (1, parts[0].start, parts[0].size), (5, parts[1].start, parts[1].size), (6, parts[2].start, parts[2].size)]
+        (1, parts[0].start, parts[0].size), (2, ext_start, 1024), (5, parts[1].start, parts[1].size),
+        (6, parts[2].start, parts[2].size)]
+    assert list(table.block) == [2] and table.ambiguous is None
     target, n, warnings = _roundtrip(disk, tmp_path)
     assert warnings == []
     assert n < 3 * _tree_bytes(tree) + _outside(parts) + 4 * MiB  # random gaps outside the partitions are sent

@@ -180,9 +180,10 @@ def test_bad_options_and_missing_device(tmp_path):
 def test_empty_disk_round_trip(tmp_path):
     src = Layout(3 * MiB + 5, (), 0).create(tmp_path / "s")
     n, announced = export_to_file(src, tmp_path / "stream")
-    assert n == announced == f.stream_length({"tool": "osdef 0.1.0", "format": "sparse"}, 0, 0)
     tgt = fill_random(tmp_path / "t", 4 * MiB)
     result, _ = import_from_file(tmp_path / "stream", tgt)
+    assert set(result.metadata) == {"tool", "format", "content_plan"}
+    assert n == announced == f.stream_length(result.metadata, 0, 0)
     assert result.records == 0 and result.data_bytes == 0
     assert_restored(src, tgt)
     assert tgt.stat().st_blocks == 0

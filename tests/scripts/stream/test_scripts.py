@@ -141,3 +141,10 @@ def test_export_content_through_the_script(os_dir, tmp_path, content):
         rc, err, _ = run_script(os_dir, "import", ganeti_env("import", tgt), stream, log)
     assert rc == 0, err
     assert_restored(src, tgt)  # the one partition fell back: everything is byte-identical
+    plan = [ln.split("as exported: ", 1)[1] for ln in err.splitlines() if "as exported: " in ln]
+    if content == "used":  # the stored export says what it holds, one line per partition
+        assert plan[0] == "partition table: gpt" and len(plan) == 3
+        assert plan[1].startswith("partition 1 (1.0 MiB at 1.0 MiB): block level: BIOS boot partition")
+        assert plan[2].startswith("partition 2 (ext4 20.0 MiB at 2.0 MiB): block level: ") and "recovery" in plan[2]
+    else:
+        assert plan == []

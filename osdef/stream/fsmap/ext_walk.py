@@ -1,0 +1,180 @@
+"""Every block the in-use inodes of an ext2/3/4 filesystem reference, to hold the bitmaps to account.
+
+A block bitmap can be wrong while the filesystem says it is clean (a kernel
+or tool bug, bit rot, a hand-edited descriptor), and a map that calls a used
+block free loses it silently.  So before an export trusts the bitmaps, this
+walk reads what the files themselves say:
+
+* the in-use inodes: each group's inode bitmap bits (none for a group whose
+  ``INODE_UNINIT`` flag is trusted), read from the inode table;
+* for each, what its ``i_block`` holds by Linux's rules: an extent tree
+  (``EXTENTS_FL``: index and leaf blocks, every extent, uninitialised ones
+  included), or a block map (12 direct pointers, then single, double and
+  triple indirect blocks); nothing for device nodes, FIFOs, sockets, inline
+  data and fast symlinks (``ext4_inode_is_fast_symlink``: no blocks beyond an
+  xattr block); and its extended-attribute block (``i_file_acl``).  The
+  journal, resize and bad-block inodes are walked like any other.
+
+It yields block ranges; ``Walk.journal`` keeps the journal inode's apart
+(its empty tail is a documented exception of the map).  Anything that does
+not parse — a pointer outside the filesystem, an extent header that fails
+its checks, an index or indirect block reached twice, a tree deeper than
+Linux allows, an inode of no known type that points at blocks — raises
+``Unusable``: the caller then sends the partition at block level.  Reads go
+through the partition's bounded ``Reader``.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from collections.abc import Iterator
+
+from osdef.stream.fsmap import Reader, Unusable
+from osdef.stream.fsmap.ext_layout import INCOMPAT_INLINE_DATA, RO_COMPAT_HUGE_FILE, GroupDesc, Superblock
+
+EXTENTS_FL, INLINE_DATA_FL, EA_INODE_FL, HUGE_FILE_FL = 0x80000, 0x10000000, 0x200000, 0x40000
+EXTENT_MAGIC = 0xF30A
+MAX_DEPTH = 5  # EXT4_MAX_EXTENT_DEPTH
+S_IFMT, S_IFLNK, S_IFREG, S_IFDIR = 0xF000, 0xA000, 0x8000, 0x4000
+NO_BLOCKS = (0x1000, 0x2000, 0x6000, 0xC000)  # FIFO, character and block devices, sockets: i_block is no map
+CHUNK = 1 << 20  # inode-table bytes read at a time
+_INODE = struct.Struct("<H2xI20xII4x60s4xII4xI")  # mode, size, blocks_lo, flags, i_block, acl_lo, size_hi, osd2
+_EXT_HEAD = struct.Struct("<HHHH4x")
+_EXT_ENTRY = struct.Struct("<IHHI")
+_EXT_INDEX = struct.Struct("<IIH2x")
+
+
+class Walk:
+    """The walk over one filesystem: ``run()`` yields (first block, count) ranges in no particular order."""
+
+    def __init__(self, reader: Reader, sb: Superblock, groups: list[GroupDesc], inode_bits: list[int]):
+        self.reader, self.sb, self.groups, self.inode_bits = reader, sb, groups, inode_bits
+        self.bs = sb.block_size
+        self.seen: set[int] = set()  # index, leaf and indirect blocks: each may be reached once
+        self.journal: list[tuple[int, int]] = []
+        self.inodes = 0
+
+    def run(self) -> Iterator[tuple[int, int]]:
+        for g, bits in enumerate(self.inode_bits):
+            if bits:
+                yield from self._group(g, bits)
+
+    def _group(self, g: int, bits: int) -> Iterator[tuple[int, int]]:
+        """The inodes of group g whose bits are set, read in chunks of its inode table."""
+        size = self.sb.inode_size
+        per_chunk = CHUNK // size
+        table = self.groups[g].inode_table * self.bs
+        last = bits.bit_length()
+        for first in range(0, last, per_chunk):
+            window = (bits >> first) & ((1 << per_chunk) - 1)
+            if not window:
+                continue
+            count = min(per_chunk, last - first)
+            raw = self.reader.read(table + first * size, count * size)
+            while window:
+                i = (window & -window).bit_length() - 1
+                window &= window - 1
+                ino = g * self.sb.inodes_per_group + first + i + 1
+                yield from self._inode(ino, raw, i * size)
+
+    def _inode(self, ino: int, raw: bytes, at: int) -> Iterator[tuple[int, int]]:
+        mode, _, blocks_lo, flags, i_block, acl_lo, _, osd2 = _INODE.unpack_from(raw, at)
+        acl = acl_lo | ((osd2 >> 16) << 32 if self.sb.is64 else 0)
+        self.inodes += 1
+        out: list[tuple[int, int]] = []
+        if acl:
+            out.append(self._check(acl, 1, ino))
+        kind = mode & S_IFMT
+        inline = flags & INLINE_DATA_FL and self.sb.incompat & INCOMPAT_INLINE_DATA
+        if kind in NO_BLOCKS or inline or self._fast_symlink(kind, flags, blocks_lo, osd2, acl):
+            pass
+        elif kind in (S_IFREG, S_IFDIR, S_IFLNK) or (kind == 0 and ino < self.sb.first_ino):
+            if flags & EXTENTS_FL:
+                self._extents(i_block, MAX_DEPTH, ino, out)
+            else:
+                self._block_map(i_block, ino, out)
+        elif any(i_block):
+            raise Unusable(f"its ext inode {ino} has an unknown type (mode 0{mode:o}) and points at blocks")
+        if ino == self.sb.journal_inum:
+            self.journal.extend(out)
+            return iter(())
+        return iter(out)
+
+    def _fast_symlink(self, kind: int, flags: int, blocks_lo: int, osd2: int, acl: int) -> bool:
+        """ext4_inode_is_fast_symlink: a symlink with no blocks but its xattr block's."""
+        if kind != S_IFLNK or flags & EA_INODE_FL:
+            return False
+        blocks = blocks_lo
+        if self.sb.ro_compat & RO_COMPAT_HUGE_FILE:
+            blocks |= (osd2 & 0xFFFF) << 32
+            if flags & HUGE_FILE_FL:
+                blocks *= self.bs // 512
+        return blocks - (self.bs // 512 if acl else 0) == 0
+
+    def _check(self, block: int, count: int, ino: int) -> tuple[int, int]:
+        if count <= 0 or block < self.sb.first_data_block or block + count > self.sb.blocks_count:
+            raise Unusable(f"its ext inode {ino} points outside the filesystem")
+        return block, count
+
+    def _once(self, block: int, ino: int) -> bytes:
+        """Read an index, leaf or indirect block that no other path reached."""
+        self._check(block, 1, ino)
+        if block in self.seen:
+            raise Unusable(f"its ext inode {ino} reaches a mapping block another path reached too")
+        self.seen.add(block)
+        return self.reader.read(block * self.bs, self.bs)
+
+    def _extents(self, node: bytes, depth_left: int, ino: int, out: list) -> None:
+        magic, entries, capacity, depth = _EXT_HEAD.unpack_from(node, 0)
+        if magic != EXTENT_MAGIC or entries > capacity or 12 + 12 * capacity > len(node) or depth > depth_left:
+            raise Unusable(f"its ext inode {ino} has a damaged extent tree")
+        for i in range(entries):
+            if depth == 0:
+                _, length, hi, lo = _EXT_ENTRY.unpack_from(node, 12 + 12 * i)
+                length = length - 32768 if length > 32768 else length  # uninitialised extents are allocated too
+                out.append(self._check(lo | hi << 32, length, ino))
+                continue
+            _, lo, hi = _EXT_INDEX.unpack_from(node, 12 + 12 * i)
+            child = lo | hi << 32
+            out.append((child, 1))
+            block = self._once(child, ino)
+            if _EXT_HEAD.unpack_from(block, 0)[3] != depth - 1:
+                raise Unusable(f"its ext inode {ino} has a damaged extent tree")
+            self._extents(block, depth - 1, ino, out)
+
+    def _block_map(self, i_block: bytes, ino: int, out: list) -> None:
+        pointers = struct.unpack("<15I", i_block)
+        _runs(pointers[:12], out)
+        for level, block in enumerate(pointers[12:], 1):
+            if block:
+                self._indirect(block, level, ino, out)
+        for block, count in out:
+            self._check(block, count, ino)
+
+    def _indirect(self, block: int, level: int, ino: int, out: list) -> None:
+        out.append((block, 1))
+        table = array("I")
+        table.frombytes(self._once(block, ino))
+        if table.itemsize != 4:
+            raise Unusable("this machine's array('I') is not 32-bit")  # never on Linux/x86-64 or arm64
+        if level == 1:
+            _runs(table, out)
+            return
+        for child in table:
+            if child:
+                self._indirect(child, level - 1, ino, out)
+
+
+def _runs(pointers, out: list) -> None:
+    """Append the non-zero block pointers as runs of consecutive blocks."""
+    start = count = 0
+    for p in pointers:
+        if p and count and p == start + count:
+            count += 1
+            continue
+        if count:
+            out.append((start, count))
+        start, count = p, (1 if p else 0)
+    if count:
+        out.append((start, count))

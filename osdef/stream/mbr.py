@@ -1,0 +1,151 @@
+"""MS-DOS partition tables as Linux reads them (``block/partitions/msdos.c``), extended partitions included.
+
+``kernel_mbr`` ports ``msdos_partition`` and ``parse_extended`` rule for rule
+(512-byte logical sectors):
+
+* no 0x55AA signature: not an MBR;
+* a boot indicator other than 0x00/0x80 in any entry: not an MBR (whether
+  Linux then calls it a whole-disk FAT or nothing, it has no partitions);
+* an entry of type 0xEE: Linux leaves the disk to its GPT reader;
+* every entry with a non-zero sector count is a partition, whatever its type
+  (type 0 included); an extended one (0x05, 0x0F, 0x85) becomes a 2-sector
+  partition over its boot record and its chain is followed: in each extended
+  boot record every non-extended entry with a sector count is a logical
+  partition (the 3rd and 4th only if they lie inside the extended
+  partition), the first extended entry links to the next record, and the walk
+  stops after 100 links without a data partition, at 256 partitions, at a
+  record without 0x55AA or past the end of the disk.  Logical partitions are
+  numbered from 5 in the order found; a chain that loops repeats partitions,
+  as Linux does.
+* nested labels inside BSD (0xA5, 0xA6, 0xA9), Minix (0x81), UnixWare (0x63)
+  and Solaris (0x82, 0xBF) partitions add partitions Linux creates on top;
+  they are reported in ``nested`` (the caller cannot map those).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Callable
+
+SECTOR = 512
+EXTENDED_TYPES = (0x05, 0x0F, 0x85)
+PROTECTIVE_TYPE = 0xEE
+LIMIT = 256  # DISK_MAX_PARTS: partition numbers 1..255
+MAX_EMPTY_LINKS = 100
+BSD_MAGIC = 0x82564557
+SOLARIS_SANE = 0x600DDEEE
+UNIXWARE_MAGIC, UNIXWARE_MAGIC2 = 0xCA5E600D, 0x600DDEEE
+
+ReadAt = Callable[[int, int], "bytes | None"]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A partition Linux creates from an MBR: number, start and length in bytes, type byte."""
+
+    number: int
+    start: int
+    length: int
+    kind: int
+
+    @property
+    def extended(self) -> bool:
+        return self.kind in EXTENDED_TYPES
+
+
+@dataclass
+class MbrReading:
+    slots: list[Slot] = field(default_factory=list)
+    nested: list[str] = field(default_factory=list)  # one line per nested label Linux would read
+
+
+def entries(sector: bytes) -> list[tuple[int, int, int, int]]:
+    """(boot indicator, type, first sector, sector count) of the four entries of an MBR or EBR."""
+    return [struct.unpack_from("<B3xB3xII", sector, 446 + 16 * i) for i in range(4)]
+
+
+def has_signature(sector: bytes | None) -> bool:
+    return sector is not None and len(sector) >= SECTOR and sector[510:512] == b"\x55\xaa"
+
+
+def kernel_mbr(read: ReadAt, sector0: bytes, disk_size: int) -> MbrReading | None:
+    """The partitions Linux creates from the MBR in ``sector0``; None where Linux does not read it as one."""
+    if not has_signature(sector0):
+        return None
+    table = entries(sector0)
+    if any(boot not in (0x00, 0x80) for boot, _, _, _ in table):
+        return None
+    if any(kind == PROTECTIVE_TYPE for _, kind, _, _ in table):
+        return None
+    reading = MbrReading()
+    state = _Numbering()
+    for slot, (_, kind, first, count) in enumerate(table, 1):
+        if not count:
+            continue
+        if kind in EXTENDED_TYPES:
+            reading.slots.append(Slot(slot, first * SECTOR, min(count, 2) * SECTOR, kind))
+            _extended(read, first, count, disk_size, state, reading)
+            continue
+        reading.slots.append(Slot(slot, first * SECTOR, count * SECTOR, kind))
+    for slot, (_, kind, first, count) in enumerate(table, 1):
+        if count:
+            label = _nested_label(read, kind, first)
+            if label:
+                reading.nested.append(f"partition {slot} holds a {label} label")
+    return reading
+
+
+class _Numbering:
+    def __init__(self):
+        self.next = 5
+
+
+def _extended(read: ReadAt, first: int, size: int, disk_size: int, state: _Numbering, reading: MbrReading) -> None:
+    """parse_extended: the chain of extended boot records, rule for rule."""
+    this, this_size = first, size
+    empty_links = 0
+    while True:
+        empty_links += 1
+        if empty_links > MAX_EMPTY_LINKS or state.next == LIMIT:
+            return
+        data = read(this * SECTOR, SECTOR) if this * SECTOR < disk_size else None
+        if not has_signature(data):
+            return
+        table = entries(data)
+        for i, (_, kind, start, count) in enumerate(table):
+            if not count or kind in EXTENDED_TYPES:
+                continue
+            at = this + start
+            if i >= 2 and (start + count > this_size or at < first or at + count > first + size):
+                continue
+            reading.slots.append(Slot(state.next, at * SECTOR, count * SECTOR, kind))
+            empty_links = 0
+            state.next += 1
+            if state.next == LIMIT:
+                return
+        link = next(((start, count) for _, kind, start, count in table if count and kind in EXTENDED_TYPES), None)
+        if link is None:
+            return
+        this, this_size = first + link[0], link[1]
+
+
+def _u32(read: ReadAt, offset: int) -> int | None:
+    raw = read(offset, 4)
+    return None if raw is None else struct.unpack("<I", raw)[0]
+
+
+def _nested_label(read: ReadAt, kind: int, first: int) -> str | None:
+    """The nested label Linux's second msdos pass would find in a partition of this type, if any."""
+    base = first * SECTOR
+    if kind in (0xA5, 0xA6, 0xA9) and _u32(read, base + SECTOR) == BSD_MAGIC:
+        return "BSD disklabel"
+    if kind in (0x82, 0xBF) and _u32(read, base + SECTOR + 12) == SOLARIS_SANE:
+        return "Solaris x86 VTOC"
+    if kind == 0x63 and _u32(read, base + 29 * SECTOR + 4) == UNIXWARE_MAGIC:
+        return "UnixWare disklabel"
+    if kind == 0x81:
+        sector = read(base, SECTOR)
+        if has_signature(sector) and entries(sector)[0][1] == 0x81:
+            return "Minix subpartition table"
+    return None
