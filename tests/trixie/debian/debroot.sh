@@ -7,8 +7,11 @@
 #                                         --variant=minbase + `apt-get install PACKAGE..` (with a
 #                                         .deb among them, its dependencies: it is installed, then
 #                                         purged).  Rebuilt when the recipe changed (release,
-#                                         packages, a .deb's Depends, this script) or after
-#                                         DR_MAX_AGE_DAYS (default 7: security updates)
+#                                         mirror, packages, a .deb's Depends/Recommends, the
+#                                         functions that build it) or after DR_MAX_AGE_DAYS
+#                                         (default 7: security updates); the rest of this
+#                                         script (enter/run/leave) does not make a root stale
+#   debroot.sh key RELEASE [PACKAGE..]    print the cache key base would use (no build)
 #   debroot.sh enter NAME BASE            a fresh overlay of BASE, entered in its own mount
 #                                         namespace ($DR_NSDIR/NAME.mnt) with /proc, /sys, /dev,
 #                                         a tmpfs /run and /tmp, and $DR_WORK/NAME/state bind-mounted
@@ -33,11 +36,13 @@ STATE_IN_ROOT=/var/lib/osdef-test
 log() { printf '[debroot %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+BUILDERS=(in_chroot sources build_base)        # the functions that make a root: its recipe
+
 recipe_key() {  # recipe_key RELEASE PACKAGE..: what the cached root was made from
   local release=$1 p; shift
   {
-    echo "v$RECIPE_VERSION $release $DR_MIRROR"
-    sha256sum "$0" | cut -d' ' -f1
+    echo "v$RECIPE_VERSION $release $DR_MIRROR $DR_SECURITY"
+    declare -f "${BUILDERS[@]}"                 # their text as bash parsed it (no comments)
     for p in "$@"; do
       case "$p" in
         *.deb) dpkg-deb -f "$p" Package Depends Recommends ;;
@@ -181,8 +186,9 @@ cmd=${1:-}
 shift || true
 case "$cmd" in
   base) base "$@" ;;
+  key) recipe_key "$@" ;;
   enter) enter "$@" ;;
   run) run "$@" ;;
   leave) leave "$@" ;;
-  *) echo "usage: $0 base RELEASE [PKG..] | enter NAME BASE | run NAME CMD.. | leave NAME" >&2; exit 2 ;;
+  *) echo "usage: $0 base|key RELEASE [PKG..] | enter NAME BASE | run NAME CMD.. | leave NAME" >&2; exit 2 ;;
 esac
