@@ -123,6 +123,28 @@ install_packages() {
   return $rc
 }
 
+# persist_namespaces D: new net, uts and mount namespaces, kept by bind mounts on D/{net,uts,mnt}.
+# Linux binds a mount namespace's file only into a namespace with a lower id (its loop check),
+# and a kernel that hands out namespace ids in per-CPU batches (6.18) can give a namespace made
+# later on another CPU a lower id than the one we run in.  The host's initial namespace is always
+# lower; a namespace of our own (the trixie tier runs this script in a Debian 13 root) may not
+# be: `unshare: mount /proc/N/ns/mnt on D/mnt failed: Invalid argument`, now and then.  One made
+# on the CPU ours was made on always gets a higher id, so then try again pinned to each CPU.
+persist_namespaces() {
+  local d=$1 err cpu f
+  touch "$d/net" "$d/uts" "$d/mnt"
+  err=$(unshare --net="$d/net" --uts="$d/uts" --mount="$d/mnt" --propagation private true 2>&1) && return 0
+  for cpu in $(seq 0 $(( $(nproc --all) - 1 ))); do
+    for f in mnt uts net; do if mountpoint -q "$d/$f"; then umount "$d/$f"; fi; done
+    if taskset -c "$cpu" unshare --net="$d/net" --uts="$d/uts" --mount="$d/mnt" \
+         --propagation private true 2>/dev/null; then
+      log "namespaces of $d made on CPU $cpu (unpinned: $err)"
+      return 0
+    fi
+  done
+  die "$err"
+}
+
 ns_create() {  # ns_create I: node I's namespaces, network, private dirs and sshd
   local i=$1 d st name ip j
   d=$(node_nsdir "$i"); st=$(node_state "$i"); name=$(node_name "$i"); ip=$(node_ip "$i")
@@ -132,8 +154,7 @@ ns_create() {  # ns_create I: node I's namespaces, network, private dirs and ssh
     mountpoint -q "$GH_NSDIR" || mount --bind "$GH_NSDIR" "$GH_NSDIR"
     mount --make-private "$GH_NSDIR"
   fi
-  touch "$d/net" "$d/uts" "$d/mnt"
-  unshare --net="$d/net" --uts="$d/uts" --mount="$d/mnt" --propagation private true
+  persist_namespaces "$d"
 
   mkdir -p "$st"/{lib,log/os,log/extstorage,run,lock,etc-ssh,root-ssh,etc-osdef} \
     "$st"/srv/{os,extstorage,file-storage,shared-file-storage,extstorage-data} \
