@@ -8,29 +8,33 @@ Debian 13 node (its appliance runs trixie's mke2fs): its data disk gets the
 debian-12 feature set, e2fsck from Debian 12 (this host) accepts its
 filesystems and it boots under qemu with the data disk mounted.  Then
 rename (no -f in 3.1), reinstall, an ext instance, and gnt-backup export to
-node2 and import there, with the guest read back (host libguestfs, read-only)
-after each.  The steps share `state` and run in order.
+node2 and import there, with the guest's files read back after each with the
+host's e2fsprogs (guestext: debugfs, no mount, no appliance): host name and
+/etc/hosts, the data disk in fstab, everything else unchanged by a rename and
+carried over by export/import, a reinstall that lays the image down again and
+keeps the data disk.  The steps share `state` and run in order.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from osdef.fsprofiles import PROFILES
-from tests.cluster.ganeti import guestdisk
 from tests.support.guest import host_fsck
 from tests.support.qemu import Qemu
 from tests.trixie.debian.conftest import NODE, NODE2, Cluster31
+from tests.trixie.debian.guestext import ExtFs, filesystem_uuid, read_guest, root_partition
 
 pytestmark = [pytest.mark.ganeti, pytest.mark.guestfs, pytest.mark.boot]
 OS = "image+debian-12"
 DOMAIN = "example.test"
 FILE, RENAMED, IMPORTED, EXT = "web1", "web2", "web3", "ext1"
 LOGIN_TIMEOUT = 300
+MARKER = "/root/osdef-trixie-marker"  # on the root before a reinstall: gone after it
+DATA_MARKER = "/osdef-trixie-marker"  # on the data disk before a reinstall: kept by it and by export/import
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +54,8 @@ def features(image: Path) -> set[str]:
     return set(next(ln for ln in out.splitlines() if ln.startswith("Filesystem features:")).split(":")[1].split())
 
 
-def root_partition(disk: Path) -> tuple[int, int]:
-    table = json.loads(subprocess.run(["sfdisk", "-J", str(disk)], capture_output=True, text=True,
-                                      check=True).stdout)["partitiontable"]
-    part = max(table["partitions"], key=lambda p: p["size"])
-    return part["start"] * 512, part["size"] * 512
+def hosts_line(name: str) -> str:
+    return f"127.0.1.1\t{name}.{DOMAIN} {name}"
 
 
 def test_os_and_provider_are_valid_on_both_nodes(cluster31):
@@ -76,21 +77,16 @@ def test_add_a_short_named_debian_12_guest_on_debian_13(cluster31, state):
     state["added"] = True
     volumes = sorted(cluster31.host_path("/srv/ganeti/extstorage-data").glob("*.img"))
     assert len(volumes) == 1
-    web, ext = guestdisk.read_guests([disks(cluster31, FILE)[0], volumes[0]], cluster31_settings())
+    disk0, disk1 = disks(cluster31, FILE)
+    web, ext = read_guest(disk0), read_guest(volumes[0])
     assert (web.hostname, ext.hostname) == (FILE, EXT)
-    assert f"127.0.1.1\t{FILE}.{DOMAIN} {FILE}" in web.hosts.splitlines()
-    assert f"127.0.1.1\t{EXT}.{DOMAIN} {EXT}" in ext.hosts.splitlines()
-    assert "/data1" in web.fstab or "disk1" in web.fstab or web.fstab.count("UUID=") >= 2, web.fstab
-    state["web_digest"] = web.digest
+    assert hosts_line(FILE) in web.hosts.splitlines() and hosts_line(EXT) in ext.hosts.splitlines()
+    assert f"UUID={filesystem_uuid(disk1)}" in web.fstab, web.fstab  # the data disk, mounted by UUID
+    assert web.image_digest == ext.image_digest  # both laid down from the debian-12 image
+    state["web"] = web
     # nothing was written into the package's OS dir (hooks are loaded without bytecode)
     assert cluster31.root.run("find", "/usr/share/ganeti/os/image", "-name", "__pycache__").stdout == ""
     cluster31.root.run("dpkg", "--verify", "osdef")
-
-
-def cluster31_settings():
-    from osdef.config import LibguestfsSettings
-
-    return LibguestfsSettings(backend_settings=("force_tcg",))
 
 
 def test_the_debian_13_node_gave_the_data_disk_debian_12s_features(cluster31, state, tmp_path):
@@ -121,14 +117,29 @@ def test_rename_without_force(cluster31, state):
     if not state.get("added"):
         pytest.skip("add failed")
     cluster31.gnt("gnt-instance", "rename", FILE, RENAMED, step="rename (no -f)")
+    disk0, disk1 = disks(cluster31, RENAMED)
+    guest = read_guest(disk0)
+    assert guest.hostname == RENAMED and hosts_line(RENAMED) in guest.hosts.splitlines()
+    assert FILE not in guest.hosts, guest.hosts
+    assert guest.digest == state["web"].digest  # nothing but the name changed
     state["renamed"] = True
+    # what a reinstall must lay down anew (root) and keep (the data disk it does not format)
+    ExtFs.root_of(disk0).write(MARKER, "planted before the reinstall\n")
+    ExtFs(disk1).write(DATA_MARKER, "on the data disk\n")
 
 
 def test_reinstall(cluster31, state):
     if not state.get("renamed"):
         pytest.skip("rename failed")
-    cluster31.gnt("gnt-instance", "reinstall", "-f", "-O", f"data_disks=ext4,domain={DOMAIN},serial_console=yes", RENAMED,
-                  step="reinstall")
+    cluster31.gnt("gnt-instance", "reinstall", "-f", "-O", f"data_disks=ext4,domain={DOMAIN},serial_console=yes",
+                  RENAMED, step="reinstall")
+    disk0, disk1 = disks(cluster31, RENAMED)
+    guest = read_guest(disk0)
+    assert guest.hostname == RENAMED and hosts_line(RENAMED) in guest.hosts.splitlines()
+    assert guest.image_digest == state["web"].image_digest
+    assert ExtFs.root_of(disk0).cat(MARKER) is None  # the image was laid down again
+    assert ExtFs(disk1).cat(DATA_MARKER) == "on the data disk\n"  # kept, not formatted
+    assert f"UUID={filesystem_uuid(disk1)}" in guest.fstab, guest.fstab
     state["reinstalled"] = True
 
 
@@ -139,11 +150,13 @@ def test_export_to_node2_and_import_there(cluster31, state):
     cluster31.gnt("gnt-backup", "import", "-n", NODE2, "--src-node", NODE2, "--src-dir",
                   f"/var/lib/ganeti/export/{RENAMED}", "-t", "file", "--net", "0:mac=generate",
                   IMPORTED, step="gnt-backup import (on node2)")
-    source, imported = guestdisk.read_guests([disks(cluster31, RENAMED)[0],
-                                              disks(cluster31, IMPORTED, NODE2)[0]], cluster31_settings())
-    assert source.hostname == RENAMED and f"{RENAMED}.{DOMAIN} {RENAMED}" in source.hosts
-    assert imported.hostname == IMPORTED and f"{IMPORTED}.{DOMAIN} {IMPORTED}" in imported.hosts
+    source_disks, imported_disks = disks(cluster31, RENAMED), disks(cluster31, IMPORTED, NODE2)
+    source, imported = read_guest(source_disks[0]), read_guest(imported_disks[0])
+    assert source.hostname == RENAMED and hosts_line(RENAMED) in source.hosts.splitlines()
+    assert imported.hostname == IMPORTED and hosts_line(IMPORTED) in imported.hosts.splitlines()
     assert imported.digest == source.digest  # all but the renamed files came across
     assert imported.image_digest == source.image_digest
+    assert ExtFs(imported_disks[1]).cat(DATA_MARKER) == "on the data disk\n"
+    assert filesystem_uuid(imported_disks[1]) == filesystem_uuid(source_disks[1])
     listed = cluster31.gnt("gnt-instance", "list", "--no-headers", "-o", "name,pnode,os").stdout
     assert f"{IMPORTED} {NODE2} {OS}" in " ".join(listed.split()), listed
