@@ -7,8 +7,10 @@ mirror, rebuilt when stale), installs the .deb with apt, and applies the
 upstream fix of ganeti/ganeti#1839 (PR #1840, commit 69f4dcba) to its Ganeti
 3.1.0~rc2, saying so.  `cluster31` runs tests/cluster/ganeti/harness.sh
 inside that root with GH_OSDEF=package: two nodes, the package's OS dir and
-providers, the test image hard-linked into node 1's cache.  Everything is
-torn down at the end, also after a failure.  Own handles and state dirs
+providers, the test image hard-linked into node 1's cache.  The Debian 12
+root is checked (and built when stale) in the background meanwhile, so a cold
+run waits on the mirror once, not twice in a row.  Everything is torn down at
+the end, also after a failure.  Own handles and state dirs
 (DR_NSDIR, GH_NSDIR, GH_STATE), so other clusters on the machine are not
 touched.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -93,7 +96,7 @@ def say(text: str) -> None:
 
 
 @pytest.fixture(scope="package")
-def deb() -> Path:
+def deb(request) -> Path:
     reason = _prerequisites()
     if reason:
         pytest.skip(f"trixie tier: {reason}")
@@ -102,17 +105,49 @@ def deb() -> Path:
         pytest.fail(f"make deb failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}", pytrace=False)
     debs = sorted((REPO / "build" / "deb").glob("osdef_*_all.deb"))
     assert len(debs) == 1, debs
+    if any("bookworm" in item.fixturenames for item in request.session.items):
+        _build_in_background(request, "bookworm", BOOKWORM_PACKAGES, debs[0])
     return debs[0]
+
+
+_BACKGROUND: dict[str, subprocess.Popen] = {}  # release -> `debroot.sh base` still running
+
+
+def _build_in_background(request, release: str, packages: tuple[str, ...], deb: Path) -> None:
+    """Start checking (and, when stale, building) the RELEASE root now, while the Debian 13
+    cluster runs: a cold build is mostly waiting on the mirror.  Ended by pid if unused."""
+    proc = subprocess.Popen([str(DEBROOT), "base", release, *packages, str(deb)], env=DR_ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    _BACKGROUND[release] = proc
+
+    def end() -> None:  # the root was never asked for (e.g. -k chose none of its tests)
+        if _BACKGROUND.pop(release, None) is proc:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)  # its own session: debroot.sh and its children
+            proc.communicate()
+
+    request.addfinalizer(end)
+
+
+def _base(release: str, packages: tuple[str, ...], deb: Path) -> tuple[int, str, str]:
+    """The cached RELEASE root (debroot.sh base): the background run's, else one run now."""
+    proc = _BACKGROUND.pop(release, None)
+    if proc is not None:
+        out, err = proc.communicate(timeout=1800)
+        return proc.returncode, out, err
+    done = debroot("base", release, *packages, str(deb))
+    return done.returncode, done.stdout, done.stderr
 
 
 def entered_root(request, name: str, release: str, packages: tuple[str, ...], deb: Path) -> Root:
     """A fresh overlay of the cached RELEASE root (built when stale) with the .deb installed by apt."""
     started = time.monotonic()
-    proc = debroot("base", release, *packages, str(deb))
-    if proc.returncode != 0:
-        pytest.fail(f"the {release} root: {proc.stderr[-3000:]}", pytrace=False)
-    root = Root(name, Path(proc.stdout.strip()))
-    root.timings.append((f"{release} root ({proc.stderr.strip().splitlines()[-1].split('] ', 1)[-1]})",
+    rc, out, err = _base(release, packages, deb)
+    if rc != 0:
+        pytest.fail(f"the {release} root: {err[-3000:]}", pytrace=False)
+    root = Root(name, Path(out.strip()))
+    root.timings.append((f"{release} root ({err.strip().splitlines()[-1].split('] ', 1)[-1]})",
                          time.monotonic() - started, 0))
     request.addfinalizer(lambda: debroot("leave", name))
     proc = debroot("enter", name, str(root.base))
