@@ -9,6 +9,7 @@
 #                  (OS_DIR=/srv/ganeti/os/image by default)
 #   make install-extstorage   the loopfile ExtStorage provider (docs/extstorage.md)
 #   make bench     run the benchmarks (results in docs/benchmarks.md)
+#   make e2fsprogs-images E2FSPROGS=DIR   unpack e2fsprogs' f_*/image.gz for the opt-in corpus test
 #
 # Every target is idempotent: it installs only what is missing.
 
@@ -30,7 +31,8 @@ APT_RUNTIME := python3-guestfs libguestfs-tools linux-image-amd64 qemu-utils zst
                gdisk fdisk util-linux libguestfs-xfs partclone python3-crc32c
 APT_BUILD   := debootstrap sudo
 APT_NODE    := $(APT_RUNTIME) $(APT_BUILD)
-APT_TEST    := qemu-system-x86 ovmf dnsmasq-base git curl procps
+# 7zip, mtools: the differential tier's FAT oracle and writer (tests/support/fatoracle.py)
+APT_TEST    := qemu-system-x86 ovmf dnsmasq-base git curl procps 7zip mtools
 APT_PACKAGES := $(APT_NODE) $(APT_TEST)
 APT_BENCH   := dump ganeti-instance-debootstrap
 # `make deb`: the Debian way, build-dependencies from Debian only (debian/control)
@@ -43,9 +45,9 @@ NODE_EXTRAS := build,fast
 # Debian's own tools and /usr/bin/python3 only (not a python3 from a PATH such as pyenv's)
 DEB_PATH    := /usr/sbin:/usr/bin:/sbin:/bin
 
-TEST_DIRS := tests/pure tests/scripts tests/appliance tests/boot tests/cluster tests/trixie
+TEST_DIRS := tests/pure tests/scripts tests/differential tests/appliance tests/boot tests/cluster tests/trixie
 
-.PHONY: all deps venv test test-unit install install-extstorage demo bench clean deb
+.PHONY: all deps venv test test-unit install install-extstorage demo bench clean deb e2fsprogs-images
 
 all: test
 
@@ -98,6 +100,11 @@ venv: .stamps/venv
 
 test: venv
 	$(VPY) -m pytest $(XDIST) --durations=30 $(PYTEST_ARGS) $(TEST_DIRS)
+
+# e2fsprogs' regression images for the opt-in corpus test (docs/stream.md): E2FSPROGS=<a clone of e2fsprogs>
+e2fsprogs-images:
+	@test -n "$(E2FSPROGS)" || { echo "usage: make e2fsprogs-images E2FSPROGS=/path/to/e2fsprogs"; exit 2; }
+	@tests/differential/e2fsprogs-images.sh "$(E2FSPROGS)"
 
 test-unit: venv
 	$(VPY) -m pytest $(PYTEST_ARGS) tests/pure

@@ -23,6 +23,7 @@ pytest_plugins = [
     "tests.support.network",
     "tests.support.images",
     "tests.support.extstorage",
+    "tests.support.differential",
 ]
 
 REPO = Path(__file__).resolve().parents[1]

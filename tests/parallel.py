@@ -10,6 +10,9 @@ module, so that module-scoped fixtures (a shared appliance, a built disk, the
 scenario's state) are set up once; every test under a directory in
 ONE_WORKER shares a unit (the cluster harness: fixed state dirs, namespaces,
 one package-scoped cluster).  An explicit ``xdist_group`` mark still wins.
+Every test under a directory in ONE_TEST is a unit of its own: the
+differential tier's cases are independent and each takes seconds, so whole
+modules would leave one worker alone at the end.
 Without xdist only the order applies.
 """
 
@@ -21,6 +24,7 @@ from tests.tiers import TIERS, item_tier
 
 # shared global state: one work unit, one worker (the 3.0 cluster; the Debian roots + 3.1 cluster)
 ONE_WORKER = ("tests/cluster/ganeti/", "tests/trixie/")
+ONE_TEST = ("tests/differential/",)  # independent, seconds-long cases: one work unit each
 
 
 def work_unit(nodeid: str) -> str:
@@ -28,6 +32,8 @@ def work_unit(nodeid: str) -> str:
     path, _, rest = nodeid.partition("::")
     if rest.rfind("@") > rest.rfind("]"):  # xdist's loadgroup suffix (an explicit xdist_group)
         return rest.rsplit("@", 1)[1]
+    if path.startswith(ONE_TEST):
+        return nodeid
     return next((d for d in ONE_WORKER if path.startswith(d)), path)
 
 

@@ -2,6 +2,8 @@
 
     tests/pure/       in-process: parsing, models, formats, streams on temp files
     tests/scripts/    osdef's installed scripts run as Ganeti runs them; root, loop devices
+    tests/differential/  osdef's exports judged by independent tools (util-linux, e2fsprogs,
+                      dosfstools, 7-Zip) on generated and mutated disks; root, loop devices
     tests/appliance/  a libguestfs appliance (or a real diskimage-builder build)
     tests/boot/       boots a created disk under qemu
     tests/cluster/    the real two-node Ganeti cluster (tests/cluster/ganeti/harness.sh)
@@ -13,22 +15,23 @@ each as tests/<tier>/<domain>/test_*.py (domain: stream, guest, network, ...).
 Each tier directory applies its marker (``-m pure``, ``-m "not cluster"``).  The
 resource markers (guestfs, dib, blockdev, boot, ganeti) must fit the directory:
 a test marked guestfs under tests/pure is a collection error.  Under
-tests/pure and tests/scripts an in-process appliance launch fails the test.
+tests/pure, tests/scripts and tests/differential an in-process appliance
+launch fails the test.
 """
 
 from __future__ import annotations
 
 import pytest
 
-TIERS = ("trixie", "cluster", "boot", "appliance", "scripts", "pure")  # most expensive first: the run order
+TIERS = ("trixie", "cluster", "boot", "appliance", "differential", "scripts", "pure")  # most expensive first: the run order
 # the cheapest tier a resource marker may appear in
 NEEDS = {"ganeti": "cluster", "boot": "boot", "guestfs": "appliance", "dib": "appliance",
          "blockdev": "scripts"}
-NO_APPLIANCE = ("pure", "scripts")
+NO_APPLIANCE = ("pure", "differential", "scripts")
 
 
 def cost(tier: str) -> int:
-    """0 for the cheapest tier (pure), 5 for the most expensive (trixie)."""
+    """0 for the cheapest tier (pure), 6 for the most expensive (trixie)."""
     return len(TIERS) - 1 - TIERS.index(tier)
 
 

@@ -2,7 +2,7 @@
 
 - FilesystemImageLayout: a bare ext2/3/4 image (DIB `-t raw` without `vm`).  Host:
   partition table + zero-skipping copy into the root partition.  Appliance:
-  e2fsck (unless the image was checked after it was built: extsuper), fresh
+  e2fsck (unless the image was checked after it was built: ondisk.ext), fresh
   UUID, resize2fs, mount.  The default, fast path.
 - DiskImageLayout: a raw partitioned disk image.  Host: zero-skipping copy
   onto the disk.  Appliance: GPT backup header moved, last partition and its
@@ -29,7 +29,8 @@ from osdef.disk.copy import CopyStats, copy_sparse
 from osdef.disk.pipes import enlarge_pipe
 from osdef.disk.units import MiB
 from osdef.errors import GuestError
-from osdef.guest import extsuper, partition
+from osdef.disk.ondisk import ext as ondisk_ext
+from osdef.guest import partition
 from osdef.guest.mkfs import make_filesystem
 from osdef.guest.partition import Extent, PartitionPlan
 from osdef.guest.session import GuestSession
@@ -163,8 +164,8 @@ class FilesystemImageLayout(_PartitionedLayout):
             self.copy_stats = copy_sparse(self.image_stream, target, extent.start, extent.size,
                                           defined=extent.size, what="filesystem image")
             # read back after the whole stream passed its sha256 check
-            self.image_checked = extsuper.checked_since_mount(
-                os.pread(target.fd, 2 * extsuper.SUPERBLOCK_SIZE, extent.start))
+            self.image_checked = ondisk_ext.checked_since_mount(
+                os.pread(target.fd, 2 * ondisk_ext.SUPERBLOCK_SIZE, extent.start))
 
     def guest_steps(self, session: GuestSession) -> list[Step]:
         return [

@@ -3,13 +3,15 @@
 Detects the container (qcow2, zstd) and, for raw data, what it holds: a
 partitioned disk (GPT or MBR), a bare filesystem (ext2/3/4, XFS, btrfs) or a
 tar archive.  Read HEADER_SIZE bytes from the start of the file and pass them
-to detect().
+to detect().  Partition tables and superblocks are read by osdef.disk.ondisk,
+as export reads them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from osdef.disk.ondisk import gpt, mbr, reader_of, signatures
 from osdef.vocab import DISK_QCOW2, DISK_RAW, FS_IMAGE, IMAGE_KINDS, TAR
 
 #: Enough to see the btrfs superblock at 64 KiB.
@@ -44,7 +46,7 @@ def detect(header: bytes) -> Detected:
     """Classify an (uncompressed) image from its first bytes."""
     if header[:4] == QCOW2_MAGIC:
         return Detected(DISK_QCOW2)
-    if header[512:520] == b"EFI PART":
+    if header[512:520] == gpt.SIGNATURE:
         return Detected(DISK_RAW)
     fs = filesystem_type(header)
     if fs is not None:
@@ -57,34 +59,14 @@ def detect(header: bytes) -> Detected:
 
 
 def filesystem_type(header: bytes) -> str | None:
-    """ext4/xfs/btrfs when the header starts with that filesystem's superblock."""
-    if header[1080:1082] == b"\x53\xef":
-        # ext2/3/4 share the magic; the feature flags tell them apart.
-        compat = int.from_bytes(header[1024 + 0x5C:1024 + 0x60], "little")
-        incompat = int.from_bytes(header[1024 + 0x60:1024 + 0x64], "little")
-        if incompat & 0x2C0:  # extents | 64bit | flex_bg
-            return "ext4"
-        return "ext3" if compat & 0x4 else "ext2"  # has_journal
-    if header[:4] == b"XFSB":
-        return "xfs"
-    if header[0x10040:0x10048] == b"_BHRfS_M":
-        return "btrfs"
-    return None
+    """ext2/ext3/ext4, xfs or btrfs when the header starts with that filesystem's superblock."""
+    return signatures.image_filesystem(reader_of(header))
 
 
 def _has_mbr_partitions(header: bytes) -> bool:
-    if len(header) < 512 or header[510:512] != b"\x55\xaa":
-        return False
-    for i in range(4):
-        entry = header[446 + 16 * i:446 + 16 * (i + 1)]
-        status, ptype = entry[0], entry[4]
-        start = int.from_bytes(entry[8:12], "little")
-        count = int.from_bytes(entry[12:16], "little")
-        if status not in (0x00, 0x80):
-            return False
-        if ptype and start and count:
-            return True
-    return False
+    """An MBR that Linux reads, with at least one partition (its extended chain read within the header)."""
+    reading = mbr.kernel_mbr(reader_of(header), header[:512], len(header))
+    return reading is not None and any(s.start for s in reading.slots)
 
 
 def _is_tar(header: bytes) -> bool:

@@ -4,7 +4,7 @@ fs_features (tune2fs -O), once, on the build host.
 DIB made this filesystem on this host (mkfs, a loop mount, a copy), so a host
 e2fsck of its output adds no exposure the build did not already have.  The
 check leaves the image "checked since its last mount", which lets every create
-skip its own full e2fsck in the appliance (osdef.guest.extsuper) — the bytes a
+skip its own full e2fsck in the appliance (osdef.disk.ondisk.ext) — the bytes a
 create writes are the checked bytes.  A filesystem e2fsck cannot repair on its
 own fails the build.  Images that are added or downloaded are not checked on
 the host: their creates run e2fsck in the appliance.

@@ -1,7 +1,7 @@
 """What a filesystem-aware export sends: the disk cut into used, block-level and free segments, and why.
 
 The disk's partition table as its guest's kernel reads it
-(osdef.stream.partitions) and each partition's used-block map
+(osdef.disk.ondisk.partitions) and each partition's used-block map
 (osdef.stream.fsmap) give the plan:
 
 * ``used``: bytes a filesystem uses, sent as they are (their size is known
@@ -27,8 +27,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from osdef.disk.device import Disk
-from osdef.stream.fsmap import Unusable, recognise, used_map
-from osdef.stream.partitions import EXTENDED_NODE, Partition, Table, read_table
+from osdef.disk.ondisk import signatures
+from osdef.disk.ondisk.partitions import EXTENDED_NODE, Partition, Table, read_table
+from osdef.stream.fsmap import Reader, Unusable, used_map
 
 USED, BLOCK = "used", "block"
 
@@ -122,7 +123,10 @@ def _ambiguity(disk: Disk, table: Table) -> str | None:
     if table.ambiguous:
         return table.ambiguous
     if table.scheme != "none" and all(p.start > 0 for p in table.partitions):
-        fs = recognise(disk, Partition(0, 0, disk.size, ""))
+        try:
+            fs = signatures.at_start(Reader(disk, Partition(0, 0, disk.size, "")).at, disk.size)
+        except Unusable:  # its first 128 KiB cannot be read: the export fails there anyway
+            fs = None
         if fs:
             return f"a {fs} filesystem starts at the disk's first byte beside its {table.scheme} partition table"
     return None

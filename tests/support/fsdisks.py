@@ -1,7 +1,7 @@
 """Disks with real filesystems for the filesystem-aware export tests, made without mounting anything.
 
 A disk is a file filled with random bytes (old data, as on an LVM volume
-that was never wiped), a partition table written by sgdisk/sfdisk, and
+that was never wiped), a partition table written by sfdisk, and
 filesystems made in place by mke2fs (``-E offset``, ``-d`` to populate, no
 discard so the free space keeps its garbage), mkfs.vfat (``--offset``,
 populated by mcopy) or mkswap.  Files are compared by reading them back with
@@ -44,9 +44,10 @@ def make_tree(root: Path, seed: int = 3, files: int = 40, max_size: int = 300_00
 
 
 def tree_sums(root: Path) -> dict[str, str]:
+    """path → sha256 of every file under ``root``, "-> target" for every symlink (to a directory too)."""
     sums = {}
-    for dirpath, _, names in os.walk(root):
-        for name in names:
+    for dirpath, dirs, names in os.walk(root):
+        for name in names + dirs:
             p = Path(dirpath) / name
             if p.is_symlink():
                 sums[str(p.relative_to(root))] = "-> " + os.readlink(p)
@@ -62,16 +63,17 @@ class Part:
     fs: str  # "ext2", "ext3", "ext4", "vfat", "swap", "bios", "raw"
 
 
-GPT_CODES = {"bios": "ef02", "vfat": "ef00", "swap": "8200"}
+GPT_TYPES = {"bios": "21686148-6449-6E6F-744E-656564454649", "vfat": "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+             "swap": "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F"}
+LINUX_DATA = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 MBR_TYPES = {"vfat": "ef", "swap": "82", "bios": "da"}
 
 
 def gpt(path: Path, parts: list[Part]) -> None:
-    args = []
-    for i, p in enumerate(parts, 1):
-        args += [f"-n{i}:{p.start // SECTOR}:{(p.start + p.size) // SECTOR - 1}",
-                 f"-t{i}:{GPT_CODES.get(p.fs, '8300')}"]
-    run("sgdisk", *args, path)
+    """A GPT (protective MBR, primary and backup) by sfdisk (sgdisk calls sync(): a second on a busy machine)."""
+    lines = ["label: gpt"] + [f"start={p.start // SECTOR}, size={p.size // SECTOR}, type={GPT_TYPES.get(p.fs, LINUX_DATA)}"
+                              for p in parts]
+    run("sfdisk", "-q", path, input="\n".join(lines) + "\n")
 
 
 def mbr(path: Path, parts: list[Part], logical_from: int | None = None) -> None:
@@ -85,29 +87,49 @@ def mbr(path: Path, parts: list[Part], logical_from: int | None = None) -> None:
     run("sfdisk", "-q", path, input="\n".join(lines) + "\n")
 
 
-def make_fs(path: Path, part: Part, tree: Path | None = None, blocksize: int | None = None) -> None:
+def make_fs(path: Path, part: Part, tree: Path | None = None, blocksize: int | None = None,
+            options: tuple[str, ...] = ()) -> None:
+    """Make ``part.fs`` at ``part.start`` of ``path`` (populated from ``tree``); ``options`` go to mke2fs or
+    mkfs.vfat (an ``-E`` list is merged into the offset mke2fs gets, ``-S`` sets mkfs.vfat's offset unit)."""
+    opts = list(options)
     if part.fs.startswith("ext"):
-        argv = ["mke2fs", "-q", "-F", "-t", part.fs, "-E", f"offset={part.start},nodiscard"]
+        extended = f"offset={part.start},nodiscard"
+        if "-E" in opts:
+            at = opts.index("-E")
+            extended += "," + opts.pop(at + 1)
+            opts.pop(at)
+        argv = ["mke2fs", "-q", "-F", "-t", part.fs, "-E", extended, *opts]
         if blocksize:
             argv += ["-b", str(blocksize)]
         if tree is not None:
             argv += ["-d", tree]
         run(*argv, path, f"{part.size // 1024}k")
     elif part.fs == "vfat":
-        run("mkfs.vfat", f"--offset={part.start // SECTOR}", path, part.size // 1024)
+        sector = int(opts[opts.index("-S") + 1]) if "-S" in opts else SECTOR
+        run("mkfs.vfat", f"--offset={part.start // sector}", *opts, path, part.size // 1024)
         if tree is not None:
-            env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
-            for child in sorted(tree.iterdir()):
-                if not child.is_symlink():
-                    run("mcopy", "-s", "-i", f"{path}@@{part.start}", child, "::", env=env)
+            _fill_vfat(path, part, tree)
     elif part.fs == "swap":
         swap = path.with_suffix(".swap")
         swap.unlink(missing_ok=True)
         with open(swap, "wb") as f:
             f.truncate(part.size)
-        run("mkswap", swap)
+        run("mkswap", *opts, swap)
         run("dd", f"if={swap}", f"of={path}", "bs=4096", f"seek={part.start // 4096}", "conv=notrunc,sparse")
         swap.unlink()
+
+
+def _fill_vfat(path: Path, part: Part, tree: Path) -> None:
+    """Copy ``tree`` in with mtools, or with tests/support/fatwrite where mtools cannot (a small FAT32)."""
+    from tests.support import fatwrite
+
+    if fatwrite.small_fat32(path, part.start):
+        fatwrite.write_tree(path, part.start, tree)
+        return
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    for child in sorted(tree.iterdir()):
+        if not child.is_symlink():
+            run("mcopy", "-s", "-i", f"{path}@@{part.start}", child, "::", env=env)
 
 
 def ext_ref(path: Path, part: Part) -> str:

@@ -181,11 +181,29 @@ class LoopDevices:
     def __init__(self):
         self.devices: list[str] = []
 
-    def attach(self, path: Path) -> str:
-        dev = subprocess.run(["losetup", "-f", "--show", str(path)], check=True, capture_output=True,
-                             text=True).stdout.strip()
+    def attach(self, path: Path, *, read_only: bool = False, sector_size: int | None = None) -> str:
+        argv = ["losetup", "-f", "--show", *(["-r"] if read_only else []),
+                *(["-b", str(sector_size)] if sector_size else []), str(path)]
+        dev = subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
         self.devices.append(dev)
         return dev
+
+    def attach_unmapped(self, path: Path, *, read_only: bool = False) -> str:
+        """A loop device over ``path`` that osdef cannot map: an LVM/DRBD volume's view of the same bytes.
+
+        A hard link is attached and removed, so the device's backing file reads
+        "... (deleted)" (osdef.disk.loop refuses it) while ``path`` stays.
+        """
+        link = path.with_name(f".{path.name}.unmapped")
+        os.link(path, link)
+        try:
+            return self.attach(link, read_only=read_only)
+        finally:
+            link.unlink()
+
+    def detach(self, dev: str) -> None:
+        self.devices.remove(dev)
+        subprocess.run(["losetup", "-d", dev], check=True)
 
     def detach_all(self) -> None:
         while self.devices:

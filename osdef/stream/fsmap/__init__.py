@@ -21,20 +21,17 @@ import struct
 from dataclasses import dataclass
 
 from osdef.disk.device import Disk, read_at
+from osdef.disk.ondisk import Damaged, signatures
+from osdef.disk.ondisk.partitions import BIOS_BOOT_GUID, Partition
 from osdef.stream.blockio import BlockIOError
-from osdef.stream.partitions import BIOS_BOOT_GUID, Partition
 
 MAX_RANGES = 1 << 18  # a map more fragmented than this is not worth its memory: block level
 MAX_METADATA_READ = 64 << 20  # a parser reads at most this much metadata, or 1/16 of its partition if more
 METADATA_SHARE = 16
 
 
-class Unusable(Exception):
+class Unusable(Damaged):
     """A filesystem was recognised but its map cannot be trusted; the message says why, ``fs`` which one."""
-
-    def __init__(self, message: str, fs: str = ""):
-        super().__init__(message)
-        self.fs = fs
 
 
 class Reader:
@@ -60,10 +57,10 @@ class Reader:
             raise Unusable(str(e)) from None
         return bytes(buf)
 
-    def peek(self, offset: int, length: int) -> bytes:
-        """Like read, but b"" where the range does not fit (for probing)."""
-        if offset < 0 or offset + length > self.length:
-            return b""
+    def at(self, offset: int, length: int) -> bytes | None:
+        """A ReadAt (osdef.disk.ondisk): None where the range does not fit the partition."""
+        if offset < 0 or length < 0 or offset + length > self.length:
+            return None
         return self.read(offset, length)
 
 
@@ -80,30 +77,11 @@ class FsMap:
     source: str = ""  # where the map came from, for the export plan
 
 
-def _modules():
+def _maps():
     from osdef.stream.fsmap import ext, partclone, swap, vfat
 
-    return (ext, vfat, swap, partclone)
-
-
-def recognise(disk: Disk, part: Partition) -> str | None:
-    """The name of a filesystem whose superblock plausibly starts ``part``, or None; never raises.
-
-    Only the superblock is read (no maps): used to ask whether bytes that a
-    partition table claims also hold a filesystem of their own.
-    """
-    for module in _modules():
-        found = _probe(module, disk, part)
-        if found:
-            return found
-    return None
-
-
-def _probe(module, disk: Disk, part: Partition) -> str | None:
-    try:
-        return module.probe(Reader(disk, part))
-    except (Unusable, ValueError, IndexError, OverflowError, struct.error):
-        return None
+    return {"ext2": ext.used_map, "ext3": ext.used_map, "ext4": ext.used_map, "FAT": vfat.used_map,
+            "swap": swap.used_map, "xfs": partclone.used_map, "btrfs": partclone.used_map}
 
 
 def check(fsmap: FsMap, length: int) -> FsMap:
@@ -127,16 +105,15 @@ def used_map(disk: Disk, part: Partition) -> FsMap | None:
     """The checked map of ``part``'s filesystem; None if none is recognised. Raises Unusable."""
     if part.kind == BIOS_BOOT_GUID or part.kind in ("0x05", "0x0f", "0x85"):
         return None
-    for module in _modules():
-        try:
-            found = module.used_map(Reader(disk, part))
-        except Unusable as e:
-            e.fs = e.fs or _probe(module, disk, part) or ""
-            raise
-        except (ValueError, IndexError, OverflowError, ZeroDivisionError, MemoryError, RecursionError,
-                struct.error) as e:
-            raise Unusable(f"its filesystem could not be parsed ({type(e).__name__})",
-                           _probe(module, disk, part) or "") from None
-        if found is not None:
-            return check(found, part.length)
-    return None
+    reader = Reader(disk, part)
+    family = signatures.by_magic(reader.at)
+    if family is None:
+        return None
+    try:
+        found = _maps()[family](reader)
+    except Damaged as e:
+        raise Unusable(str(e), e.fs or family) from None
+    except (ValueError, IndexError, OverflowError, ZeroDivisionError, MemoryError, RecursionError,
+            struct.error) as e:
+        raise Unusable(f"its filesystem could not be parsed ({type(e).__name__})", family) from None
+    return check(found, part.length)

@@ -1,6 +1,6 @@
 """Used-block map of an ext2/3/4 filesystem: its bitmaps, checked against its descriptors and its files.
 
-A small parser of the on-disk format (osdef.stream.fsmap.ext_layout) instead
+A small parser of the on-disk format (osdef.disk.ondisk.ext) instead
 of e2fsprogs: ``e2image``, ``dumpe2fs`` and ``partclone.ext4 -D`` all need a
 subprocess (and a sandbox for hostile input) and print more than the map.
 
@@ -39,10 +39,10 @@ from __future__ import annotations
 
 import struct
 
+from osdef.disk.ondisk import Damaged
+from osdef.disk.ondisk.ext import (BG_BLOCK_UNINIT, BG_INODE_UNINIT, BLOCK_BITMAP_CSUM_HI_END, COMPAT_HAS_JOURNAL,
+                                   INODE_BITMAP_CSUM_HI_END, GroupDesc, Superblock, bitmap_csum_ok, parse_group)
 from osdef.stream.fsmap import FsMap, Reader, Unusable
-from osdef.stream.fsmap.ext_layout import (BG_BLOCK_UNINIT, BG_INODE_UNINIT, BLOCK_BITMAP_CSUM_HI_END,
-                                           COMPAT_HAS_JOURNAL, INODE_BITMAP_CSUM_HI_END, GroupDesc, Superblock,
-                                           bitmap_csum_ok, parse_group)
 from osdef.stream.fsmap.ext_walk import EXTENTS_FL, EXTENT_MAGIC, Walk
 from osdef.stream.fsmap.ranges import Runs, contains_all
 
@@ -51,26 +51,12 @@ FLEX_BG = 0x200
 SOURCE = "block bitmaps, checked by an inode walk"
 
 
-def probe(reader: Reader) -> str | None:
-    """"ext2"/"ext3"/"ext4" if a plausible ext superblock starts the partition, else None (never raises)."""
-    raw = reader.peek(1024, 1024)
-    if len(raw) < 1024 or struct.unpack_from("<H", raw, 56)[0] != 0xEF53:
-        return None
-    try:
-        return Superblock(raw, reader.length).kind
-    except Unusable:
-        return None
-
-
-def used_map(reader: Reader) -> FsMap | None:
-    raw = reader.peek(1024, 1024)
-    if len(raw) < 1024 or struct.unpack_from("<H", raw, 56)[0] != 0xEF53:
-        return None
-    sb = Superblock(raw, reader.length)
+def used_map(reader: Reader) -> FsMap:
+    sb = Superblock(reader.read(1024, 1024), reader.length)
     try:
         sb.check_usable()
         return _map(reader, sb)
-    except Unusable as e:
+    except Damaged as e:
         e.fs = sb.kind
         raise
 

@@ -30,8 +30,8 @@ import struct
 from array import array
 from collections.abc import Iterator
 
+from osdef.disk.ondisk.ext import INCOMPAT_INLINE_DATA, RO_COMPAT_HUGE_FILE, GroupDesc, Superblock
 from osdef.stream.fsmap import Reader, Unusable
-from osdef.stream.fsmap.ext_layout import INCOMPAT_INLINE_DATA, RO_COMPAT_HUGE_FILE, GroupDesc, Superblock
 
 EXTENTS_FL, INLINE_DATA_FL, EA_INODE_FL, HUGE_FILE_FL = 0x80000, 0x10000000, 0x200000, 0x40000
 EXTENT_MAGIC = 0xF30A

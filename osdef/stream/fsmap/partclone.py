@@ -33,25 +33,15 @@ import stat
 import struct
 import subprocess
 
+from osdef.disk.ondisk import signatures
 from osdef.stream.fsmap import FsMap, Reader, Unusable
 
-XFS_MAGIC = b"XFSB"
-BTRFS_SUPER = 0x10000
-BTRFS_MAGIC = b"_BHRfS_M"
 TIMEOUT = 600  # seconds; partclone reads only metadata
 ADDRESS_SPACE = 2 << 30  # bytes
 SANDBOX_ID = 65534  # nobody / nogroup
 SANDBOX_NODE = "/tmp/osdef-fs"  # on the tmpfs mounted over /tmp inside the sandbox's mount namespace
 TOOLS = ("unshare", "prlimit", "setpriv", "mknod", "mount")
 _LINE = re.compile(r"^0x([0-9A-Fa-f]+)\s+0x([0-9A-Fa-f]+)\s+([?+*/\-])\s*$")
-
-
-def probe(reader: Reader) -> str | None:
-    if reader.peek(0, 4) == XFS_MAGIC:
-        return "xfs"
-    if reader.peek(BTRFS_SUPER + 0x40, 8) == BTRFS_MAGIC:
-        return "btrfs"
-    return None
 
 
 def _sandboxed(argv: list[str], device: str) -> subprocess.CompletedProcess:
@@ -136,15 +126,15 @@ def parse_domain(text: str, length: int) -> tuple[list[tuple[int, int]], int]:
 
 
 def used_map(reader: Reader) -> FsMap | None:
-    fs = probe(reader)
-    if fs is None:
-        return None
+    fs = signatures.by_magic(reader.at)
+    if fs not in ("xfs", "btrfs"):
+        raise Unusable(f"partclone maps xfs and btrfs, not {fs}")
     tool = f"partclone.{fs}"
     if shutil.which(tool) is None or any(shutil.which(t) is None for t in TOOLS):
         raise Unusable(f"its {fs} filesystem needs {tool} (package partclone) and util-linux's "
                        f"{', '.join(TOOLS)} for a map", fs)
     if fs == "btrfs":
-        log_root, = struct.unpack_from("<Q", reader.read(BTRFS_SUPER + 0x60, 8))
+        log_root, = struct.unpack_from("<Q", reader.read(signatures.BTRFS_SUPER + 0x60, 8))
         if log_root:
             raise Unusable("its btrfs has a log tree awaiting replay (not cleanly unmounted)")
     with _PartitionDevice(reader) as dev:

@@ -10,15 +10,8 @@ from __future__ import annotations
 
 from osdef.stream.fsmap import FsMap, Reader
 
-PAGE = 4096
-MAGIC = b"SWAPSPACE2"
+PAGE = 4096  # the header page: signature (osdef.disk.ondisk.signatures), UUID, label, bad pages
 
 
-def probe(reader: Reader) -> str | None:
-    return "swap" if reader.peek(PAGE - len(MAGIC), len(MAGIC)) == MAGIC else None
-
-
-def used_map(reader: Reader) -> FsMap | None:
-    if probe(reader) is None:
-        return None
+def used_map(reader: Reader) -> FsMap:
     return FsMap("swap", [(0, PAGE)], reader.length, "its header page")

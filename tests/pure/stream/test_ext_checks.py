@@ -17,8 +17,8 @@ import pytest
 
 from osdef.stream.blockio import open_disk
 from osdef.stream.content import BLOCK, USED, plan_content
-from osdef.stream.fsmap.ext_layout import Superblock, parse_group
-from tests.support.fsdisks import MiB, Part, ext_files, fill_random, make_fs, make_tree, run, tree_sums
+from osdef.disk.ondisk.ext import Superblock, parse_group
+from tests.support.fsdisks import MiB, Part, ext_files, fill_random, make_tree, run, tree_sums
 from tests.support.stream import export_to_file, import_from_file
 
 DISK = 48 * MiB

@@ -15,7 +15,7 @@ import pytest
 from osdef.stream import export_disk
 from osdef.stream.blockio import open_disk
 from osdef.stream.content import BLOCK, USED, Segment, plan_content
-from osdef.stream.partitions import BIOS_BOOT_GUID, read_table
+from osdef.disk.ondisk.partitions import BIOS_BOOT_GUID, read_table
 from tests.support.stream import export_to_file, import_from_file, read_all
 from tests.support.fsdisks import (MiB, Part, e2fsck, ext_files, fill_random, gpt, make_fs, make_tree, mbr, run,
                                   tree_sums, vfat_files, without_symlinks)

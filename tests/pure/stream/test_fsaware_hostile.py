@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import osdef.stream.extents as extents_mod
 import osdef.stream.fsmap as fsmap_mod
-import osdef.stream.partitions as partitions_mod
+import osdef.disk.ondisk.partitions as partitions_mod
 from osdef.disk.device import read_at
 from osdef.stream.blockio import open_disk
 from osdef.stream.content import plan_content

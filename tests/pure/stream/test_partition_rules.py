@@ -17,7 +17,7 @@ import pytest
 
 from osdef.stream.blockio import open_disk
 from osdef.stream.content import BLOCK, Segment, plan_content
-from osdef.stream.partitions import read_table
+from osdef.disk.ondisk.partitions import read_table
 from tests.support.fsdisks import MiB, Part, gpt, make_fs, run
 
 DISK = 64 * MiB

@@ -1,4 +1,4 @@
-"""The layout of an ext2/3/4 filesystem: its superblock, its group descriptors and their checksums.
+"""An ext2/3/4 filesystem's superblock, its group descriptors and their checksums.
 
 Fields and rules as e2fsprogs' ``lib/ext2fs`` (``ext2_fs.h``, ``csum.c``) and
 Linux's ``fs/ext4`` read them.  A group's shortcut flags (``BLOCK_UNINIT``,
@@ -8,7 +8,7 @@ filesystem keeps group checksums (``uninit_bg``/``gdt_csum`` or
 checksum verifies (crc16 over the UUID, the group number and the
 descriptor with ``gdt_csum``; crc32c from the filesystem's seed with
 ``metadata_csum``): ``GroupDesc.trusted``.  Everything is hostile input:
-each field is range-checked before use (``Unusable`` otherwise).
+each field is range-checked before use (``Damaged`` otherwise).
 """
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from osdef.stream.fsmap import Unusable
-from osdef.stream.fsmap.checksums import crc16, crc32c
+from osdef.disk.ondisk import Damaged
+from osdef.disk.ondisk.checksums import crc16, crc32c
 
 MAGIC = 0xEF53
+SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE = 1024, 1024
 STATE_VALID, STATE_ERROR = 0x1, 0x2
 INCOMPAT_COMPRESSION, INCOMPAT_RECOVER, INCOMPAT_JOURNAL_DEV, INCOMPAT_META_BG = 0x1, 0x4, 0x8, 0x10
 INCOMPAT_EXTENTS, INCOMPAT_64BIT, INCOMPAT_CSUM_SEED, INCOMPAT_INLINE_DATA = 0x40, 0x80, 0x2000, 0x8000
+INCOMPAT_FLEX_BG = 0x200
 # filetype, recover, extents, 64bit, mmp, flex_bg, ea_inode, dirdata, csum_seed, largedir, inline_data, encrypt,
 # casefold (compression is refused below, journal_dev and meta_bg too)
 INCOMPAT_KNOWN = 0x2 | 0x4 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x1000 | 0x2000 | 0x4000 | 0x8000 | 0x10000 \
@@ -39,12 +41,25 @@ MAX_GROUPS = 1 << 20
 BLOCK_BITMAP_CSUM_HI_END, INODE_BITMAP_CSUM_HI_END = 0x3A, 0x3C  # descriptor sizes that hold the high halves
 
 
+def _kind(compat: int, incompat: int, ro_compat: int) -> str:
+    if incompat & (INCOMPAT_EXTENTS | INCOMPAT_64BIT | INCOMPAT_FLEX_BG) or ro_compat & RO_COMPAT_METADATA_CSUM:
+        return "ext4"
+    return "ext3" if compat & COMPAT_HAS_JOURNAL else "ext2"
+
+
+def kind(raw: bytes) -> str | None:
+    """"ext2", "ext3" or "ext4" from a superblock's 1024 bytes by its magic and features; None if not ext."""
+    if len(raw) < SUPERBLOCK_SIZE or struct.unpack_from("<H", raw, 56)[0] != MAGIC:
+        return None
+    return _kind(*struct.unpack_from("<III", raw, 92))
+
+
 class Superblock:
     """The superblock fields the map and the walk need, each checked for range."""
 
     def __init__(self, raw: bytes, length: int):
         if struct.unpack_from("<H", raw, 56)[0] != MAGIC:
-            raise Unusable("it has no ext superblock")
+            raise Damaged("it has no ext superblock")
         (self.inodes_count, blocks_lo, _, _, _, self.first_data_block, log_block, _, self.blocks_per_group, _,
          self.inodes_per_group) = struct.unpack_from("<11I", raw, 0)
         self.state, = struct.unpack_from("<H", raw, 58)
@@ -59,7 +74,7 @@ class Superblock:
         self.backup_bgs = struct.unpack_from("<II", raw, 0x24C)
         self.checksum_seed, = struct.unpack_from("<I", raw, 0x270)
         if log_block > 6:
-            raise Unusable("its ext superblock has an impossible block size")
+            raise Damaged("its ext superblock has an impossible block size")
         self.block_size = 1024 << log_block
         self.is64 = bool(self.incompat & INCOMPAT_64BIT)
         self.blocks_count = blocks_lo | (blocks_hi << 32 if self.is64 else 0)
@@ -69,32 +84,30 @@ class Superblock:
         self._check_geometry(length)
         self.groups = -(-(self.blocks_count - self.first_data_block) // self.blocks_per_group)
         if self.groups > MAX_GROUPS or self.groups * self.inodes_per_group < self.inodes_count:
-            raise Unusable("its ext superblock has an impossible group or inode count")
+            raise Damaged("its ext superblock has an impossible group or inode count")
         self.itable_blocks = -(-self.inodes_per_group * self.inode_size // self.block_size)
         self.gdt_blocks = -(-self.groups * self.desc_size // self.block_size)
 
     def _check_geometry(self, length: int) -> None:
         bs = self.block_size
         if self.first_data_block != (1 if bs == 1024 else 0):
-            raise Unusable("its ext superblock has an impossible first data block")
+            raise Damaged("its ext superblock has an impossible first data block")
         if not 256 <= self.blocks_per_group <= 8 * bs or self.blocks_per_group % 8:
-            raise Unusable("its ext superblock has an impossible blocks-per-group count")
+            raise Damaged("its ext superblock has an impossible blocks-per-group count")
         if not ((64 if self.is64 else 32) <= self.desc_size <= 1024 and self.desc_size & (self.desc_size - 1) == 0):
-            raise Unusable("its ext superblock has an impossible descriptor size")
+            raise Damaged("its ext superblock has an impossible descriptor size")
         if self.inode_size < 128 or self.inode_size > bs or self.inode_size & (self.inode_size - 1):
-            raise Unusable("its ext superblock has an impossible inode size")
+            raise Damaged("its ext superblock has an impossible inode size")
         if not 0 < self.inodes_per_group <= 8 * bs or self.inodes_per_group % 8:
-            raise Unusable("its ext superblock has an impossible inodes-per-group count")
+            raise Damaged("its ext superblock has an impossible inodes-per-group count")
         if not 1 <= self.first_ino <= self.inodes_per_group:
-            raise Unusable("its ext superblock has an impossible first inode")
+            raise Damaged("its ext superblock has an impossible first inode")
         if self.blocks_count <= self.first_data_block or self.blocks_count * bs > length:
-            raise Unusable("its ext filesystem is larger than its partition")
+            raise Damaged("its ext filesystem is larger than its partition")
 
     @property
     def kind(self) -> str:
-        if self.incompat & (INCOMPAT_EXTENTS | INCOMPAT_64BIT) or self.ro_compat & RO_COMPAT_METADATA_CSUM:
-            return "ext4"
-        return "ext3" if self.compat & COMPAT_HAS_JOURNAL else "ext2"
+        return _kind(self.compat, self.incompat, self.ro_compat)
 
     @property
     def metadata_csum(self) -> bool:
@@ -115,21 +128,21 @@ class Superblock:
     def check_usable(self) -> None:
         """Refuse what is not cleanly unmounted or not followed by this parser."""
         if self.incompat & INCOMPAT_RECOVER:
-            raise Unusable("its ext filesystem needs journal recovery (not cleanly unmounted)")
+            raise Damaged("its ext filesystem needs journal recovery (not cleanly unmounted)")
         if not self.state & STATE_VALID:
-            raise Unusable("its ext filesystem was not cleanly unmounted")
+            raise Damaged("its ext filesystem was not cleanly unmounted")
         if self.state & STATE_ERROR:
-            raise Unusable("its ext filesystem has errors recorded")
+            raise Damaged("its ext filesystem has errors recorded")
         if self.incompat & INCOMPAT_JOURNAL_DEV:
-            raise Unusable("it is an external ext journal")
+            raise Damaged("it is an external ext journal")
         if self.incompat & INCOMPAT_META_BG:
-            raise Unusable("its ext filesystem uses meta_bg (not followed by this parser)")
+            raise Damaged("its ext filesystem uses meta_bg (not followed by this parser)")
         if self.incompat & INCOMPAT_COMPRESSION or self.incompat & ~INCOMPAT_KNOWN:
-            raise Unusable(f"its ext filesystem has unknown incompatible features (0x{self.incompat:x})")
+            raise Damaged(f"its ext filesystem has unknown incompatible features (0x{self.incompat:x})")
         if self.ro_compat & RO_COMPAT_BIGALLOC:
-            raise Unusable("its ext filesystem uses bigalloc (not followed by this parser)")
+            raise Damaged("its ext filesystem uses bigalloc (not followed by this parser)")
         if self.ro_compat & ~RO_COMPAT_KNOWN:
-            raise Unusable(f"its ext filesystem has unknown read-only features (0x{self.ro_compat:x})")
+            raise Damaged(f"its ext filesystem has unknown read-only features (0x{self.ro_compat:x})")
 
     def group_start(self, g: int) -> int:
         return self.first_data_block + g * self.blocks_per_group
@@ -208,3 +221,31 @@ def bitmap_csum_ok(sb: Superblock, bitmap: bytes, stored: int, nbits: int, hi_en
     crc = crc32c(sb.csum_seed, bitmap[:nbits // 8])
     mask = 0xFFFFFFFF if sb.desc_size >= hi_end else 0xFFFF
     return crc & mask == stored & mask
+
+
+STATE_ORPHANS = 0x4  # orphans being recovered
+RO_COMPAT_ORPHAN_PRESENT = 0x10000  # the orphan file has entries
+
+
+def checked_since_mount(fs_start: bytes) -> bool:
+    """Clean, error-free, nothing to replay or recover, and e2fsck'd after its last mount.
+
+    ``fs_start`` holds at least the first 2048 bytes of an ext filesystem.  The test is the one
+    resize2fs and tune2fs -U apply before they agree to touch a filesystem ("please run e2fsck -f
+    first"), a little stricter: no recorded errors, no journal to replay, no orphan list.  Anything
+    else, or anything that does not parse, means "run e2fsck".
+    """
+    raw = fs_start[SUPERBLOCK_OFFSET:SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE]
+    if kind(raw) is None:
+        return False
+    mtime_lo, = struct.unpack_from("<I", raw, 0x2C)
+    state, = struct.unpack_from("<H", raw, 0x3A)
+    lastcheck_lo, = struct.unpack_from("<I", raw, 0x40)
+    incompat, ro_compat = struct.unpack_from("<II", raw, 0x60)
+    last_orphan, = struct.unpack_from("<I", raw, 0xE8)
+    error_count, = struct.unpack_from("<I", raw, 0x194)
+    # ext4 keeps the high bytes of the 64-bit times apart (0 on ext2/3 and before 2038)
+    mtime, lastcheck = raw[0x275] << 32 | mtime_lo, raw[0x277] << 32 | lastcheck_lo
+    return (state & (STATE_VALID | STATE_ERROR | STATE_ORPHANS) == STATE_VALID
+            and not incompat & INCOMPAT_RECOVER and not ro_compat & RO_COMPAT_ORPHAN_PRESENT
+            and last_orphan == 0 and error_count == 0 and lastcheck >= mtime)

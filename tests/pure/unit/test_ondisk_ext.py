@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from osdef.errors import ImageError
-from osdef.guest.extsuper import ExtSuperblock, checked_since_mount
+from osdef.disk.ondisk.ext import checked_since_mount, kind
 from osdef.images.fscheck import check_built_image
 
 MiB = 1 << 20
@@ -38,8 +38,9 @@ def _head(path: Path) -> bytes:
 @pytest.mark.parametrize("fs_type", ["ext2", "ext3", "ext4"])
 def test_a_fresh_filesystem_counts_as_checked(tmp_path, fs_type):
     image = _mkfs(tmp_path / "fs.img", fs_type)
-    sb = ExtSuperblock.parse(_head(image)[1024:])
-    assert sb is not None and sb.mtime == 0 and sb.lastcheck > 0  # mkfs never mounted it
+    mtime, = struct.unpack_from("<I", _head(image), 1024 + 0x2C)
+    lastcheck, = struct.unpack_from("<I", _head(image), 1024 + 0x40)
+    assert kind(_head(image)[1024:]) == fs_type and mtime == 0 and lastcheck > 0  # mkfs never mounted it
     assert checked_since_mount(_head(image))
 
 
@@ -60,9 +61,8 @@ def test_anything_but_clean_and_checked_means_run_e2fsck(tmp_path, field, value)
 def test_the_high_time_bytes_count(tmp_path):
     image = _mkfs(tmp_path / "fs.img")
     block = bytearray(_head(image))
-    sb = ExtSuperblock.parse(bytes(block[1024:]))
-    assert sb is not None
-    struct.pack_into("<I", block, 1024 + 0x2C, sb.lastcheck - 1)  # mounted just before the check…
+    lastcheck, = struct.unpack_from("<I", block, 1024 + 0x40)
+    struct.pack_into("<I", block, 1024 + 0x2C, lastcheck - 1)  # mounted just before the check…
     block[1024 + 0x275] = 1  # …but in 2106 or later
     assert not checked_since_mount(bytes(block))
     block[1024 + 0x277] = 1
@@ -72,7 +72,7 @@ def test_the_high_time_bytes_count(tmp_path):
 def test_not_ext_or_too_short_means_run_e2fsck():
     assert not checked_since_mount(bytes(2048))
     assert not checked_since_mount(b"")
-    assert ExtSuperblock.parse(bytes(100)) is None
+    assert kind(bytes(100)) is None
 
 
 def test_the_build_check_marks_a_mounted_image_checked(tmp_path):

@@ -1,7 +1,7 @@
 """The partitions of a disk as its guest's Linux kernel sees them, and whether another reading is plausible.
 
 No kernel partition scan, no mount, no libguestfs: the table is parsed from
-the disk's bytes (osdef.stream.gpt, osdef.stream.mbr), with Linux's rules
+the disk's bytes (osdef.disk.ondisk.gpt, .mbr), with Linux's rules
 (``block/partitions/core.c``, ``efi.c``, ``msdos.c``; 512-byte logical
 sectors, as Ganeti's virtual disks have):
 
@@ -27,7 +27,7 @@ bytes allow another plausible reading:
   SGI, Sun, Mac, Amiga, OSF): Linux reads those too.
 
 A filesystem at the start of the whole disk beside a partition table is the
-caller's check (osdef.stream.content), since recognising one is fsmap's job.
+caller's check (osdef.stream.content asks osdef.disk.ondisk.signatures).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ import struct
 from dataclasses import dataclass, field
 
 from osdef.disk.device import Disk, read_at
-from osdef.stream import gpt, mbr
-from osdef.stream.blockio import BlockIOError
+from osdef.disk.ondisk import gpt, mbr
+from osdef.errors import OsdefError
 
 SECTOR = 512
 BIOS_BOOT_GUID = "21686148-6449-6e6f-744e-656564454649"
@@ -91,7 +91,7 @@ class _Bytes:
         buf = bytearray(length)
         try:
             read_at(self.disk, memoryview(buf), offset)
-        except BlockIOError:
+        except OsdefError:  # the disk's typed error: an unreadable sector is no table
             return None
         return bytes(buf)
 

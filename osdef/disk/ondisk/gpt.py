@@ -1,7 +1,7 @@
 """GUID partition tables as Linux and libblkid read them: the protective MBR, the headers, the entries.
 
 Two readers of the same bytes, because they disagree and a backup tool must
-know when they do (osdef.stream.partitions decides what follows):
+know when they do (osdef.disk.ondisk.partitions decides what follows):
 
 * ``kernel_gpt`` follows Linux's ``block/partitions/efi.c``: a GPT counts only
   behind a valid protective or hybrid MBR (``is_pmbr_valid``: the 0x55AA
@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
+
+from osdef.disk.ondisk import ReadAt
 
 SIGNATURE = b"EFI PART"
 PROTECTIVE_TYPE = 0xEE
@@ -35,8 +36,6 @@ MAX_ARRAY = 4 << 20  # bytes of entries: the kernel refuses more (KMALLOC_MAX_SI
 KERNEL_MAX_ENTRIES = 255  # efi_partition: i < state->limit - 1, the limit being DISK_MAX_PARTS (256)
 SECTOR = 512
 NULL_GUID = bytes(16)
-
-ReadAt = Callable[[int, int], "bytes | None"]  # (offset, length) -> bytes, or None outside the disk
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Callable
+
+from osdef.disk.ondisk import ReadAt
 
 SECTOR = 512
 EXTENDED_TYPES = (0x05, 0x0F, 0x85)
@@ -36,8 +37,6 @@ MAX_EMPTY_LINKS = 100
 BSD_MAGIC = 0x82564557
 SOLARIS_SANE = 0x600DDEEE
 UNIXWARE_MAGIC, UNIXWARE_MAGIC2 = 0xCA5E600D, 0x600DDEEE
-
-ReadAt = Callable[[int, int], "bytes | None"]
 
 
 @dataclass(frozen=True)
