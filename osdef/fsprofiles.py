@@ -37,6 +37,21 @@ PROFILES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 DEFAULT_PROFILE = "debian-12"  # the oldest: what a variant without `mkfs:` gets
 
+# XFS cannot be given features through libguestfs (its mkfs passes -O, which mkfs.xfs lacks), so
+# an XFS root gets the node's mkfs.xfs defaults.  What the guest's GRUB reads from its root is
+# checked instead: GRUB's XFS_SB_FEAT_INCOMPAT_SUPPORTED.  Debian 13's xfsprogs 6.13 turns on
+# nrext64 by default, which Debian 12's GRUB 2.06 predates (GRUB 2.12 reads it).
+XFS_INCOMPAT = {"ftype": 0x1, "sparse_inodes": 0x2, "meta_uuid": 0x4, "bigtime": 0x8,
+                "needsrepair": 0x10, "nrext64": 0x20, "exchange": 0x40, "parent": 0x80,
+                "metadir": 0x100}
+_GRUB_2_06 = ("ftype", "sparse_inodes", "meta_uuid", "bigtime", "needsrepair")
+#: profile → the XFS incompatible features its guests' boot loader reads on the root
+XFS_ROOT_READABLE: dict[str, tuple[str, ...]] = {
+    "debian-12": _GRUB_2_06,
+    "debian-13": _GRUB_2_06 + ("nrext64",),  # GRUB 2.12
+}
+_XFS_MAGIC, _XFS_VERSION_AT, _XFS_INCOMPAT_AT = b"XFSB", 100, 216  # big-endian superblock fields
+
 
 def check_profile(name: str) -> str:
     if name not in PROFILES:
@@ -52,3 +67,18 @@ def ext_features(profile: str, fs_type: str) -> str:
 def mkfs_options(profile: str, fs_type: str) -> dict[str, str]:
     """Keyword arguments for libguestfs' mkfs: the explicit features for ext2/3/4, else none."""
     return {"features": ext_features(profile, fs_type)} if fs_type in EXT_FAMILY else {}
+
+
+def unreadable_xfs_features(profile: str, superblock: bytes) -> list[str]:
+    """The incompatible features of the XFS superblock (its first 512 bytes) that the profile's
+    boot loader cannot read from a root filesystem; [] for a V4 superblock or none such."""
+    if superblock[:4] != _XFS_MAGIC or len(superblock) < _XFS_INCOMPAT_AT + 4:
+        raise GuestError("not an XFS superblock")
+    if int.from_bytes(superblock[_XFS_VERSION_AT:_XFS_VERSION_AT + 2], "big") & 0xF < 5:
+        return []  # V4: no feature masks
+    bits = int.from_bytes(superblock[_XFS_INCOMPAT_AT:_XFS_INCOMPAT_AT + 4], "big")
+    readable = 0
+    for name in XFS_ROOT_READABLE[check_profile(profile)]:
+        readable |= XFS_INCOMPAT[name]
+    names = {bit: name for name, bit in XFS_INCOMPAT.items()}
+    return [names.get(1 << n, f"0x{1 << n:x}") for n in range(32) if bits & ~readable & (1 << n)]

@@ -64,7 +64,7 @@ def make_layout(disk: Path, image: ImageData, plan: CreatePlan) -> Layout:
                                      boot=plan.boot, fs_type=plan.fs_type)
     if plan.layout == TAR:
         return TarballLayout(disk, image.stream, image.size, table=plan.table, boot=plan.boot,
-                             fs_type=plan.fs_type)
+                             fs_type=plan.fs_type, mkfs_profile=plan.mkfs_profile)
     return DiskImageLayout(disk, image.stream, image.size)
 
 

@@ -39,7 +39,7 @@ from osdef.vocab import FS_IMAGE, TAR
 
 #: DIB output type per recipe output (raw without the `vm` element = bare filesystem).
 DIB_TYPES = {FS_IMAGE: "raw", TAR: "tar"}
-#: the diskimage-builder versions osdef builds with: [from, below) (docs/images.md says why)
+#: the diskimage-builder versions osdef builds with: [from, below) (docs/debian.md says why)
 SUPPORTED_DIB = ((3, 40), (3, 44))
 DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
 MMDEBSTRAP_LINE = "mmdebstrap is installed; use it"  # what DIB's 08-debootstrap prints

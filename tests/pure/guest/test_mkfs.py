@@ -81,3 +81,58 @@ def test_only_ext_gets_feature_options():
     assert mkfs.mkfs_options("debian-12", "ext4")["features"].startswith("none,")
     with pytest.raises(Exception, match="unknown mkfs profile 'rhel-9'"):
         mkfs.ext_features("rhel-9", "ext4")
+
+
+def xfs_superblock(tmp_path: Path, *options: str) -> bytes:
+    """The first 512 bytes of an XFS made by this host's mkfs.xfs (the oracle) with options."""
+    image = tmp_path / "xfs.img"
+    image.unlink(missing_ok=True)
+    subprocess.run(["truncate", "-s", "512M", str(image)], check=True)
+    subprocess.run(["mkfs.xfs", "-q", "-f", *options, str(image)], check=True,
+                   env={"PATH": "/sbin:/usr/sbin:/bin:/usr/bin"})
+    return image.read_bytes()[:512]
+
+
+@pytest.mark.skipif(shutil.which("mkfs.xfs", path="/sbin:/usr/sbin") is None, reason="xfsprogs missing")
+def test_an_xfs_root_debian_12s_grub_cannot_read_is_named(tmp_path):
+    # Debian 13's mkfs.xfs (6.13) turns on nrext64 by default; GRUB 2.06 (Debian 12) predates it
+    trixie_default = xfs_superblock(tmp_path, "-m", "rmapbt=1", "-i", "nrext64=1")
+    assert mkfs.unreadable_xfs_features("debian-12", trixie_default) == ["nrext64"]
+    assert mkfs.unreadable_xfs_features("debian-13", trixie_default) == []
+    bookworm_default = xfs_superblock(tmp_path)  # this Debian 12 host's defaults
+    assert mkfs.unreadable_xfs_features("debian-12", bookworm_default) == []
+    with pytest.raises(Exception, match="not an XFS superblock"):
+        mkfs.unreadable_xfs_features("debian-12", b"\0" * 512)
+
+
+def test_create_stops_on_an_xfs_root_the_guest_cannot_boot(tmp_path):
+    from osdef.errors import GuestError
+    from osdef.guest.mkfs import check_root_readable
+
+    superblock = bytearray(512)
+    superblock[:4], superblock[100:102], superblock[216:220] = b"XFSB", (0xB4A5).to_bytes(2, "big"), \
+        (0x2B).to_bytes(4, "big")
+
+    class Session:
+        g = type("G", (), {"pread_device": staticmethod(lambda dev, n, off: bytes(superblock))})()
+
+        def call(self, what, fn, *args):
+            return fn(*args)
+
+    check_root_readable(Session(), "ext4", "/dev/sda2", "debian-12")  # ext: its own profile
+    check_root_readable(Session(), "xfs", "/dev/sda2", "debian-13")
+    with pytest.raises(GuestError, match=r"mkfs.xfs made the root with nrext64, which the debian-12 guest's "
+                                         r"boot loader cannot read: use filesystem=ext4"):
+        check_root_readable(Session(), "xfs", "/dev/sda2", "debian-12")
+
+
+def test_a_tarball_layout_gets_the_plans_profile(tmp_path):
+    import io
+
+    from osdef.guest.install import ImageData, make_layout
+    from osdef.guest.plan import CreatePlan
+
+    plan = CreatePlan(layout="tar", hostname="web1.example.org", boot="none", table="gpt", fs_type="xfs",
+                      mkfs_profile="debian-13")
+    layout = make_layout(tmp_path / "disk", ImageData(io.BytesIO(b""), 0), plan)
+    assert (layout.fs_type, layout.mkfs_profile) == ("xfs", "debian-13")
