@@ -149,7 +149,7 @@ def entered_root(request, name: str, release: str, packages: tuple[str, ...], de
     root = Root(name, Path(out.strip()))
     root.timings.append((f"{release} root ({err.strip().splitlines()[-1].split('] ', 1)[-1]})",
                          time.monotonic() - started, 0))
-    request.addfinalizer(lambda: debroot("leave", name))
+    request.addfinalizer(lambda: _leave(root))
     proc = debroot("enter", name, str(root.base))
     if proc.returncode != 0:
         pytest.fail(f"entering the {release} root: {proc.stderr[-3000:]}", pytrace=False)
@@ -157,6 +157,12 @@ def entered_root(request, name: str, release: str, packages: tuple[str, ...], de
     root.run("apt-get", "install", "-y", "-q", "--no-install-recommends", f"{INSIDE}/{deb.name}",
              step=f"apt-get install ./{deb.name} ({release})")
     return root
+
+
+def _leave(root: Root) -> None:
+    debroot("leave", root.name)
+    say(f"{root.name} timings:\n" + "\n".join(f"  {secs:7.1f} s  rc={rc}  {step}"
+                                              for step, secs, rc in root.timings))
 
 
 @pytest.fixture(scope="package")
@@ -240,11 +246,7 @@ def cluster31(request, trixie) -> Cluster31:
     env = {"GH_STATE": GH_STATE, "GH_NSDIR": GH_NSDIR, "GH_OSDEF": "package", "GH_NODES": "2",
            "GH_SITE_CONFIG": f"{INSIDE}/osdef.yaml", "GH_NODE_CACHE": f"{INSIDE}/cache"}
 
-    def down():
-        trixie.run("bash", f"{INSIDE}/harness.sh", "down", env=env, check=False, timeout=300)
-        if trixie.timings:
-            say("timings:\n" + "\n".join(f"  {secs:7.1f} s  rc={rc}  {name}" for name, secs, rc in trixie.timings))
-
-    request.addfinalizer(down)
+    request.addfinalizer(lambda: trixie.run("bash", f"{INSIDE}/harness.sh", "down", env=env,
+                                            check=False, timeout=300))
     trixie.run("bash", f"{INSIDE}/harness.sh", "up", env=env, step="Ganeti 3.1 cluster up (2 nodes)")
     return Cluster31(trixie)

@@ -19,6 +19,7 @@
 #                                         there); the root is pivoted, so nsenter lands inside it
 #   debroot.sh run NAME CMD..             run CMD in it (cwd /, a clean environment)
 #   debroot.sh leave NAME                 end its processes, drop the namespace and the overlay
+#                                         (and $DR_NSDIR's own bind mount after the last root)
 #
 # Learnt from shared/reference/debian13.md: debootstrap minbase + apt with a policy-rc.d that
 # exits 101 (no service starts), the root bind-mounted onto itself before unshare/pivot.
@@ -180,6 +181,10 @@ leave() {  # leave NAME
   fi
   rm -f "$h"
   rm -rf "$w"
+  # the last root gone: nothing of ours stays mounted in the host's namespace
+  if mountpoint -q "$DR_NSDIR" 2>/dev/null && [ -z "$(find "$DR_NSDIR" -mindepth 1 -print -quit)" ]; then
+    umount "$DR_NSDIR" && rmdir "$DR_NSDIR"
+  fi
 }
 
 cmd=${1:-}
