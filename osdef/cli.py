@@ -126,41 +126,8 @@ def _cmd_export_plan(args, cfg_loader) -> int:
     return _print_plan(args.disk, count=not args.no_count)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="osdef", description="The `image` guest OS definition for Ganeti.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    p = sub.add_parser("install", help="write the Ganeti OS directory")
-    p.add_argument("--os-dir", default=str(osdir.DEFAULT_OS_DIR),
-                   help=f"OS dir to write (default {osdir.DEFAULT_OS_DIR})")
-    p.add_argument("--config", help="site config (YAML) to validate and install as <os-dir>/osdef.yaml")
-    p.add_argument("--python", metavar="PATH",
-                   help="the interpreter the launchers run (default: this one, "
-                        f"{sys.executable}); it must import osdef")
-    p.set_defaults(func=_cmd_install)
-
-    p = sub.add_parser("diagnose", help="check an installed OS directory (runs each launcher's interpreter)")
-    p.add_argument("--os-dir", default=str(active_os_dir()),
-                   help=f"default: the one Ganeti uses here ({active_os_dir()})")
-    p.set_defaults(func=_cmd_diagnose)
-
-    p = sub.add_parser("params", help="list the OS parameters")
-    p.add_argument("--markdown", action="store_true", help="as the README's markdown table")
-    p.set_defaults(func=_cmd_params)
-
-    p = sub.add_parser("variants", help="list the variants")
-    p.add_argument("--dir", help="variants directory (default: the source tree's)")
-    p.set_defaults(func=_cmd_variants)
-
-    try:
-        from osdef.images import command as image_command
-    except ImportError:
-        image_command = None
-    if image_command is not None:
-        image_command.register(sub)
-    from osdef.extstorage import command as extstorage_command
-    extstorage_command.register(sub)
-
+def _add_try_command(sub) -> None:
+    """`osdef try ACTION`: an installed OS script run as Ganeti would run it."""
     p = sub.add_parser("try", help="run an installed OS script with a Ganeti-built environment",
                        description="Run an installed OS script exactly as Ganeti would (clean environment, "
                                    "cwd = OS dir, EXP_SIZE_FD=11), on plain files: no cluster needed.")
@@ -184,6 +151,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="site config for the run (passed as OSDEF_CONFIG)")
     p.add_argument("--debug", action="store_true", help="DEBUG_LEVEL=1 (tracebacks on internal errors)")
     p.set_defaults(func=_cmd_try)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="osdef", description="The `image` guest OS definition for Ganeti.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("install", help="write the Ganeti OS directory")
+    p.add_argument("--os-dir", default=str(osdir.DEFAULT_OS_DIR),
+                   help=f"OS dir to write (default {osdir.DEFAULT_OS_DIR})")
+    p.add_argument("--config", help="site config (YAML) to validate and install as <os-dir>/osdef.yaml")
+    p.add_argument("--python", metavar="PATH",
+                   help="the interpreter the launchers run (default: this one, "
+                        f"{sys.executable}); it must import osdef")
+    p.set_defaults(func=_cmd_install)
+
+    p = sub.add_parser("diagnose", help="check an installed OS directory (runs each launcher's interpreter)")
+    p.add_argument("--os-dir", default=str(active_os_dir()),
+                   help=f"default: the one Ganeti uses here ({active_os_dir()})")
+    p.set_defaults(func=_cmd_diagnose)
+
+    p = sub.add_parser("params", help="list the OS parameters")
+    p.add_argument("--markdown", action="store_true", help="as the README's markdown table")
+    p.set_defaults(func=_cmd_params)
+
+    p = sub.add_parser("variants", help="list the variants")
+    p.add_argument("--dir", help="variants directory (default: the checkout's or the package's, "
+                                  "plus the site's variants_dir)")
+    p.set_defaults(func=_cmd_variants)
+
+    try:
+        from osdef.images import command as image_command
+    except ImportError:
+        image_command = None
+    if image_command is not None:
+        image_command.register(sub)
+    from osdef.extstorage import command as extstorage_command
+    extstorage_command.register(sub)
+
+    _add_try_command(sub)
 
     p = sub.add_parser("export-plan", help="what an export of a disk would send, and why",
                        description="Read a disk (file or block device, read-only) as an export would: its "
