@@ -6,7 +6,7 @@ loopfile provider.  Instance names are short, as Ganeti 3.1 passes them; the
 `domain` OS parameter qualifies them.  A debian-12 guest is made on this
 Debian 13 node (its appliance runs trixie's mke2fs): its data disk gets the
 debian-12 feature set, e2fsck from Debian 12 (this host) accepts its
-filesystems and it boots under qemu with the data disk mounted.  Then
+filesystems and it boots under qemu and mounts the data disk.  Then
 rename (no -f in 3.1), reinstall, an ext instance, and gnt-backup export to
 node2 and import there, with the guest's files read back after each with the
 host's e2fsprogs (guestext: debugfs, no mount, no appliance): host name and
@@ -50,8 +50,7 @@ def disks(cluster: Cluster31, name: str, node: str = NODE) -> list[Path]:
 
 
 def features(image: Path) -> set[str]:
-    out = subprocess.run(["dumpe2fs", "-h", str(image)], capture_output=True, text=True, check=True).stdout
-    return set(next(ln for ln in out.splitlines() if ln.startswith("Filesystem features:")).split(":")[1].split())
+    return set(superblock(image)["Filesystem features"].split())
 
 
 def hosts_line(name: str) -> str:
@@ -101,16 +100,32 @@ def test_the_debian_13_node_gave_the_data_disk_debian_12s_features(cluster31, st
 
 
 def test_the_debian_12_guest_made_on_debian_13_boots(cluster31, state, tmp_path):
+    """It boots to a login prompt on copies of its disks; after a clean power-down Debian 12's
+    dumpe2fs finds the data disk mounted by the guest (its mount count up by one, a new mount
+    time) and cleanly unmounted."""
     if not state.get("added"):
         pytest.skip("add failed")
-    disk0, disk1 = disks(cluster31, FILE)
-    qemu = Qemu(disk0, tmp_path, ["-snapshot", "-drive", f"file={disk1},format=raw,if=virtio"])
+    copies = []
+    for n, disk in enumerate(disks(cluster31, FILE)):
+        copies.append(tmp_path / f"disk{n}.img")
+        subprocess.run(["cp", "--sparse=always", str(disk), str(copies[-1])], check=True)
+    before = superblock(copies[1])
+    qemu = Qemu(copies[0], tmp_path, ["-drive", f"file={copies[1]},format=raw,if=virtio"])
     try:
         booted = qemu.wait_for(f"{FILE} login:".encode(), LOGIN_TIMEOUT)
     finally:
-        qemu.stop()
+        qemu.powerdown()
     assert booted, qemu.tail()
     assert "emergency" not in qemu.tail().lower()
+    data = superblock(copies[1])
+    assert int(data["Mount count"]) == int(before["Mount count"]) + 1, (before, data)
+    assert data["Last mount time"] not in ("n/a", before["Last mount time"]), (before, data)
+    assert data["Filesystem state"] == "clean", data  # unmounted at the power-down
+
+
+def superblock(image: Path) -> dict[str, str]:
+    out = subprocess.run(["dumpe2fs", "-h", str(image)], capture_output=True, text=True, check=True).stdout
+    return {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in out.splitlines()) if v}
 
 
 def test_rename_without_force(cluster31, state):
