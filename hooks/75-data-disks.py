@@ -7,6 +7,7 @@ have `nofail`, so a missing disk does not stop the boot.
 """
 
 from osdef.errors import GuestError
+from osdef.guest.mkfs import make_filesystem
 from osdef.guest.osparams import data_disk_entry, data_disk_mountpoint
 from osdef.vocab import ROOT_FILESYSTEMS
 
@@ -60,7 +61,7 @@ def run(ctx):
             ctx.log(f"data disks: disk {index} already has {found}: kept (not formatted)")
             disk_fs = found
         else:
-            g.call(f"make {fs_type} on disk {index}", g.g.mkfs, fs_type, device)
+            make_filesystem(g, fs_type, device, ctx.plan.mkfs_profile, f"make {fs_type} on disk {index}")
             disk_fs = fs_type
             ctx.log(f"data disks: disk {index} formatted {fs_type}")
         uuid = g.call(f"read the UUID of disk {index}", g.g.vfs_uuid, device)

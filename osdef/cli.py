@@ -12,19 +12,22 @@
 from __future__ import annotations
 
 import argparse
+import os
+import select
 import sys
 from pathlib import Path
 
 from osdef import config as siteconfig
 from osdef.errors import OsdefError
 from osdef.ganeti import params as osparams
+from osdef.paths import active_os_dir
 from osdef.scripts import osdir, trial as trialmod
 
 
 def _cmd_install(args, cfg_loader) -> int:
-    from osdef.paths import source_root
+    from osdef.paths import data_root
 
-    report = osdir.install(Path(args.os_dir), source=source_root(),
+    report = osdir.install(Path(args.os_dir), source=data_root(), python=args.python,
                            config_file=Path(args.config) if args.config else None)
     print(f"installed the image OS definition into {report.os_dir}")
     print(f"  variants: {', '.join(report.variants)}")
@@ -56,9 +59,10 @@ def _cmd_params(args, cfg_loader) -> int:
 
 def _cmd_variants(args, cfg_loader) -> int:
     from osdef import variants
-    from osdef.paths import source_root
+    from osdef.paths import data_dir
 
-    catalog = variants.load_dir(Path(args.dir) if args.dir else source_root() / "variants")
+    site = cfg_loader(active_os_dir()).variants_dir
+    catalog = variants.load_dir(Path(args.dir) if args.dir else data_dir("variants"), site)
     default = catalog.default().name
     for v in catalog.variants:
         mark = " (default)" if v.name == default else ""
@@ -122,42 +126,13 @@ def _cmd_export_plan(args, cfg_loader) -> int:
     return _print_plan(args.disk, count=not args.no_count)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="osdef", description="The `image` guest OS definition for Ganeti.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    p = sub.add_parser("install", help="write the Ganeti OS directory")
-    p.add_argument("--os-dir", default=str(osdir.DEFAULT_OS_DIR),
-                   help=f"OS dir to write (default {osdir.DEFAULT_OS_DIR})")
-    p.add_argument("--config", help="site config (YAML) to validate and install as <os-dir>/osdef.yaml")
-    p.set_defaults(func=_cmd_install)
-
-    p = sub.add_parser("diagnose", help="check an installed OS directory")
-    p.add_argument("--os-dir", default=str(osdir.DEFAULT_OS_DIR))
-    p.set_defaults(func=_cmd_diagnose)
-
-    p = sub.add_parser("params", help="list the OS parameters")
-    p.add_argument("--markdown", action="store_true", help="as the README's markdown table")
-    p.set_defaults(func=_cmd_params)
-
-    p = sub.add_parser("variants", help="list the variants")
-    p.add_argument("--dir", help="variants directory (default: the source tree's)")
-    p.set_defaults(func=_cmd_variants)
-
-    try:
-        from osdef.images import command as image_command
-    except ImportError:
-        image_command = None
-    if image_command is not None:
-        image_command.register(sub)
-    from osdef.extstorage import command as extstorage_command
-    extstorage_command.register(sub)
-
+def _add_try_command(sub) -> None:
+    """`osdef try ACTION`: an installed OS script run as Ganeti would run it."""
     p = sub.add_parser("try", help="run an installed OS script with a Ganeti-built environment",
                        description="Run an installed OS script exactly as Ganeti would (clean environment, "
                                    "cwd = OS dir, EXP_SIZE_FD=11), on plain files: no cluster needed.")
     p.add_argument("action", choices=("create", "rename", "export", "import", "verify"))
-    p.add_argument("--os-dir", default=str(osdir.DEFAULT_OS_DIR))
+    p.add_argument("--os-dir", default=str(active_os_dir()))
     p.add_argument("--variant", "-o", help="OS_VARIANT (default: the OS dir's default variant)")
     p.add_argument("--name", "-n", default="try.example.org", help="INSTANCE_NAME (FQDN)")
     p.add_argument("--disk", action="append", metavar="PATH[:SIZE]",
@@ -177,6 +152,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="DEBUG_LEVEL=1 (tracebacks on internal errors)")
     p.set_defaults(func=_cmd_try)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="osdef", description="The `image` guest OS definition for Ganeti.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("install", help="write the Ganeti OS directory")
+    p.add_argument("--os-dir", default=str(osdir.DEFAULT_OS_DIR),
+                   help=f"OS dir to write (default {osdir.DEFAULT_OS_DIR})")
+    p.add_argument("--config", help="site config (YAML) to validate and install as <os-dir>/osdef.yaml")
+    p.add_argument("--python", metavar="PATH",
+                   help="the interpreter the launchers run (default: this one, "
+                        f"{sys.executable}); it must import osdef")
+    p.set_defaults(func=_cmd_install)
+
+    p = sub.add_parser("diagnose", help="check an installed OS directory (runs each launcher's interpreter)")
+    p.add_argument("--os-dir", default=str(active_os_dir()),
+                   help=f"default: the one Ganeti uses here ({active_os_dir()})")
+    p.set_defaults(func=_cmd_diagnose)
+
+    p = sub.add_parser("params", help="list the OS parameters")
+    p.add_argument("--markdown", action="store_true", help="as the README's markdown table")
+    p.set_defaults(func=_cmd_params)
+
+    p = sub.add_parser("variants", help="list the variants")
+    p.add_argument("--dir", help="variants directory (default: the checkout's or the package's, "
+                                  "plus the site's variants_dir)")
+    p.set_defaults(func=_cmd_variants)
+
+    try:
+        from osdef.images import command as image_command
+    except ImportError:
+        image_command = None
+    if image_command is not None:
+        image_command.register(sub)
+    from osdef.extstorage import command as extstorage_command
+    extstorage_command.register(sub)
+
+    _add_try_command(sub)
+
     p = sub.add_parser("export-plan", help="what an export of a disk would send, and why",
                        description="Read a disk (file or block device, read-only) as an export would: its "
                                    "partition table as the guest's kernel reads it, each filesystem's map, what "
@@ -188,11 +202,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SIGPIPE_EXIT = 141  # what a shell reports for a tool ended by SIGPIPE (128 + 13)
+
+
+def _stdout_broken() -> bool:
+    """stdout is a pipe whose reader has gone (poll reports an error on its write end)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def _reader_gone() -> int:
+    """stdout's reader went away (`osdef … | head`): stop quietly, as a tool ended by SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+    os.close(devnull)
+    return SIGPIPE_EXIT
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args, siteconfig.load)
+        code = args.func(args, siteconfig.load)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError as exc:
+        if _stdout_broken():
+            return _reader_gone()
+        print(f"osdef {args.command}: error: {exc.strerror}", file=sys.stderr)  # another pipe's
+        return 1
     except OsdefError as exc:
         print(f"osdef {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -28,6 +28,7 @@ SYSTEM_CONFIG = Path("/etc/osdef/osdef.yaml")
 OS_DIR_CONFIG_NAME = "osdef.yaml"
 DEFAULT_IMAGE_DIR = Path("/var/cache/osdef/images")
 DEFAULT_HOOKS_DIR = Path("/etc/osdef/hooks.d")
+DEFAULT_VARIANTS_DIR = Path("/etc/osdef/variants.d")
 DEFAULT_AGREEMENT_FILE = Path("/etc/osdef/images-agreed.json")
 DEFAULT_CEPH_CONF = Path("/etc/ceph/ceph.conf")
 
@@ -85,6 +86,7 @@ class SiteConfig:
     images: ImageSettings = field(default_factory=ImageSettings)
     libguestfs: LibguestfsSettings = field(default_factory=LibguestfsSettings)
     hooks_dir: Path = DEFAULT_HOOKS_DIR
+    variants_dir: Path = DEFAULT_VARIANTS_DIR  # a site's own variants (listed in variants.list)
     os_param_defaults: dict[str, str] = field(default_factory=dict)
     ceph: CephSettings = field(default_factory=CephSettings)
 
@@ -166,13 +168,16 @@ def _abspath(value: Any, key: str, path: Path) -> Path:
 def parse(data: Any, path: Path) -> SiteConfig:
     """Turn the YAML document into a SiteConfig, naming file and key on error."""
     top = _mapping(data, "the document", path)
-    _reject_unknown(top, {"images", "libguestfs", "hooks_dir", "os_parameters", "ceph"}, "", path)
+    _reject_unknown(top, {"images", "libguestfs", "hooks_dir", "variants_dir", "os_parameters", "ceph"}, "",
+                    path)
     return SiteConfig(
         source=Path(path),
         images=_images(_mapping(top.get("images"), "images", path), path),
         libguestfs=_libguestfs(_mapping(top.get("libguestfs"), "libguestfs", path), path),
         hooks_dir=(_abspath(top["hooks_dir"], "hooks_dir", path)
                    if "hooks_dir" in top else DEFAULT_HOOKS_DIR),
+        variants_dir=(_abspath(top["variants_dir"], "variants_dir", path)
+                      if "variants_dir" in top else DEFAULT_VARIANTS_DIR),
         os_param_defaults=_os_parameters(_mapping(top.get("os_parameters"), "os_parameters", path),
                                          path),
         ceph=_ceph(_mapping(top.get("ceph"), "ceph", path), path),

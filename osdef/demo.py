@@ -23,7 +23,7 @@ import yaml
 from osdef import config as siteconfig
 from osdef import variants as variantmod
 from osdef.errors import OsdefError
-from osdef.paths import source_root
+from osdef.paths import data_root
 
 DEMO_NAME = "demo.example.org"
 DEMO_SIZE = "10G"
@@ -113,7 +113,7 @@ def describe(disk: Path, settings: siteconfig.LibguestfsSettings) -> None:
 
 
 def main() -> int:
-    root = source_root()
+    root = data_root()
     work = root / ".demo"
     work.mkdir(exist_ok=True)
     try:

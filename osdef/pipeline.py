@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from osdef.paths import source_root
+from osdef.paths import data_root
 
 BOOT_AREAS = "bootareas"  # in the image cache: grub boot areas per image and layout
 
@@ -21,7 +21,7 @@ BOOT_AREAS = "bootareas"  # in the image cache: grub boot areas per image and la
 def image_store(ctx):
     from osdef.images import ImageStore
 
-    return ImageStore(ctx.config.images, source_root() / "images")
+    return ImageStore(ctx.config.images, data_root() / "images")
 
 
 def serial_console_wanted(ctx) -> bool:
@@ -34,7 +34,7 @@ def serial_console_wanted(ctx) -> bool:
 
 def hooks_dir(ctx) -> Path:
     installed = ctx.os_dir / "hooks"
-    return installed if installed.is_dir() else source_root() / "hooks"
+    return installed if installed.is_dir() else data_root() / "hooks"
 
 
 def check_agreed_image(ctx, store, name: str, artifact=None) -> None:
@@ -86,7 +86,7 @@ def build_plan(ctx, store, say: Callable[[str], None]):
         layout=artifact.format, hostname=inst.name, fs_type=artifact.fs_type or params.filesystem or variant.filesystem,
         table=params.partition_table or variant.partition_table, boot=variant.boot,
         serial_console=serial_console_wanted(ctx), params=params, steps=steps, instance=inst,
-        network=network, data_disks=extra,
+        network=network, data_disks=extra, mkfs_profile=variant.mkfs,
         boot_cache=BootAreaCache(store.cache_dir / BOOT_AREAS, artifact.sha256, say, image_name=artifact.name))
     say(f"{'reinstall' if inst.reinstall else 'create'} {inst.name}: variant {variant.name}, image {artifact.name} "
         f"({artifact.format}, {artifact.size >> 20} MiB, sha256 {artifact.sha256}), "
@@ -109,10 +109,11 @@ def agreed_artifact(ctx, store, name: str):
 
 
 def rename(ctx, say: Callable[[str], None]) -> None:
+    from osdef.guest.hostnames import name_domain
     from osdef.guest.install import rename as rename_guest
 
     inst = ctx.instance
     say(f"rename {inst.old_name} → {inst.name}")
     rename_guest(ctx.locations[0], inst.old_name, inst.name,
-                 settings=ctx.config.libguestfs, log=say)
+                 settings=ctx.config.libguestfs, log=say, domain=name_domain(ctx.params))
     say("done")

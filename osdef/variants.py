@@ -15,12 +15,13 @@ from typing import Any
 
 from osdef import yamldoc
 from osdef.errors import VariantError
+from osdef.fsprofiles import DEFAULT_PROFILE, PROFILES
 from osdef.vocab import (BOOT_MODES, DEFAULT_BOOT_MODE, DEFAULT_FILESYSTEM,
                           DEFAULT_PARTITION_TABLE, FILESYSTEMS, PARTITION_TABLES)
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*\Z")
 KEYS = {"description", "image", "filesystem", "partition_table", "boot", "skip_hooks",
-        "os_parameters", "default"}
+        "os_parameters", "default", "mkfs"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Variant:
     skip_hooks: frozenset[str] = frozenset()
     os_parameters: dict[str, str] = field(default_factory=dict)
     default: bool = False  # the variant used when Ganeti passes none (API 10)
+    mkfs: str = DEFAULT_PROFILE  # the ext feature profile of filesystems made for it (osdef.guest.mkfs)
     source: Path | None = None
 
 
@@ -78,6 +80,7 @@ def parse(data: Any, path: Path) -> Variant:
     default = data.get("default", False)
     if not isinstance(default, bool):
         raise _fail(path, "default", "must be true or false")
+    mkfs = _choice(data, "mkfs", tuple(PROFILES), DEFAULT_PROFILE, path)
     return Variant(
         name=name,
         description=data["description"].strip(),
@@ -89,6 +92,7 @@ def parse(data: Any, path: Path) -> Variant:
         skip_hooks=frozenset(skip),
         os_parameters=os_parameters,
         default=default,
+        mkfs=mkfs,
         source=path,
     )
 
@@ -127,12 +131,22 @@ class Catalog:
         return "".join(f"{v.name}\n" for v in ordered)
 
 
-def load_dir(directory: Path) -> Catalog:
+def load_dir(directory: Path, site_dir: Path | None = None) -> Catalog:
+    """The variants of directory, plus a site's own from site_dir (/etc/osdef/variants.d;
+    a missing site dir adds none).  A site variant may not reuse a built-in name."""
     directory = Path(directory)
     files = sorted(directory.glob("*.yaml"))
     if not files:
         raise VariantError(f"{directory}: no variant files (*.yaml) found")
+    if site_dir is not None and Path(site_dir).is_dir():
+        files += sorted(Path(site_dir).glob("*.yaml"))
     variants = tuple(load_file(f) for f in files)
+    seen: dict[str, Path] = {}
+    for v in variants:
+        if v.name in seen:
+            raise VariantError(f"{v.source}: variant {v.name!r} is already defined by {seen[v.name]}; "
+                               "give the site variant another file name")
+        seen[v.name] = v.source  # type: ignore[assignment]
     defaults = [v.name for v in variants if v.default]
     if len(defaults) > 1:
         raise VariantError(f"{directory}: more than one variant says default: true ({', '.join(defaults)})")

@@ -23,7 +23,9 @@ import pytest
 
 from tests.tiers import TIERS, item_tier
 
-ONE_WORKER = ("tests/cluster/ganeti/", "tests/ceph/")  # shared global state: one work unit, one worker
+# shared global state: one work unit, one worker (the 3.0 cluster; one Ceph per run, this worker moved into
+# its network namespace; the Debian roots + the 3.1 cluster)
+ONE_WORKER = ("tests/cluster/ganeti/", "tests/ceph/", "tests/trixie/")
 ONE_TEST = ("tests/differential/",)  # independent, seconds-long cases: one work unit each
 
 

@@ -9,6 +9,8 @@
     tests/cluster/    the real two-node Ganeti cluster (tests/cluster/ganeti/harness.sh)
     tests/ceph/       a real Ceph cluster (tests/support/ceph.py): RBD disks through the scripts,
                       libguestfs, qemu and a real Ganeti cluster
+    tests/trixie/     the .deb in Debian roots (debootstrap): a two-node Ganeti 3.1 cluster on
+                      Debian 13, and a clean Debian 12 root
 
 each as tests/<tier>/<domain>/test_*.py (domain: stream, guest, network, ...).
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import pytest
 
-TIERS = ("ceph", "cluster", "boot", "appliance", "differential", "scripts", "pure")  # most expensive first: the run order
+TIERS = ("trixie", "ceph", "cluster", "boot", "appliance", "differential", "scripts", "pure")  # most expensive first
 # the cheapest tier a resource marker may appear in
 NEEDS = {"ceph": "ceph", "ganeti": "cluster", "boot": "boot", "guestfs": "appliance", "dib": "appliance",
          "blockdev": "scripts"}
@@ -31,7 +33,7 @@ NO_APPLIANCE = ("pure", "differential", "scripts")
 
 
 def cost(tier: str) -> int:
-    """0 for the cheapest tier (pure), 6 for the most expensive (ceph: it holds boots and a Ganeti cluster)."""
+    """0 for the cheapest tier (pure), 7 for the most expensive (trixie: Debian roots and a Ganeti 3.1 cluster)."""
     return len(TIERS) - 1 - TIERS.index(tier)
 
 

@@ -118,6 +118,18 @@ class DomainList:
         return "domain names, separated by spaces or ';'"
 
 
+@dataclass(frozen=True)
+class Domain:
+    def parse(self, raw: str) -> str:
+        value = raw.strip().rstrip(".").lower()
+        if value and not valid_hostname(value):
+            raise Invalid(f"{quote(value)} is not a domain name")
+        return value
+
+    def allowed(self) -> str:
+        return "a domain name such as example.org, or empty"
+
+
 def _split_list(raw: str) -> list[str]:
     # Ganeti's -O splits on commas (escape as \,), so spaces and ';' separate items.
     return [item for item in re.split(r"[\s;,]+", raw.strip()) if item]
@@ -223,6 +235,9 @@ PARAMETERS: tuple[OsParam, ...] = (
             "DNS servers (space or ';' separated); empty: from DHCP or the network's defaults"),
     OsParam("dns_search", DomainList(), "",
             "DNS search domains (space or ';' separated)"),
+    OsParam("domain", Domain(), "",
+            "domain of a short instance name (Ganeti 3.1 passes names as given): NAME.DOMAIN in "
+            "/etc/hosts and mailname; empty: the first dns_search, else the guest's resolv.conf"),
     OsParam("timezone", Timezone(), "",
             "time zone such as Europe/Berlin (empty: keep the image's, normally UTC)"),
     OsParam("serial_console", Choice(("auto", "yes", "no")), "auto",
@@ -327,6 +342,7 @@ class OsParams(Mapping[str, Any]):
     ssh_authorized_keys: tuple[str, ...]
     dns_servers: tuple[str, ...]
     dns_search: tuple[str, ...]
+    domain: str
     timezone: str
     serial_console: str
     filesystem: str

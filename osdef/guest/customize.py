@@ -29,6 +29,7 @@ import importlib.util
 import os
 import re
 import shlex
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,11 +39,12 @@ from typing import TYPE_CHECKING, Any
 from osdef.errors import GuestError, OsdefError
 from osdef.guest.session import one_line
 from osdef.guest.steporder import order
+from osdef.paths import data_dir
 
 if TYPE_CHECKING:
     from osdef.guest.context import StepContext
 
-BUILTIN_HOOKS_DIR = Path(__file__).resolve().parents[2] / "hooks"
+BUILTIN_HOOKS_DIR = data_dir("hooks")
 _BUILTIN_NAME = re.compile(r"^(\d+)-[A-Za-z0-9_-]+\.py\Z")
 GUEST_HOOK_PATH = "/tmp/osdef-hook"
 
@@ -80,10 +82,13 @@ def _load_module(path: Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise GuestError(f"hook {path}: cannot be loaded as Python")
     module = importlib.util.module_from_spec(spec)
-    try:
+    keep, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # nothing into the OS dir's
+    try:                                                           # hooks/ (or a site's hooks.d)
         spec.loader.exec_module(module)
     except Exception as exc:  # noqa: BLE001 - a broken hook file is an admin-facing error
         raise GuestError(f"hook {path}: cannot be loaded: {one_line(repr(exc))}") from None
+    finally:
+        sys.dont_write_bytecode = keep
     return module
 
 

@@ -1,8 +1,12 @@
 """Hostname files of a guest: pure rendering of /etc/hostname and /etc/hosts, and applying them.
 
-Ganeti's INSTANCE_NAME is the FQDN.  /etc/hostname gets the short name,
-/etc/hosts a `127.0.1.1 fqdn short` line (Debian's convention), /etc/mailname
-the FQDN when the guest has that file.
+INSTANCE_NAME is an FQDN under Ganeti 3.0; Ganeti 3.1 no longer expands names,
+so it may be a short name.  A short name is qualified with a domain: the
+`domain` OS parameter, else the first `dns_search` entry, else the guest's own
+resolver settings (/etc/resolv.conf `domain`, else its first `search` entry);
+without any, it stays short.  /etc/hostname gets the short name, /etc/hosts a
+`127.0.1.1 fqdn short` line (Debian's convention), /etc/mailname the FQDN when
+the guest has that file.
 """
 
 from __future__ import annotations
@@ -23,6 +27,31 @@ def validate_fqdn(name: str) -> str:
         raise GuestError(f"invalid hostname {name!r}: use letters, digits and '-' in dot-separated"
                          " labels of at most 63 characters")
     return candidate
+
+
+def qualify(name: str, domain: str | None) -> str:
+    """name as an FQDN: unchanged when it has a dot, else name.domain (name when no domain)."""
+    name = name.rstrip(".").lower()
+    return f"{name}.{domain}" if domain and "." not in name else name
+
+
+def name_domain(params) -> str:
+    """The domain the OS parameters give a short name: `domain`, else the first `dns_search`
+    ("" when neither: the guest's resolver settings then decide)."""
+    return params.domain or (params.dns_search[0] if params.dns_search else "")
+
+
+def guest_domain(session: GuestSession) -> str | None:
+    """The domain the guest's resolver would add: resolv.conf `domain`, else its first `search`
+    entry (guest data: only a valid host name is taken)."""
+    text = session.read_text_or_none("/etc/resolv.conf") or ""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) >= 2 and words[0] in ("domain", "search"):
+            found.setdefault(words[0], words[1].rstrip(".").lower())
+    domain = found.get("domain") or found.get("search")
+    return domain if domain and valid_hostname(domain) and "." in domain else None
 
 
 def short_name(fqdn: str) -> str:
@@ -74,9 +103,14 @@ def current_hostname(session: GuestSession) -> str | None:
     return lines[0] if lines else ""
 
 
-def apply_hostname(session: GuestSession, fqdn: str, log: Callable[[str], None],
-                   old_fqdn: str | None = None) -> None:
-    """Write /etc/hostname, /etc/hosts and (when present) /etc/mailname."""
+def apply_hostname(session: GuestSession, name: str, log: Callable[[str], None],
+                   old_fqdn: str | None = None, domain: str = "") -> None:
+    """Write /etc/hostname, /etc/hosts and (when present) /etc/mailname; a short name (and a short
+    old name) is qualified with domain, else the guest's resolver domain (see the module doc)."""
+    if "." not in name or (old_fqdn and "." not in old_fqdn):
+        domain = domain or guest_domain(session) or ""
+    fqdn = qualify(name, domain)
+    old_fqdn = qualify(old_fqdn, domain) if old_fqdn else None
     session.write_text("/etc/hostname", short_name(fqdn) + "\n")
     hosts = session.read_text_or_none("/etc/hosts") or "127.0.0.1\tlocalhost\n"
     session.write_text("/etc/hosts", render_hosts(hosts, fqdn, old_fqdn))

@@ -65,7 +65,7 @@ def make_layout(disk: Path, image: ImageData, plan: CreatePlan) -> Layout:
                                      boot=plan.boot, fs_type=plan.fs_type)
     if plan.layout == TAR:
         return TarballLayout(disk, image.stream, image.size, table=plan.table, boot=plan.boot,
-                             fs_type=plan.fs_type)
+                             fs_type=plan.fs_type, mkfs_profile=plan.mkfs_profile)
     return DiskImageLayout(disk, image.stream, image.size)
 
 
@@ -139,10 +139,11 @@ def _install(disk: Path, layout: Layout, boot_area: BootAreaUse, plan: CreatePla
 
 
 def rename(disk: Path, old: str, new: str, *, settings: LibguestfsSettings,
-           log: Callable[[str], None] = print) -> None:
-    """Rename the guest on `disk` (its OS found by inspection) from `old` to `new` FQDN."""
+           log: Callable[[str], None] = print, domain: str = "") -> None:
+    """Rename the guest on `disk` (its OS found by inspection) from `old` to `new` (FQDNs, or
+    short names qualified with domain: osdef.guest.hostnames)."""
     validate_fqdn(new)
     with GuestSession([disk], settings, log=log) as session:
         session.mount_inspected_root()
-        rename_guest(session, old, new, log)
+        rename_guest(session, old, new, log, domain)
         update_seed_hostname(session, new, log)

@@ -27,11 +27,13 @@ from typing import BinaryIO
 
 from osdef.disk.copy import CopyStats, copy_sparse
 from osdef.disk.device import read_bytes
+from osdef.disk.ondisk import ext as ondisk_ext
 from osdef.disk.pipes import enlarge_pipe
 from osdef.disk.units import MiB
 from osdef.errors import GuestError
-from osdef.disk.ondisk import ext as ondisk_ext
+from osdef.fsprofiles import DEFAULT_PROFILE
 from osdef.guest import partition
+from osdef.guest.mkfs import check_root_readable, make_filesystem
 from osdef.guest.partition import Extent, PartitionPlan
 from osdef.guest.session import GuestSession
 from osdef.guest.steps import Step
@@ -206,6 +208,7 @@ class FilesystemImageLayout(_PartitionedLayout):
 class TarballLayout(_PartitionedLayout):
     """Root tarball → partition table (host), mkfs + tar_in through a named pipe (appliance)."""
 
+    mkfs_profile: str = DEFAULT_PROFILE  # the guest's filesystem features (osdef.fsprofiles)
     kind = TAR
 
     def check(self, disk_size: int) -> None:
@@ -230,7 +233,8 @@ class TarballLayout(_PartitionedLayout):
 
     def _mkfs(self, session: GuestSession) -> None:
         self._find_devices(session)
-        session.call(f"mkfs.{self.fs_type}", session.g.mkfs, self.fs_type, self.root.device)
+        make_filesystem(session, self.fs_type, self.root.device, self.mkfs_profile, f"mkfs.{self.fs_type}")
+        check_root_readable(session, self.fs_type, self.root.device, self.mkfs_profile)
         self.root.fs_type = self.fs_type
         self.root.uuid = session.call("read the root UUID", session.g.vfs_uuid, self.root.device)
         self._make_esp(session)

@@ -23,6 +23,7 @@ from osdef.guest.bootarea import BootAreaCache
 from osdef.guest.bootloader import GRUB_CONFIGS
 from osdef.guest.customize import Steps, load_steps
 from osdef.guest.hostnames import validate_fqdn
+from osdef.fsprofiles import DEFAULT_PROFILE, check_profile
 from osdef.guest.network.model import NetworkState, build as build_network
 from osdef.vocab import BOOT_MODES, IMAGE_KINDS, PARTITION_TABLES as TABLES, image_kind
 
@@ -50,6 +51,7 @@ class CreatePlan:
     data_disks: tuple[Path | str, ...] = ()  # disks 1..N attached for data_disks (empty: "keep"); str: rbd: URI
     saved_host_keys: Mapping[str, bytes] | None = None  # reinstall with keep_ssh_host_keys
     boot_cache: BootAreaCache | None = None  # the image's cached BIOS boot areas
+    mkfs_profile: str = DEFAULT_PROFILE  # ext features of what create formats (osdef.guest.mkfs)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hostname", validate_fqdn(self.hostname))
@@ -58,6 +60,7 @@ class CreatePlan:
         _one_of("partition table", self.table, TABLES)
         _one_of("boot mode", self.boot, BOOT_MODES)
         _one_of("grub_config", self.grub_config, GRUB_CONFIGS)
+        check_profile(self.mkfs_profile)
         object.__setattr__(self, "data_disks", tuple(as_location(d) for d in self.data_disks))
         if self.network is None and self.instance is not None:
             object.__setattr__(self, "network", build_network(self.instance, self.params))

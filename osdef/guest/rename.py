@@ -13,7 +13,7 @@ from osdef.guest.session import GuestSession
 
 
 def rename_guest(session: GuestSession, old_fqdn: str, new_fqdn: str,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], domain: str = "") -> None:
     """Set the new name on the mounted guest; warn when its current name is not the old one."""
     new_fqdn = validate_fqdn(new_fqdn)
     old_fqdn = old_fqdn.rstrip(".").lower()
@@ -21,4 +21,4 @@ def rename_guest(session: GuestSession, old_fqdn: str, new_fqdn: str,
     if current not in (old_fqdn, short_name(old_fqdn)):
         log(f"warning: the guest's hostname is {current!r}, not {short_name(old_fqdn)!r};"
             f" setting {short_name(new_fqdn)!r} anyway")
-    apply_hostname(session, new_fqdn, log, old_fqdn=old_fqdn)
+    apply_hostname(session, new_fqdn, log, old_fqdn=old_fqdn, domain=domain)

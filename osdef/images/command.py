@@ -23,13 +23,14 @@ from pathlib import Path
 from osdef import config as siteconfig
 from osdef.config import SiteConfig
 from osdef.images.store import ImageInfo, ImageStore
+from osdef.paths import active_os_dir, data_dir
 
-DEFAULT_OS_DIR = Path("/srv/ganeti/os/image")  # = osdef.ganeti.osdir.DEFAULT_OS_DIR
+DEFAULT_OS_DIR = active_os_dir()  # the OS dir Ganeti uses here (osdef.paths)
 
 
 def default_recipes_dir() -> Path:
-    """images/ of the source tree osdef runs from."""
-    return Path(__file__).resolve().parents[2] / "images"
+    """images/ of the checkout osdef runs from, or of the Debian package."""
+    return data_dir("images")
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

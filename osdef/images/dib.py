@@ -3,7 +3,15 @@
 `disk-image-create` runs from the project's venv (next to sys.executable),
 with the mirrors from the site config and images/elements on ELEMENTS_PATH.
 Its (long) output goes to a log file; a failure becomes one ImageError line
-that names the log.  Filesystem outputs are e2fsck'd once and get the recipe's
+that names the log.
+
+Only the diskimage-builder versions in SUPPORTED_DIB build here (checked
+first, one line naming the version found and what to do); the venv route
+pins one (pyproject's `build` extra).  DIB 3.43 and later bootstrap with
+mmdebstrap whenever it is installed, so the same recipe would give different
+images on two hosts: osdef names debootstrap's own script for the release
+(DIB_DEBIAN_DEBOOTSTRAP_SCRIPT, which turns that switch off), and the
+manifest records the DIB version and the bootstrap tool that ran.  Filesystem outputs are e2fsck'd once and get the recipe's
 fs_features (fscheck); tar outputs lose the ./dev/* entries DIB copies from the
 build host.  Building the argv and the environment are pure functions.
 """
@@ -31,6 +39,10 @@ from osdef.vocab import FS_IMAGE, TAR
 
 #: DIB output type per recipe output (raw without the `vm` element = bare filesystem).
 DIB_TYPES = {FS_IMAGE: "raw", TAR: "tar"}
+#: the diskimage-builder versions osdef builds with: [from, below) (docs/debian.md says why)
+SUPPORTED_DIB = ((3, 40), (3, 44))
+DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
+MMDEBSTRAP_LINE = "mmdebstrap is installed; use it"  # what DIB's 08-debootstrap prints
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,7 @@ class BuildOutput:
     path: Path
     format: str  # fs-image | tar
     dib_version: str | None
+    bootstrap: str | None = None  # debootstrap | mmdebstrap: what made the root
 
 
 def venv_bin() -> Path:
@@ -52,6 +65,38 @@ def dib_version() -> str | None:
         return importlib.metadata.version("diskimage-builder")
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def supported_text() -> str:
+    (lo_major, lo_minor), (hi_major, hi_minor) = SUPPORTED_DIB
+    return f">={lo_major}.{lo_minor},<{hi_major}.{hi_minor}"
+
+
+def check_dib_version(found: str | None, executable: Path) -> None:
+    """One clear ImageError unless diskimage-builder `found` is in SUPPORTED_DIB."""
+    advice = ("use the git+venv route (make venv: it pins a supported one), or build on another "
+              "host and copy the image here with `osdef image add NAME FILE` (`osdef image sync NAME` "
+              "for the whole cluster)")
+    if found is None or not executable.exists():
+        raise ImageError(f"diskimage-builder is not installed for {sys.executable} "
+                         f"(osdef image build needs diskimage-builder {supported_text()}): {advice}")
+    numbers = tuple(int(n) for n in re.findall(r"\d+", found)[:2])
+    if not SUPPORTED_DIB[0] <= numbers < SUPPORTED_DIB[1]:
+        raise ImageError(f"diskimage-builder {found} found ({executable}), osdef image build needs "
+                         f"{supported_text()}: {advice}")
+
+
+def debootstrap_script(release: str) -> Path | None:
+    """debootstrap's script for release, if this host has it (naming it keeps DIB off mmdebstrap)."""
+    script = DEBOOTSTRAP_SCRIPTS / release
+    return script if script.is_file() else None
+
+
+def bootstrap_tool(lines: list[str]) -> str | None:
+    """mmdebstrap or debootstrap, from DIB's log lines; None when neither ran (no Debian root)."""
+    if any(MMDEBSTRAP_LINE in line for line in lines):
+        return "mmdebstrap"
+    return "debootstrap" if any("debootstrap" in line for line in lines) else None
 
 
 def builtin_elements_dir() -> Path | None:
@@ -83,6 +128,9 @@ def dib_environment(settings: ImageSettings, dib: DibRecipe, elements_dir: Path,
     env["DIB_DEBIAN_SECURITY_MIRROR"] = settings.debian_security_mirror
     if settings.build_tmp_dir is not None:
         env["TMP_DIR"] = str(settings.build_tmp_dir)
+    script = debootstrap_script(dib.release)
+    if script is not None:  # the same bootstrap tool on every host, mmdebstrap installed or not
+        env["DIB_DEBIAN_DEBOOTSTRAP_SCRIPT"] = str(script)
     env.update(dib.environment)
     return env
 
@@ -110,9 +158,7 @@ class DibBuilder:
         dib = recipe.source
         assert isinstance(dib, DibRecipe)
         executable = venv_bin() / "disk-image-create"
-        if not executable.exists():
-            raise ImageError(f"diskimage-builder is not installed in {venv_bin().parent}: "
-                             "run `make` (or pip install diskimage-builder) there")
+        check_dib_version(dib_version(), executable)
         search = [self.elements_dir] + [p for p in [builtin_elements_dir()] if p]
         missing = missing_elements(dib.elements, search)
         if missing:
@@ -126,7 +172,7 @@ class DibBuilder:
         output_base = work_dir / recipe.name
         env = dib_environment(self.settings, dib, self.elements_dir, dict(os.environ))
         argv = dib_command(executable, dib, output_base)
-        rc, last = self._run(argv, env, work_dir)
+        rc, last, bootstrap = self._run(argv, env, work_dir)
         if rc != 0:
             raise ImageError(f"diskimage-builder failed for {recipe.name} (exit {rc}): {last}; "
                              f"full log: {self.log_path}")
@@ -141,10 +187,13 @@ class DibBuilder:
             strip_dev_entries(produced, stripped)
             produced.unlink()
             produced = stripped
-        return BuildOutput(path=produced, format=dib.output, dib_version=dib_version())
+        return BuildOutput(path=produced, format=dib.output, dib_version=dib_version(),
+                           bootstrap=bootstrap)
 
-    def _run(self, argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    def _run(self, argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str, str | None]:
+        """DIB's exit code, its most telling error line, and the bootstrap tool that ran."""
         strong = weak = tail = ""
+        boot_lines: list[str] = []
         with open(self.log_path, "w", encoding="utf-8") as log:
             log.write("# " + " ".join(argv) + "\n")
             proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
@@ -160,6 +209,8 @@ class DibBuilder:
                     if not text:
                         continue
                     tail = text
+                    if "bootstrap" in text:
+                        boot_lines.append(text)
                     level = error_level(text)
                     if level == 2:
                         strong = text
@@ -172,7 +223,7 @@ class DibBuilder:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait()
                 raise
-        return rc, (strong or weak or tail or "no output")[:300]
+        return rc, (strong or weak or tail or "no output")[:300], bootstrap_tool(boot_lines)
 
 
 _TS = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \| ")

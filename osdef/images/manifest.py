@@ -39,6 +39,7 @@ class Manifest:
     created_at: str  # ISO 8601, UTC
     recipe_digest: str | None = None
     dib_version: str | None = None
+    bootstrap: str | None = None  # debootstrap | mmdebstrap: what made a DIB build's root
     origin: str | None = None  # URL or file the image came from
     origin_sha256: str | None = None  # sha256 of the downloaded/added file
     version: int = MANIFEST_VERSION
@@ -52,7 +53,7 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "compression": str, "sha256": str, "stored_size": int, "size": int,
     "used_size": int, "source": str, "created_at": str,
 }
-_OPTIONAL = {"recipe_digest", "dib_version", "origin", "origin_sha256", "version"}
+_OPTIONAL = {"recipe_digest", "dib_version", "bootstrap", "origin", "origin_sha256", "version"}
 
 
 def parse_manifest(text: str) -> Manifest:

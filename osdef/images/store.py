@@ -269,11 +269,11 @@ class ImageStore:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return self._commit(recipe.name, stored, source="dib", recipe_digest=digest,
-                            dib_version=output.dib_version)
+                            dib_version=output.dib_version, bootstrap=output.bootstrap)
 
     def _commit(self, name: str, stored: Stored, *, source: str, recipe_digest: str | None = None,
-                dib_version: str | None = None, origin: str | None = None,
-                origin_sha256: str | None = None) -> Artifact:
+                dib_version: str | None = None, bootstrap: str | None = None,
+                origin: str | None = None, origin_sha256: str | None = None) -> Artifact:
         final_name = cf.artifact_name(name, stored.sha256)
         final = self.cache_dir / final_name
         manifest = Manifest(
@@ -281,7 +281,7 @@ class ImageStore:
             compression="zstd", sha256=stored.sha256, stored_size=stored.stored_size,
             size=stored.size, used_size=stored.used_size, source=source,
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            recipe_digest=recipe_digest, dib_version=dib_version, origin=origin,
+            recipe_digest=recipe_digest, dib_version=dib_version, bootstrap=bootstrap, origin=origin,
             origin_sha256=origin_sha256)
         try:
             os.replace(stored.path, final)

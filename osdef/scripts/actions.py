@@ -48,13 +48,13 @@ class Context:
 
 
 def variants_dir(os_dir: Path) -> Path:
-    """Variants of an installed OS dir; a source checkout's when run from the tree."""
+    """Variants of an installed OS dir; a source checkout's (or the package's) otherwise."""
     installed = os_dir / "variants"
     if installed.is_dir():
         return installed
-    from osdef.paths import source_root
+    from osdef.paths import data_dir
 
-    return source_root() / "variants"
+    return data_dir("variants")
 
 
 def resolve_location(location: str, key: str, *, write: bool = False) -> str:
@@ -83,7 +83,7 @@ def load_context(script: str, os_dir: Path, environ: Mapping[str, str]) -> Conte
                                        write=script in ("create", "rename")) for d in instance.disks)
     catalog = variant = None
     if script in ("create", "rename", "verify"):
-        catalog = variantmod.load_dir(variants_dir(os_dir))
+        catalog = variantmod.load_dir(variants_dir(os_dir), config.variants_dir)
         variant = catalog.get(instance.variant)
     source = str(config.source) if config.source else "site config"
     params = osparams.resolve(
@@ -173,7 +173,7 @@ def verify(args: list[str], os_dir: Path, environ: Mapping[str, str]) -> int:
     lines = []
     variant = None
     try:
-        variant = variantmod.load_dir(variants_dir(os_dir)).get(instance.variant)
+        variant = variantmod.load_dir(variants_dir(os_dir), config.variants_dir).get(instance.variant)
     except OsdefError as exc:
         lines.append(str(exc))
     source = str(config.source) if config.source else "site config"

@@ -13,12 +13,8 @@ without -snapshot and is powered down over QMP.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +25,7 @@ from osdef.guest.install import ImageData, install_root
 from osdef.guest.plan import CreatePlan
 
 from tests.support.guest import allocated, read_back, sparse_file
+from tests.support.qemu import Qemu
 from tests.support.stream import export_to_file, import_from_file
 
 pytestmark = [pytest.mark.guestfs, pytest.mark.boot]
@@ -47,58 +44,6 @@ def _debian12():
         return ensure_test_image("debian-12")
     except ImageError as exc:
         pytest.skip(f"no debian-12 test image (build: osdef image build debian-12): {exc}")
-
-
-class Qemu:
-    """qemu-system-x86_64 under TCG with a serial log and a QMP socket; stopped by PID."""
-
-    def __init__(self, disk: Path, workdir: Path, extra: list[str]):
-        self.serial = workdir / "serial.log"
-        self.qmp_path = workdir / "qmp.sock"
-        self.proc = subprocess.Popen(
-            ["qemu-system-x86_64", "-machine", "accel=tcg", "-cpu", "max", "-m", "1024",
-             "-display", "none", "-nic", "none", "-serial", f"file:{self.serial}",
-             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-             "-drive", f"file={disk},format=raw,if=virtio", *extra],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-    def wait_for(self, pattern: bytes, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            if self.serial.exists() and pattern in self.serial.read_bytes():
-                return True
-            time.sleep(2)
-        return False
-
-    def powerdown(self, timeout: float = 60) -> None:
-        """ACPI power button over QMP; the guest shuts down cleanly and qemu exits."""
-        try:
-            with socket.socket(socket.AF_UNIX) as sock:
-                sock.settimeout(10)
-                sock.connect(str(self.qmp_path))
-                reader = sock.makefile("rb")
-                reader.readline()  # greeting
-                for command in ("qmp_capabilities", "system_powerdown"):
-                    sock.sendall(json.dumps({"execute": command}).encode() + b"\n")
-                    reader.readline()
-            self.proc.wait(timeout)
-        except (OSError, subprocess.TimeoutExpired):
-            self.stop()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def tail(self) -> str:
-        text = self.serial.read_bytes().decode(errors="replace") if self.serial.exists() else ""
-        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)[-1500:]
 
 
 @pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="qemu-system-x86 not installed")

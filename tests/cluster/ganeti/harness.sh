@@ -1,8 +1,11 @@
 #!/bin/bash
-# harness.sh - a throw-away Ganeti 3.0 cluster (fake hypervisor) of GH_NODES
+# harness.sh - a throw-away Ganeti 3.0 or 3.1 cluster (fake hypervisor) of GH_NODES
 # nodes (default 1), each in its own net/uts/mount namespaces with an sshd,
 # with osdef's `image` OS definition and `loopfile` ExtStorage provider
-# installed on every node.  Node 1 is the master (`gnt-cluster init`); nodes
+# installed on every node: from the checkout's venv (GH_OSDEF=venv, the
+# default), or the Debian package's (GH_OSDEF=package: the trixie tier runs
+# this script inside a Debian 13 root with osdef_*.deb installed; each node
+# then gets a copy of the package's /etc/osdef plus the site config).  Node 1 is the master (`gnt-cluster init`); nodes
 # 2..N join with the real `gnt-node add` over SSH.  Used by the ganeti test
 # tier (tests/cluster/ganeti/conftest.py) and by the Vagrantfile.
 #
@@ -59,6 +62,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${GH_IPOLICY_STD:=cpu-count=1,disk-count=1,disk-size=1024,memory-size=128,nic-count=1,spindle-use=1}"
 : "${GH_SITE_CONFIG:=}"                         # osdef site config; empty: $GH_STATE/osdef.yaml (TCG)
 : "${GH_IMAGE:=debian-12}"                      # built by `provision`
+: "${GH_OSDEF:=venv}"                           # venv | package (see the top)
 SRV=/srv/ganeti                                 # path inside the mount namespace
 OSDEF="$GH_REPO/.venv/bin/osdef"
 LAN=gntlan                                      # bridge in node 1's netns joining the nodes
@@ -119,6 +123,28 @@ install_packages() {
   return $rc
 }
 
+# persist_namespaces D: new net, uts and mount namespaces, kept by bind mounts on D/{net,uts,mnt}.
+# Linux binds a mount namespace's file only into a namespace with a lower id (its loop check),
+# and a kernel that hands out namespace ids in per-CPU batches (6.18) can give a namespace made
+# later on another CPU a lower id than the one we run in.  The host's initial namespace is always
+# lower; a namespace of our own (the trixie tier runs this script in a Debian 13 root) may not
+# be: `unshare: mount /proc/N/ns/mnt on D/mnt failed: Invalid argument`, now and then.  One made
+# on the CPU ours was made on always gets a higher id, so then try again pinned to each CPU.
+persist_namespaces() {
+  local d=$1 err cpu f
+  touch "$d/net" "$d/uts" "$d/mnt"
+  err=$(unshare --net="$d/net" --uts="$d/uts" --mount="$d/mnt" --propagation private true 2>&1) && return 0
+  for cpu in $(seq 0 $(( $(nproc --all) - 1 ))); do
+    for f in mnt uts net; do if mountpoint -q "$d/$f"; then umount "$d/$f"; fi; done
+    if taskset -c "$cpu" unshare --net="$d/net" --uts="$d/uts" --mount="$d/mnt" \
+         --propagation private true 2>/dev/null; then
+      log "namespaces of $d made on CPU $cpu (unpinned: $err)"
+      return 0
+    fi
+  done
+  die "$err"
+}
+
 ns_create() {  # ns_create I: node I's namespaces, network, private dirs and sshd
   local i=$1 d st name ip j
   d=$(node_nsdir "$i"); st=$(node_state "$i"); name=$(node_name "$i"); ip=$(node_ip "$i")
@@ -128,8 +154,7 @@ ns_create() {  # ns_create I: node I's namespaces, network, private dirs and ssh
     mountpoint -q "$GH_NSDIR" || mount --bind "$GH_NSDIR" "$GH_NSDIR"
     mount --make-private "$GH_NSDIR"
   fi
-  touch "$d/net" "$d/uts" "$d/mnt"
-  unshare --net="$d/net" --uts="$d/uts" --mount="$d/mnt" --propagation private true
+  persist_namespaces "$d"
 
   mkdir -p "$st"/{lib,log/os,log/extstorage,run,lock,etc-ssh,root-ssh,etc-osdef} \
     "$st"/srv/{os,extstorage,file-storage,shared-file-storage,extstorage-data} \
@@ -257,9 +282,17 @@ CONF
 }
 
 install_osdef() {  # on every node, as an admin does (Ganeti does not replicate OS dirs)
-  [ -x "$OSDEF" ] || die "$OSDEF missing: run make venv in $GH_REPO first"
   local conf i
   conf=$(site_config)
+  if [ "$GH_OSDEF" = package ]; then  # the package's OS dir and providers; its /etc/osdef per node
+    for i in $(present_nodes); do
+      cp -a /etc/osdef/. "$(node_state "$i")/etc-osdef/"
+      cp "$conf" "$(node_state "$i")/etc-osdef/osdef.yaml"
+      in_node "$i" osdef diagnose >&2
+    done
+    return 0
+  fi
+  [ -x "$OSDEF" ] || die "$OSDEF missing: run make venv in $GH_REPO first"
   for i in $(present_nodes); do
     in_node "$i" "$OSDEF" install --os-dir "$SRV/os/image" --config "$conf" >&2
     in_node "$i" "$OSDEF" install-extstorage --dir "$SRV/extstorage/loopfile" \

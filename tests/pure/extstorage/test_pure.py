@@ -75,3 +75,18 @@ def test_install_writes_a_healthy_provider_dir(tmp_path):
     assert (tmp_path / "data").is_dir()
     os.unlink(report.provider_dir / "grow")
     assert any("grow" in p for p in installer.diagnose(report.provider_dir))
+
+
+def test_providers_are_listed_and_installed_generically(tmp_path):
+    import subprocess
+    import sys
+
+    listed = subprocess.run([sys.executable, "-m", "osdef.cli", "install-extstorage", "--list"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert listed == list(installer.PROVIDERS) and "loopfile" in listed
+    report = installer.install(tmp_path / "loopfile", data_dir=tmp_path / "data",
+                               python="/usr/bin/python3", create_data_dir=False)
+    assert not (tmp_path / "data").exists()  # a package build: the first volume makes it
+    problems = installer.diagnose(report.provider_dir)
+    assert len(problems) == len(report.scripts)
+    assert "its interpreter /usr/bin/python3 cannot import osdef.extstorage.entry" in problems[0]

@@ -292,3 +292,42 @@ def test_device_and_partition_names_follow_libguestfs_naming_without_calls():
     assert session.partition(0, 2) == "/dev/sda2" and session.partition(26, 1) == "/dev/sdaa1"
     with pytest.raises(GuestError, match="no disk number 28: 28 attached"):
         session.device(28)
+
+
+class _Resolv:
+    """Just enough of a GuestSession for guest_domain: one file."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def read_text_or_none(self, path):
+        assert path == "/etc/resolv.conf"
+        return self.text
+
+
+def test_short_instance_names_are_qualified():
+    from osdef.ganeti.params import OsParams
+    from osdef.guest.hostnames import guest_domain, name_domain, qualify
+
+    assert qualify("web1", "example.org") == "web1.example.org"
+    assert qualify("web1.example.net", "example.org") == "web1.example.net"  # Ganeti 3.0: an FQDN
+    assert qualify("web1", "") == "web1"
+    assert name_domain(OsParams.of(domain="example.org", dns_search=("x.test",))) == "example.org"
+    assert name_domain(OsParams.of(dns_search=("x.test", "y.test"))) == "x.test"
+    assert name_domain(OsParams.defaults()) == ""
+    assert guest_domain(_Resolv("search corp.example lab.example\ndomain example.com\n")) == "example.com"
+    assert guest_domain(_Resolv("# x\nsearch corp.example lab.example\n")) == "corp.example"
+    assert guest_domain(_Resolv("nameserver 10.0.0.1\n")) is None
+    assert guest_domain(_Resolv("domain bad_name!\n")) is None  # guest data: only a host name counts
+    assert guest_domain(_Resolv(None)) is None
+    assert render_hosts("127.0.0.1\tlocalhost\n", qualify("web1", "example.org")).splitlines()[1] == \
+        "127.0.1.1\tweb1.example.org web1"
+
+
+def test_the_domain_parameter_is_checked():
+    from osdef.ganeti.params import PARAMETERS
+
+    domain = next(p for p in PARAMETERS if p.name == "domain")
+    assert domain.parse("Example.ORG.") == "example.org"
+    with pytest.raises(Exception, match="is not a domain name"):
+        domain.parse("not a domain")

@@ -18,7 +18,7 @@ OSDEF = Path(__file__).resolve().parents[3] / "osdef"
 FLOORS = {
     # 0: words, errors and file helpers everything may use
     "osdef": 0, "osdef.errors": 0, "osdef.vocab": 0, "osdef.yamldoc": 0, "osdef.fileutil": 0,
-    "osdef.paths": 0, "osdef.launchers": 0,
+    "osdef.paths": 0, "osdef.launchers": 0, "osdef.fsprofiles": 0,
     # 1: the models: site config, variants, what Ganeti says (environment, OS parameters)
     "osdef.config": 1, "osdef.variants": 1, "osdef.ganeti": 1,
     # 1: the host-side disk layer (open, size, zero, copy) that create and the stream share

@@ -1,11 +1,11 @@
 """README.md stays true: its OS-parameter table is the declarations' table."""
 
 from osdef.ganeti import params
-from osdef.paths import source_root
+from osdef.paths import data_root
 
 
 def test_readme_parameter_table_matches_declarations():
-    text = (source_root() / "README.md").read_text()
+    text = (data_root() / "README.md").read_text()
     begin = text.index("<!-- BEGIN PARAMS")
     begin = text.index("\n", begin) + 1
     end = text.index("<!-- END PARAMS -->")
@@ -13,5 +13,5 @@ def test_readme_parameter_table_matches_declarations():
 
 
 def test_readme_names_the_two_commands():
-    text = (source_root() / "README.md").read_text()
+    text = (data_root() / "README.md").read_text()
     assert "make test" in text and "make demo" in text

@@ -4,11 +4,11 @@ import pytest
 
 from osdef import variants
 from osdef.errors import VariantError
-from osdef.paths import source_root
+from osdef.paths import data_root
 
 
 def test_shipped_variants():
-    catalog = variants.load_dir(source_root() / "variants")
+    catalog = variants.load_dir(data_root() / "variants")
     assert {"debian", "debian-12", "debian-13"} <= set(catalog.names())
     assert catalog.default().name == "debian"
     assert catalog.variants_list().splitlines()[0] == "debian"
@@ -17,7 +17,7 @@ def test_shipped_variants():
 
 
 def test_unknown_variant_lists_valid_ones():
-    catalog = variants.load_dir(source_root() / "variants")
+    catalog = variants.load_dir(data_root() / "variants")
     with pytest.raises(VariantError, match="unknown variant 'ubuntu'; valid variants: .*debian-12"):
         catalog.get("ubuntu")
 
@@ -52,3 +52,21 @@ def test_two_defaults_rejected(tmp_path):
         (tmp_path / f"{n}.yaml").write_text("description: x\nimage: y\ndefault: true\n")
     with pytest.raises(VariantError, match="more than one variant says default"):
         variants.load_dir(tmp_path)
+
+
+def test_site_variants_join_the_builtin_ones(tmp_path):
+    site = tmp_path / "variants.d"
+    site.mkdir()
+    (site / "web.yaml").write_text("description: our web servers\nimage: debian-12\n"
+                                   "os_parameters: {swap_size: 1G}\n")
+    catalog = variants.load_dir(data_root() / "variants", site)
+    assert catalog.names()[-1] == "web" and catalog.get("web").os_parameters == {"swap_size": "1G"}
+    assert catalog.default().name == "debian"
+    assert variants.load_dir(data_root() / "variants", tmp_path / "missing").names() == \
+        variants.load_dir(data_root() / "variants").names()
+
+
+def test_a_site_variant_cannot_shadow_a_builtin_one(tmp_path):
+    (tmp_path / "debian-12.yaml").write_text("description: mine\nimage: debian-12\n")
+    with pytest.raises(VariantError, match="already defined by .*variants/debian-12.yaml"):
+        variants.load_dir(data_root() / "variants", tmp_path)

@@ -35,7 +35,7 @@ def test_install_writes_what_ganeti_reads(installed_os_dir):
 def test_a_launcher_installed_before_osdef_scripts_still_runs(tmp_path):
     # OS dirs installed by older versions import osdef.ganeti.entry (kept as a one-line alias)
     target = tmp_path / "image"
-    osdir.install(target, source=__import__("osdef.paths").paths.source_root())
+    osdir.install(target, source=__import__("osdef.paths").paths.data_root())
     assert "from osdef.scripts.entry import launcher_main" in (target / "verify").read_text()
     old = (target / "verify").read_text().replace("osdef.scripts.entry", "osdef.ganeti.entry")
     (target / "verify").write_text(old)
@@ -65,7 +65,7 @@ def test_install_rejects_bad_config_before_writing(tmp_path):
 
 def test_diagnose_finds_broken_os_dir(tmp_path):
     target = tmp_path / "image"
-    osdir.install(target, source=__import__("osdef.paths").paths.source_root())
+    osdir.install(target, source=__import__("osdef.paths").paths.data_root())
     (target / "parameters.list").write_text("\n# comment\n")
     os.chmod(target / "export", 0o644)
     problems = osdir.diagnose(target)
@@ -162,3 +162,56 @@ def test_bad_create_input_one_line_and_disk_untouched(installed_os_dir, tmp_path
 def test_missing_disk_path(installed_os_dir, tmp_path):
     r = run(installed_os_dir, "create", _create_env(tmp_path / "nope"))
     assert r.returncode == 1 and "DISK_0_PATH=" in r.stderr and "no such file or device" in r.stderr
+
+
+def test_diagnose_runs_each_launchers_interpreter(tmp_path):
+    # the host's /usr/bin/python3 has no osdef (the venv's is an editable install): as on a node
+    # where the launchers were bound to an interpreter without the package, every script would fail
+    target = tmp_path / "image"
+    osdir.install(target, source=__import__("osdef.paths").paths.data_root(), python="/usr/bin/python3")
+    assert (target / "create").read_text().startswith("#!/usr/bin/python3 -I\n")
+    problems = osdir.diagnose(target)
+    assert len(problems) == len(SCRIPTS)
+    assert all("its interpreter /usr/bin/python3 cannot import osdef.scripts.entry: "
+               "ModuleNotFoundError: No module named 'osdef'" in p for p in problems), problems
+    r = subprocess.run([sys.executable, "-m", "osdef.cli", "diagnose", "--os-dir", str(target)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.count("\n") == len(SCRIPTS)
+
+
+def test_diagnose_names_a_launcher_of_another_osdef_version(tmp_path):
+    target = tmp_path / "image"
+    osdir.install(target, source=__import__("osdef.paths").paths.data_root())
+    (target / "rename").write_text((target / "rename").read_text().replace(
+        "from osdef.scripts.entry import", "from osdef.nonexistent import"))
+    problems = osdir.diagnose(target)
+    assert problems == [f"{target}/rename: its interpreter {sys.executable} cannot import "
+                        "osdef.nonexistent: ModuleNotFoundError: No module named 'osdef.nonexistent'"]
+
+
+def test_variants_list_may_name_a_site_variant(tmp_path):
+    site = tmp_path / "variants.d"
+    site.mkdir()
+    config = tmp_path / "osdef.yaml"
+    config.write_text(f"variants_dir: {site}\n")
+    target = tmp_path / "image"
+    osdir.install(target, source=__import__("osdef.paths").paths.data_root(), config_file=config)
+    with open(target / "variants.list", "a") as f:
+        f.write("web\n")
+    assert osdir.diagnose(target) == [
+        f"{target}/variants.list names web, defined neither in {target}/variants/ nor in {site}: "
+        "add the variant file or remove the line"]
+    (site / "web.yaml").write_text("description: our web servers\nimage: debian-12\n")
+    assert osdir.diagnose(target) == []
+    env = clean_env(OS_API_VERSION="20", OS_NAME="image", OS_VARIANT="web", DEBUG_LEVEL="0")
+    r = run(target, "verify", env, "parameters")
+    assert (r.returncode, r.stderr) == (0, "")
+
+
+def test_loading_the_hooks_writes_no_bytecode_into_the_os_dir(installed_os_dir):
+    from osdef.guest.customize import load_steps
+
+    before = sorted(p.relative_to(installed_os_dir) for p in installed_os_dir.rglob("*"))
+    steps = load_steps(builtin_dir=installed_os_dir / "hooks", site_dir=installed_os_dir / "none")
+    assert len(steps.hooks) > 10
+    assert sorted(p.relative_to(installed_os_dir) for p in installed_os_dir.rglob("*")) == before
