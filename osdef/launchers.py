@@ -14,7 +14,7 @@ import os
 import re
 import subprocess
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 from osdef import __version__
 from osdef.fileutil import write_text_atomic

@@ -23,7 +23,7 @@ IMAGE_KINDS = (FS_IMAGE, DISK_RAW, TAR)
 URL_KINDS = (FS_IMAGE, DISK_RAW, DISK_QCOW2, TAR)
 #: the kinds a diskimage-builder recipe may produce (its output)
 DIB_KINDS = (FS_IMAGE, TAR)
-#: other spellings of the kinds that callers of osdef.guest.install and its layouts use
+#: other spellings of the kinds that callers of osdef.create.pipeline and its layouts use
 KIND_SPELLINGS = {
     "filesystem": FS_IMAGE, "filesystem-image": FS_IMAGE,
     "disk": DISK_RAW, "disk-image": DISK_RAW,

@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from osdef.config import CephSettings
 from osdef.errors import OsdefError, quote
@@ -121,17 +122,17 @@ class Connection:
         for ioctx in self._ioctxs:
             try:
                 ioctx.close()
-            except Exception:  # noqa: BLE001 - closing after a failure: nothing to report
+            except Exception:
                 pass
         self._ioctxs.clear()
         if self.handle is not None:
             try:
                 self.handle.shutdown()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             self.handle = None
 
-    def __enter__(self) -> "Connection":
+    def __enter__(self) -> Connection:
         return self
 
     def __exit__(self, *exc) -> None:

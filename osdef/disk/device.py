@@ -1,4 +1,4 @@
-"""An open disk (regular file, block device, or an RBD image): opening with the type check, size, reads, writes, flushes.
+"""An open disk (file, block device, or RBD image): opening with the type check, size, reads, writes, flushes.
 
 Files and block devices are both "disks"; the few places where they differ
 (size, how to zero a range cheaply) are decided by ``Disk.is_block`` and
@@ -18,10 +18,8 @@ import fcntl
 import os
 import stat
 import struct
-from dataclasses import dataclass
-from typing import Protocol
-
 from osdef.disk import loop, rbduri
+from osdef.disk.handle import Disk
 from osdef.errors import OsdefError, quote
 
 BLKGETSIZE64 = 0x80081272
@@ -29,46 +27,6 @@ SYNC_FILE_RANGE_WRITE = 2
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-
-
-class Volume(Protocol):
-    """A disk reached through a library instead of a file descriptor (osdef.disk.rbd.RbdVolume).
-
-    Failures raise OSError (errno, one-line strerror)."""
-
-    def read_into(self, view: memoryview, offset: int) -> None: ...
-    def write(self, view, offset: int) -> None: ...
-    def zero(self, offset: int, length: int) -> None: ...
-    def flush(self) -> None: ...
-    def diff_iterate(self, seen) -> None: ...  # the written extents: seen(offset, length, exists) (osdef.disk.filemap)
-    def close(self) -> None: ...
-
-
-@dataclass
-class Disk:
-    """An open file or block device, or a volume (``fd == -1``)."""
-
-    path: str  # for messages: the path, or a volume's display name (rbd:pool/image, no options)
-    fd: int
-    size: int
-    is_block: bool
-    discard_zeroes: bool = False  # a block device whose discards read back as zeros (a loop device)
-    error: type[OsdefError] = OsdefError  # what its failures raise: the user's typed error
-    volume: Volume | None = None  # set for a disk given as a URI (then fd is -1)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        if self.volume is not None:
-            self.volume.close()
-            self.volume = None
-
-    def __enter__(self) -> "Disk":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def fd_size(fd: int) -> tuple[int, bool]:

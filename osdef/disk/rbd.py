@@ -23,10 +23,11 @@ disk's typed error with its display name); opening failures are one line.
 from __future__ import annotations
 
 import errno
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from osdef.disk import ceph, rbduri
-from osdef.disk.device import Disk
+from osdef.disk.handle import Disk
 from osdef.errors import OsdefError
 
 ZERO_CALL = 1 << 30  # bytes per write_zeroes call
@@ -96,7 +97,7 @@ class RbdVolume:
         try:
             if self.image is not None:
                 self.image.close()
-        except Exception:  # noqa: BLE001 - closing after a failure: nothing more to report
+        except Exception:
             pass
         finally:
             self.image = None

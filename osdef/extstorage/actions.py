@@ -7,7 +7,8 @@ into /var/log/ganeti/extstorage/.  Failures raise typed errors.
 
 from __future__ import annotations
 
-from typing import Callable, TextIO
+from typing import TextIO
+from collections.abc import Callable
 
 from osdef.disk import loop
 from osdef.disk.units import MiB

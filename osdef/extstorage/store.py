@@ -14,7 +14,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from osdef.disk.units import MiB
 from osdef.extstorage.errors import VolumeError

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Mapping
+from collections.abc import Mapping
 
 from osdef.errors import EnvError, quote
-from osdef.ganeti.envfields import (MAX_PATH, MAX_VALUE, IPAddress, check_lengths,  # noqa: F401  (re-exported)
-                                    check_path, flag, indexed_count, integer, number, optional, require)
-from osdef.ganeti.nics import (Network, Nic, check_host_address,  # noqa: F401  (re-exported)
-                               host_address_problem, parse_nic)
+from osdef.ganeti.envfields import (check_lengths, check_path, flag, indexed_count, integer, number, optional,
+                                    require)
+from osdef.ganeti.nics import Nic, parse_nic
 from osdef.vocab import valid_hostname
 
 SUPPORTED_API_VERSIONS = (20, 15, 10)

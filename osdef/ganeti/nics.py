@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from collections.abc import Mapping
 
 from osdef.errors import EnvError, quote
 from osdef.ganeti.envfields import (IPAddress, addr4, addr6, ip_address, net4, net6, optional,

@@ -16,10 +16,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from osdef.errors import ParamError, quote
-from osdef.ganeti.environment import host_address_problem
+from osdef.ganeti.nics import host_address_problem
 from osdef.vocab import FILESYSTEMS, PARTITION_TABLES, valid_hostname, valid_zone_name
 
 ZONEINFO = Path("/usr/share/zoneinfo")
@@ -358,12 +359,12 @@ class OsParams(Mapping[str, Any]):
     import_format: str
 
     @classmethod
-    def defaults(cls) -> "OsParams":
+    def defaults(cls) -> OsParams:
         """Every parameter at its declared default."""
         return cls(**{p.name: p.parse(p.default) for p in PARAMETERS})
 
     @classmethod
-    def of(cls, **typed: Any) -> "OsParams":
+    def of(cls, **typed: Any) -> OsParams:
         """The defaults with some typed values replaced (for callers that build values in code)."""
         return replace(cls.defaults(), **typed)
 

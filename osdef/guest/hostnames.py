@@ -90,7 +90,7 @@ def render_hosts(text: str, fqdn: str, old_fqdn: str | None = None) -> str:
             line = "\t".join([body[0], " ".join(names)]) + (f" {comment}" if comment else "")
         out.append(line)
     if not placed:
-        at = next((i + 1 for i, l in enumerate(out) if l.split()[:1] == ["127.0.0.1"]), 0)
+        at = next((i + 1 for i, line in enumerate(out) if line.split()[:1] == ["127.0.0.1"]), 0)
         out.insert(at, wanted)
     return "\n".join(out) + "\n"
 
@@ -99,7 +99,7 @@ def current_hostname(session: GuestSession) -> str | None:
     text = session.read_text_or_none("/etc/hostname")
     if text is None:
         return None
-    lines = [l.strip() for l in text.splitlines() if l.strip() and not l.startswith("#")]
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     return lines[0] if lines else ""
 
 

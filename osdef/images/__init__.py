@@ -11,5 +11,14 @@ from osdef.images.manifest import Manifest
 from osdef.images.recipe import Recipe
 from osdef.images.store import ImageInfo, ImageStore
 
-__all__ = ["Artifact", "DISK_RAW", "FS_IMAGE", "ImageInfo", "ImageStore", "Manifest", "Recipe",
-           "TAR", "open_image"]
+__all__ = [
+           "DISK_RAW",
+           "FS_IMAGE",
+           "TAR",
+           "Artifact",
+           "ImageInfo",
+           "ImageStore",
+           "Manifest",
+           "Recipe",
+           "open_image",
+]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import BinaryIO
 
@@ -66,7 +66,7 @@ class Artifact:
         the manifest (sha256, size) and a mismatch raises ImageError.
         """
         try:
-            raw = open(self.path, "rb")
+            raw = open(self.path, "rb")  # noqa: SIM115 -- the returned reader owns and closes it
         except FileNotFoundError:
             raise ImageError(
                 f"image {self.name}: {self.path} vanished (replaced by a new build?); retry"
@@ -160,8 +160,8 @@ def parse_time(text: str) -> datetime:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        return datetime.fromtimestamp(0, timezone.utc)
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        return datetime.fromtimestamp(0, UTC)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def open_image(artifact: Artifact) -> tuple[BinaryIO, int]:

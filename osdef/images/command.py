@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from collections.abc import Callable
 from pathlib import Path
 
@@ -166,7 +166,7 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
 
 def format_table(infos: list[ImageInfo], now: datetime | None = None) -> str:
     """The `image list` table (pure)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     rows = [("NAME", "SOURCE", "FORMAT", "SIZE", "USED", "STORED", "AGE", "RECIPE")]
     for i in infos:
         if not i.built:
@@ -177,7 +177,7 @@ def format_table(infos: list[ImageInfo], now: datetime | None = None) -> str:
         rows.append((i.name, i.source, fmt, human_size(i.size), human_size(i.used_size),
                      human_size(i.stored_size), human_age(i.age_seconds(now)), recipe))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
 def human_size(n: int | None) -> str:

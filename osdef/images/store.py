@@ -17,7 +17,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import TextIO
 
@@ -54,7 +54,7 @@ class ImageInfo:
     def age_seconds(self, now: datetime | None = None) -> float | None:
         if self.created_at is None:
             return None
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         return max(0.0, (now - self.created_at).total_seconds())
 
 
@@ -280,7 +280,7 @@ class ImageStore:
             name=name, artifact=final_name, format=stored.format, fs_type=stored.fs_type,
             compression="zstd", sha256=stored.sha256, stored_size=stored.stored_size,
             size=stored.size, used_size=stored.used_size, source=source,
-            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             recipe_digest=recipe_digest, dib_version=dib_version, bootstrap=bootstrap, origin=origin,
             origin_sha256=origin_sha256)
         try:

@@ -32,7 +32,7 @@ import shutil
 import socket
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -225,7 +225,7 @@ class ClusterSync:
         entries = agreement.load(target)
         entries[name] = agreement.Agreed(
             name=name, sha256=art.sha256, artifact=art.path.name, master=node_name(),
-            agreed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            agreed_at=datetime.now(UTC).isoformat(timespec="seconds"))
         try:
             os.link(art.path, staged)
             cf.write_atomic(staged_manifest, cf.manifest_path(cache, name).read_text("utf-8"))
@@ -346,5 +346,5 @@ def format_states(states: list[NodeState]) -> str:
     for s in sorted(states, key=lambda s: (s.node, s.image)):
         rows.append((s.node, s.image, s.sha256[:16] if s.sha256 else "-", s.status))
     widths = [max(len(r[c]) for r in rows) for c in range(3)]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r[:3], widths)) + "  " + r[3]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r[:3], widths, strict=True)) + "  " + r[3]
                      for r in rows)

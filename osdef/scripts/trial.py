@@ -51,7 +51,7 @@ class DiskSpec:
     size: int | None = None  # create a sparse file of this size if missing
 
     @classmethod
-    def parse(cls, text: str) -> "DiskSpec":
+    def parse(cls, text: str) -> DiskSpec:
         path, _, size = text.partition(":")
         return cls(Path(path).absolute(), parse_size(size) if size else None)
 
@@ -327,7 +327,7 @@ def try_export(trial: Trial, output: Path | None) -> int:
 def try_import(trial: Trial, input_path: Path | None) -> int:
     if input_path is not None and not input_path.is_file():
         raise TrialError(f"--input {input_path}: no such file")
-    stdin = open(input_path, "rb") if input_path else sys.stdin.buffer
+    stdin = open(input_path, "rb") if input_path else sys.stdin.buffer  # noqa: SIM115 -- closed below
     try:
         rc, _, size_text = run_with_size_fd(trial, "import", stdin=stdin, stdout_path=None, stdout_fd=None)
     finally:

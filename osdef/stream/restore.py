@@ -239,7 +239,7 @@ class _SignalGuard:
         self.interrupted = True
         raise _Interrupted(f"import interrupted by signal {signal.Signals(signum).name}")
 
-    def __enter__(self) -> "_SignalGuard":
+    def __enter__(self) -> _SignalGuard:
         if self.active:
             self._old = {sig: signal.signal(sig, self._handler) for sig in STOP_SIGNALS}
         return self

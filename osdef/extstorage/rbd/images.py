@@ -44,7 +44,7 @@ class Pool:
             self.conn.close()
             raise
 
-    def __enter__(self) -> "Pool":
+    def __enter__(self) -> Pool:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -27,7 +27,7 @@ from types import ModuleType
 from osdef.guest.network import dns, ifupdown, netplan, networkd, networkmanager
 from osdef.guest.network.facts import NetworkFacts
 
-__all__ = ["BACKENDS", "NetworkFacts", "PRIORITY", "facts_from_paths", "read_facts", "select"]
+__all__ = ["BACKENDS", "PRIORITY", "NetworkFacts", "facts_from_paths", "read_facts", "select"]
 
 PRIORITY: tuple[ModuleType, ...] = (netplan, networkmanager, networkd, ifupdown)
 BACKENDS: dict[str, ModuleType] = {b.NAME: b for b in PRIORITY}
@@ -62,16 +62,13 @@ def read_facts(session) -> NetworkFacts:
     present = {p for p in ALL_PATHS if session.exists(p)}
     wanted: set[str] = set()
     if session.exists(WANTS_DIR):
-        wanted = set(session.call(f"list {WANTS_DIR}", session.g.ls, WANTS_DIR))
+        wanted = set(session.ls(WANTS_DIR))
     link = symlink_target(session, "/etc/resolv.conf")
     return facts_from_paths(present, wanted, link)
 
 
 def symlink_target(session, path: str) -> str | None:
     """The target of a symlink in the guest (may dangle: /run is empty in the appliance), else None."""
-    try:
-        if session.g.is_symlink(path):
-            return str(session.g.readlink(path))
-    except RuntimeError:  # no such file
+    if not session.is_symlink(path):
         return None
-    return None
+    return session.readlink(path)

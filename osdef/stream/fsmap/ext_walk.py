@@ -34,7 +34,7 @@ import struct
 from array import array
 
 from osdef.disk.ondisk.ext import INCOMPAT_INLINE_DATA, RO_COMPAT_HUGE_FILE, GroupDesc, Superblock
-from osdef.stream.fsmap import Reader, Unusable
+from osdef.stream.fsmap.base import Reader, Unusable
 from osdef.stream.fsmap.ranges import RunIndex
 
 EXTENTS_FL, INLINE_DATA_FL, EA_INODE_FL, HUGE_FILE_FL = 0x80000, 0x10000000, 0x200000, 0x40000

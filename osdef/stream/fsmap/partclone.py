@@ -37,7 +37,7 @@ from collections.abc import Iterator
 
 from osdef.disk import loop
 from osdef.disk.ondisk import signatures
-from osdef.stream.fsmap import FsMap, Reader, Unusable
+from osdef.stream.fsmap.base import FsMap, Reader, Unusable
 
 TIMEOUT = 600  # seconds; partclone reads only metadata
 ADDRESS_SPACE = 2 << 30  # bytes
@@ -141,4 +141,5 @@ def used_map(reader: Reader) -> FsMap | None:
     if done.returncode != 0:
         raise Unusable(f"{tool} -D failed (exit {done.returncode})")
     used, covered = parse_domain(done.stdout.decode("ascii", "replace"), reader.length)
-    return FsMap(fs, used, covered, f"{tool} -D")  # past ``covered`` (a filesystem smaller than its partition): block level
+    # past ``covered`` (a filesystem smaller than its partition): block level
+    return FsMap(fs, used, covered, f"{tool} -D")

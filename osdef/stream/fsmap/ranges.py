@@ -19,7 +19,7 @@ class Runs:
         if count > 0:
             self.runs.append((start, start + count))
             if len(self.runs) > MAX_RUNS:
-                from osdef.stream.fsmap import Unusable
+                from osdef.stream.fsmap.base import Unusable
 
                 raise Unusable("its map is too fragmented to keep")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from osdef.disk.ondisk import fat
 from osdef.disk.ondisk.fat import Geometry
-from osdef.stream.fsmap import FsMap, Reader, Unusable
+from osdef.stream.fsmap.base import FsMap, Reader, Unusable
 
 CHUNK = 1 << 20
 SOURCE = "the FAT"

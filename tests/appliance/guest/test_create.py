@@ -8,10 +8,10 @@ import pytest
 import zstandard
 
 from osdef.errors import GuestError
-from osdef.guest.customize import load_steps
-from osdef.guest.install import ImageData, install_root, rename
-from osdef.guest.partition import GPT_TYPES
-from osdef.guest.plan import CreatePlan
+from osdef.create.steps import load_steps
+from osdef.create.pipeline import ImageData, install_root, rename
+from osdef.create.partitioning import GPT_TYPES
+from osdef.create.plan import CreatePlan
 from osdef.guest.distro import read_facts
 from osdef.guest.rename import rename_guest
 
@@ -98,7 +98,7 @@ def test_filesystem_image_create_then_rename(fs_disk, settings):
         "/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service",
         "/var/lib/systemd/random-seed", "/etc/osdef-site-py", "/etc/osdef-site-sh"))
     _check_customized(view, "db2.example.com")
-    assert view.root_uuid == report.root_uuid and view.root_device == "/dev/sda2"
+    assert view.root_uuid == report.root.uuid and view.root_device == "/dev/sda2"
     assert view.table == "gpt"
     last = _root_partition_reaches_the_end(view, "gpt")
     assert [p["part_num"] for p in view.partitions] == [1, 2]
@@ -117,7 +117,7 @@ def test_filesystem_image_create_then_rename(fs_disk, settings):
 
 
 def test_bios_boot_partition_type(fs_disk):
-    from osdef.guest.partition import read_table
+    from osdef.create.partitioning import read_table
     # partition types read on the host (sfdisk, no mount): EF02 first
     disk = fs_disk[0]
     import subprocess
@@ -177,7 +177,7 @@ def test_tarball_create_and_rename_warning(tmp_path, guest_images, settings):
         stream = zstandard.ZstdDecompressor().stream_reader(raw)
         report = _create(disk, stream, guest_images.tarball.stat().st_size, "tar", settings, logs,
                          table="gpt", fs_type="ext4")
-    assert report.layout == "tar" and report.root_fs_type == "ext4"
+    assert report.layout == "tar" and report.root.fs_type == "ext4"
     assert report.bytes_read == guest_images.tarball.stat().st_size
 
     rename_logs: list[str] = []
