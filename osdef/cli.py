@@ -4,6 +4,7 @@
     osdef diagnose [--os-dir DIR]                   check an installed OS dir
     osdef params [--markdown]                       the OS parameters
     osdef variants                                  the variants
+    osdef steps [--markdown]                        the customization steps (hooks/)
     osdef image build|list|add|sync …               images (diskimage-builder, cache, cluster sync)
     osdef try create|rename|export|import|verify …  run the installed scripts as Ganeti would
     osdef export-plan DISK [--no-count]             what an export of DISK would send, and why
@@ -54,6 +55,18 @@ def _cmd_params(args, cfg_loader) -> int:
     for p in osparams.PARAMETERS:
         print(f"{p.name:<{width}}  [{p.type.allowed()}] default={p.default or '(empty)'}")
         print(f"{'':<{width}}  {p.description}")
+    return 0
+
+
+def _cmd_steps(args, cfg_loader) -> int:
+    from osdef.create import steps
+
+    if args.markdown:
+        sys.stdout.write(steps.markdown_table())
+        return 0
+    for hook in steps.load_builtin_hooks():
+        skip = "may be skipped" if hook.excludable else "always runs"
+        print(f"{hook.name:<22} {skip:<14} {hook.summary}")
     return 0
 
 
@@ -174,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("params", help="list the OS parameters")
     p.add_argument("--markdown", action="store_true", help="as the README's markdown table")
     p.set_defaults(func=_cmd_params)
+
+    p = sub.add_parser("steps", help="list the customization steps of create, in run order")
+    p.add_argument("--markdown", action="store_true", help="as hooks/README.md's markdown table")
+    p.set_defaults(func=_cmd_steps)
 
     p = sub.add_parser("variants", help="list the variants")
     p.add_argument("--dir", help="variants directory (default: the checkout's or the package's, "

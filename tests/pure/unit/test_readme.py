@@ -15,3 +15,13 @@ def test_readme_parameter_table_matches_declarations():
 def test_readme_names_the_two_commands():
     text = (data_root() / "README.md").read_text()
     assert "make test" in text and "make demo" in text
+
+
+def test_hooks_readme_step_table_is_made_from_the_steps():
+    from osdef.create import steps
+
+    text = (data_root() / "hooks" / "README.md").read_text()
+    begin = text.index("<!-- BEGIN STEPS")
+    begin = text.index("\n", begin) + 1
+    end = text.index("<!-- END STEPS -->")
+    assert text[begin:end] == steps.markdown_table(), "run: osdef steps --markdown and paste it into hooks/README.md"
