@@ -20,12 +20,12 @@ from pathlib import Path
 
 from osdef import config as siteconfig
 from osdef import variants as variantmod
-from osdef.disk.units import MiB
+from osdef.disk.units import GiB, MiB
 from osdef.errors import EnvError, OsdefError, ParamError, quote
 from osdef.ganeti import environment as genv
 from osdef.ganeti import params as osparams
 
-SIZE_SLACK = 1 << 30  # a volume may be larger than asked: LVM rounds up to its extent size
+SIZE_SLACK = GiB  # a volume may be larger than asked: LVM rounds up to its extent size
 
 
 @dataclass(frozen=True)

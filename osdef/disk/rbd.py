@@ -26,11 +26,12 @@ import errno
 from typing import Any
 from collections.abc import Callable
 
+from osdef.disk.units import GiB
 from osdef.disk import ceph, rbduri
 from osdef.disk.handle import Disk
 from osdef.errors import OsdefError
 
-ZERO_CALL = 1 << 30  # bytes per write_zeroes call
+ZERO_CALL = GiB  # bytes per write_zeroes call
 
 
 class RbdVolume:

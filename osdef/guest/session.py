@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import guestfs
 
+from osdef.disk.units import MiB
 from osdef.config import LibguestfsSettings
 from osdef.disk import rbduri
 from osdef.errors import GuestError
@@ -30,7 +31,7 @@ from osdef.vocab import EXT_FAMILY
 T = TypeVar("T")
 _RC_MARK = "\n__osdef_rc="
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-PREAD_MAX = 1 << 20  # below libguestfs's 2 MiB message limit
+PREAD_MAX = MiB  # below libguestfs's 2 MiB message limit
 
 
 def configure(g: Any, s: LibguestfsSettings) -> None:

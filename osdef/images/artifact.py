@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 import zstandard
 
+from osdef.disk.units import MiB
 from osdef.errors import ImageError
 from osdef.images.manifest import Manifest
 
@@ -74,7 +75,7 @@ class Artifact:
         except OSError as exc:
             raise ImageError(f"image {self.name}: cannot open {self.path}: {exc.strerror}") from None
         reader = ArtifactReader(raw, self)
-        return io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[return-value]
+        return io.BufferedReader(reader, buffer_size=MiB)  # type: ignore[return-value]
 
 
 class _HashingReader:
@@ -101,7 +102,7 @@ class ArtifactReader(io.RawIOBase):
         self._artifact = artifact
         self._hashing = _HashingReader(raw)
         self._zreader = zstandard.ZstdDecompressor().stream_reader(
-            self._hashing, read_size=1 << 20, read_across_frames=True, closefd=False)
+            self._hashing, read_size=MiB, read_across_frames=True, closefd=False)
         self._produced = 0
         self._verified = False
 
@@ -139,7 +140,7 @@ class ArtifactReader(io.RawIOBase):
                 f"image {self._artifact.name}: {self._artifact.path} is corrupt ({exc}); "
                 f"rebuild it with `osdef image build {self._artifact.name}`") from None
         self._produced += len(extra)
-        while self._hashing.read(1 << 20):
+        while self._hashing.read(MiB):
             pass
         art = self._artifact
         if self._produced != art.size or self._hashing.hash.hexdigest() != art.sha256:

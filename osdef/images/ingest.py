@@ -22,11 +22,12 @@ from typing import BinaryIO
 
 import zstandard
 
+from osdef.disk.units import MiB
 from osdef.errors import ImageError
 from osdef.images import formats
 from osdef.images.cachefiles import no_space_or, remove_quietly, temp_path
 
-CHUNK = 1 << 20
+CHUNK = MiB
 BLOCK = 4096
 ZSTD_LEVEL = 3
 _ZERO_CHUNK = bytes(CHUNK)

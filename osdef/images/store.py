@@ -21,6 +21,7 @@ from datetime import datetime, UTC
 from pathlib import Path
 from typing import TextIO
 
+from osdef.disk.units import MiB
 from osdef.config import ImageSettings
 from osdef.errors import ImageError
 from osdef.images import cachefiles as cf
@@ -297,8 +298,8 @@ class ImageStore:
                 cf.remove_quietly(final)  # leave the cache as it was
             raise
         cf.remove_stale_artifacts(self.cache_dir, name, keep=final_name)
-        self._say(f"image {name}: ready ({stored.format}, {stored.size / (1 << 20):.0f} MiB, "
-                  f"{stored.stored_size / (1 << 20):.0f} MiB stored)")
+        self._say(f"image {name}: ready ({stored.format}, {stored.size / MiB:.0f} MiB, "
+                  f"{stored.stored_size / MiB:.0f} MiB stored)")
         return Artifact(name=name, path=final, manifest=manifest)
 
     def _say(self, text: str) -> None:

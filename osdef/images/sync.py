@@ -36,6 +36,7 @@ from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any, TextIO
 
+from osdef.disk.units import MiB
 from osdef.config import ImageSettings
 from osdef.errors import ImageError
 from osdef.images import agreement
@@ -57,7 +58,7 @@ def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     try:
         with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
+            for block in iter(lambda: f.read(MiB), b""):
                 h.update(block)
     except OSError as exc:
         raise ImageError(f"cannot read {path}: {exc.strerror}") from None

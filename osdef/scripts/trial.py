@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import re
 import stat
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from osdef.disk import units
 from osdef.errors import OsdefError
 from osdef.ganeti import params as osparams
 
@@ -35,14 +35,12 @@ class TrialError(OsdefError):
     pass
 
 
-_SIZE_RE = re.compile(r"^(\d+)([KMGT]?)\Z", re.IGNORECASE)
-
-
 def parse_size(text: str) -> int:
-    m = _SIZE_RE.match(text.strip())
-    if not m:
+    """A --disk size: bytes, or with K, M, G or T (powers of 1024)."""
+    size = units.parse_size(text)
+    if size is None:
         raise TrialError(f"size {text!r}: use a number with K, M, G or T (e.g. 10G)")
-    return int(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m.group(2).lower()]
+    return size
 
 
 @dataclass
@@ -246,7 +244,7 @@ def run_with_size_fd(trial: Trial, script: str, *, stdin, stdout_path: Path | No
     if script == "export":
         out_r, out_w = os.pipe()
         try:
-            fcntl.fcntl(out_w, F_SETPIPE_SZ, 1 << 20)
+            fcntl.fcntl(out_w, F_SETPIPE_SZ, units.MiB)
         except OSError:
             pass
         stdout_arg = out_w
@@ -274,7 +272,7 @@ def run_with_size_fd(trial: Trial, script: str, *, stdin, stdout_path: Path | No
         sink = os.open(stdout_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600) \
             if stdout_path else stdout_fd
         try:
-            while chunk := os.read(out_r, 1 << 20):
+            while chunk := os.read(out_r, units.MiB):
                 view = memoryview(chunk)
                 while view:
                     n = os.write(sink, view)

@@ -26,6 +26,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from osdef.disk.units import GiB, KiB, MiB
 from osdef.disk.device import Disk
 from osdef.disk.ondisk import signatures
 from osdef.disk.ondisk.partitions import EXTENDED_NODE, Partition, Table, read_table
@@ -97,7 +98,7 @@ class ContentPlan:
 
 def size_text(n: int) -> str:
     """A size for people: 1.5 GiB, 12.0 KiB, 512 B."""
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+    for unit, scale in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n} B"

@@ -33,6 +33,7 @@ from __future__ import annotations
 import struct
 from array import array
 
+from osdef.disk.units import MiB
 from osdef.disk.ondisk.ext import INCOMPAT_INLINE_DATA, RO_COMPAT_HUGE_FILE, GroupDesc, Superblock
 from osdef.stream.fsmap.base import Reader, Unusable
 from osdef.stream.fsmap.ranges import RunIndex
@@ -42,7 +43,7 @@ EXTENT_MAGIC = 0xF30A
 MAX_DEPTH = 5  # EXT4_MAX_EXTENT_DEPTH
 S_IFMT, S_IFLNK, S_IFREG, S_IFDIR = 0xF000, 0xA000, 0x8000, 0x4000
 NO_BLOCKS = (0x1000, 0x2000, 0x6000, 0xC000)  # FIFO, character and block devices, sockets: i_block is no map
-CHUNK = 1 << 20  # inode-table bytes read at a time
+CHUNK = MiB  # inode-table bytes read at a time
 _INODE = struct.Struct("<H2xI20xII4x60s4xII4xI")  # mode, size, blocks_lo, flags, i_block, acl_lo, size_hi, osd2
 # the same inode with i_block read as an extent header and its four in-inode entries (the fast path)
 _INODE_EXTENTS = struct.Struct("<H2xI20xII4xHHHH4x" + "IHHI" * 4 + "4xII4xI")

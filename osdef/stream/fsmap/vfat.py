@@ -12,11 +12,12 @@ entry in the FAT is not zero (free).
 
 from __future__ import annotations
 
+from osdef.disk.units import MiB
 from osdef.disk.ondisk import fat
 from osdef.disk.ondisk.fat import Geometry
 from osdef.stream.fsmap.base import FsMap, Reader, Unusable
 
-CHUNK = 1 << 20
+CHUNK = MiB
 SOURCE = "the FAT"
 
 
