@@ -37,6 +37,7 @@ import struct
 import subprocess
 from collections.abc import Iterator
 
+from osdef.fileutil import tool_said
 from osdef.errors import OsdefError
 
 LOSETUP = "losetup"
@@ -150,8 +151,7 @@ def _losetup(args: list[str], what: str) -> str:
     except OSError as e:
         raise LoopError(f"{what}: losetup could not run: {e.strerror}") from None
     if proc.returncode != 0:
-        detail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-        raise LoopError(f"{what}: {detail}")
+        raise LoopError(f"{what}: {tool_said(proc)}")
     return proc.stdout
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from osdef.fileutil import tool_said
 from osdef.errors import ImageError
 
 SEPARATOR = "-" * 48
@@ -107,9 +108,7 @@ class GanetiTools:
             raise ImageError(f"`{shlex.join(argv[:3])} …` did not finish within "
                              f"{self.timeout:.0f} s") from None
         if proc.returncode != 0:
-            last = (proc.stderr or proc.stdout or "").strip().splitlines()
-            raise ImageError(f"`{shlex.join(argv[:3])} …` failed (rc {proc.returncode}): "
-                             f"{last[-1] if last else 'no output'}")
+            raise ImageError(f"`{shlex.join(argv[:3])} …` failed (rc {proc.returncode}): {tool_said(proc)}")
         return proc
 
     @staticmethod

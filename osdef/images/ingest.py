@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 import zstandard
 
+from osdef.fileutil import tool_said
 from osdef.disk.units import MiB
 from osdef.errors import ImageError
 from osdef.images import formats
@@ -207,8 +208,7 @@ def _ingest_qcow2(src: Path, compressed: bool, cache_dir: Path, name: str,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True, check=False)
         if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-            raise ImageError(f"{src}: qemu-img convert to raw failed: {last}")
+            raise ImageError(f"{src}: qemu-img convert to raw failed: {tool_said(proc)}")
         return ingest_file(raw, cache_dir, name, work_dir=work_dir)
     except OSError as exc:
         raise no_space_or(exc, work_dir, f"converting {src} to raw") from None
