@@ -202,7 +202,7 @@ Notes
   drive order instead of a listing.
 - Bootloader: the image's first BIOS create on a node runs the guest's grub-install
   (with grub-probe and the disk check: one guest command, ~4-6 s) and keeps what it
-  wrote (osdef/guest/bootarea.py); later creates write the boot code from the host and
+  wrote (osdef/create/bootarea.py); later creates write the boot code from the host and
   unpack /boot/grub (9 MB, ~1.2 s).  grub.cfg is rendered by osdef (update-grub would
   add 10-19 s under TCG).
 - The appliance launch itself varies by several seconds between runs on this shared
