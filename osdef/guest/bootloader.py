@@ -76,7 +76,7 @@ def set_serial_console(session: GuestSession, log: Callable[[str], None]) -> boo
 GRUB_CONFIGS = ("osdef", "update-grub")
 
 
-def _version_key(version: str) -> tuple:
+def _version_key(version: str) -> tuple[int | str, ...]:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", version) if p)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from osdef.errors import GuestError
+from osdef.ganeti.params import OsParams
 from osdef.guest.session import GuestSession
 from osdef.vocab import valid_hostname
 
@@ -35,7 +36,7 @@ def qualify(name: str, domain: str | None) -> str:
     return f"{name}.{domain}" if domain and "." not in name else name
 
 
-def name_domain(params) -> str:
+def name_domain(params: OsParams) -> str:
     """The domain the OS parameters give a short name: `domain`, else the first `dns_search`
     ("" when neither: the guest's resolver settings then decide)."""
     return params.domain or (params.dns_search[0] if params.dns_search else "")

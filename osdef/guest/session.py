@@ -18,7 +18,7 @@ import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import guestfs
 
@@ -29,12 +29,13 @@ from osdef.errors import GuestError
 from osdef.vocab import EXT_FAMILY
 
 T = TypeVar("T")
+P = ParamSpec("P")
 _RC_MARK = "\n__osdef_rc="
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PREAD_MAX = MiB  # below libguestfs's 2 MiB message limit
 
 
-def configure(g: Any, s: LibguestfsSettings) -> None:
+def configure(g: guestfs.GuestFS, s: LibguestfsSettings) -> None:
     """Apply the site's libguestfs settings to a handle not yet launched (every appliance osdef or
     its tests launch)."""
     if s.backend:
@@ -83,7 +84,7 @@ class GuestSession:
         self.readonly = readonly
         self.cachemode = cachemode
         self.log = log or (lambda _msg: None)
-        self._g: Any = None
+        self._g: guestfs.GuestFS | None = None
         self._mounts: list[str] = []  # mountpoints, in mount order
 
     # -- lifecycle ---------------------------------------------------------
@@ -108,7 +109,7 @@ class GuestSession:
             self._attach(g, disk)
         self.call("launch the appliance", g.launch)
 
-    def _attach(self, g: Any, disk: str | Path) -> None:
+    def _attach(self, g: guestfs.GuestFS, disk: str | Path) -> None:
         if not isinstance(disk, str):
             self.call(f"attach {disk}", g.add_drive_opts, str(disk), format="raw",
                       readonly=self.readonly, cachemode=self.cachemode)
@@ -151,13 +152,13 @@ class GuestSession:
     # -- calling libguestfs --------------------------------------------------
 
     @property
-    def g(self) -> Any:
+    def g(self) -> guestfs.GuestFS:
         """The raw guestfs handle, for steps that need an API not wrapped here."""
         if self._g is None:
             raise GuestError("the appliance is not running")
         return self._g
 
-    def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def call(self, what: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a libguestfs call; turn its RuntimeError into a one-line GuestError."""
         try:
             return fn(*args, **kwargs)

@@ -22,15 +22,39 @@ osdef.guest.cloudinit whether cloud-init renders the seed's network-config
 
 from __future__ import annotations
 
-from types import ModuleType
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from osdef.guest.network import dns, ifupdown, netplan, networkd, networkmanager
 from osdef.guest.network.facts import NetworkFacts
+from osdef.guest.network.model import NetworkState
 
-__all__ = ["BACKENDS", "PRIORITY", "NetworkFacts", "facts_from_paths", "read_facts", "select"]
+if TYPE_CHECKING:  # the network package runs without libguestfs (its tests give it fakes)
+    from osdef.guest.session import GuestSession
 
-PRIORITY: tuple[ModuleType, ...] = (netplan, networkmanager, networkd, ifupdown)
-BACKENDS: dict[str, ModuleType] = {b.NAME: b for b in PRIORITY}
+__all__ = ["BACKENDS", "PRIORITY", "Backend", "NetworkFacts", "facts_from_paths", "read_facts", "select"]
+
+
+class Backend(Protocol):
+    """What a backend module provides (the modules below are its implementations)."""
+
+    @property
+    def NAME(self) -> str: ...
+    @property
+    def MARKERS(self) -> tuple[str, ...]: ...
+    @property
+    def UNIT(self) -> str | None: ...
+    @property
+    def FILE_MODE(self) -> int: ...
+    def in_charge(self, facts: NetworkFacts, /) -> bool: ...
+    def available(self, facts: NetworkFacts, /) -> bool: ...
+    def render(self, state: NetworkState, /) -> dict[str, str]: ...
+    def prepare(self, session: Any, facts: NetworkFacts, log: Callable[[str], None], /) -> None: ...
+    def stand_down(self, session: Any, log: Callable[[str], None], /) -> None: ...
+
+
+PRIORITY: tuple[Backend, ...] = (netplan, networkmanager, networkd, ifupdown)
+BACKENDS: dict[str, Backend] = {b.NAME: b for b in PRIORITY}
 
 PRESENCE: dict[str, tuple[str, ...]] = {**{b.NAME: b.MARKERS for b in PRIORITY}, **dns.MARKERS}
 WANTS_DIR = "/etc/systemd/system/multi-user.target.wants"
@@ -57,7 +81,7 @@ def select(facts: NetworkFacts) -> str | None:
     return None
 
 
-def read_facts(session) -> NetworkFacts:
+def read_facts(session: GuestSession) -> NetworkFacts:
     """Read the facts from the mounted guest (osdef.guest.session.GuestSession)."""
     present = {p for p in ALL_PATHS if session.exists(p)}
     wanted: set[str] = set()
@@ -67,7 +91,7 @@ def read_facts(session) -> NetworkFacts:
     return facts_from_paths(present, wanted, link)
 
 
-def symlink_target(session, path: str) -> str | None:
+def symlink_target(session: GuestSession, path: str) -> str | None:
     """The target of a symlink in the guest (may dangle: /run is empty in the appliance), else None."""
     if not session.is_symlink(path):
         return None
