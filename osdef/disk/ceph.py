@@ -19,11 +19,14 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from collections.abc import Iterator
 
 from osdef.config import CephSettings
 from osdef.errors import OsdefError, quote
+
+if TYPE_CHECKING:  # python3-rados is imported only for an RBD disk (libraries())
+    from rados import Ioctx
 
 PACKAGES = "python3-rbd python3-rados"
 _settings = CephSettings()
@@ -100,13 +103,13 @@ class Connection:
         self.handle = handle
         self.target = target
         self.error = error
-        self._ioctxs: list[Any] = []
+        self._ioctxs: list[Ioctx] = []
 
-    def pool(self, pool: str, namespace: str | None = None) -> Any:
+    def pool(self, pool: str, namespace: str | None = None) -> Ioctx:
         rados, _ = libraries(self.error)
         where = Target(self.target.conf, self.target.user, pool)
         try:
-            ioctx = self.handle.open_ioctx(pool)
+            ioctx: Ioctx = self.handle.open_ioctx(pool)
         except rados.Error as exc:
             raise self.error(explain(exc, where, "open the pool")) from None
         if namespace:
@@ -135,7 +138,7 @@ class Connection:
     def __enter__(self) -> Connection:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

@@ -18,8 +18,10 @@ import fcntl
 import os
 import stat
 import struct
+from collections.abc import Callable
+
 from osdef.disk import loop, rbduri
-from osdef.disk.handle import Disk
+from osdef.disk.handle import BytesLike, Disk as Disk  # Disk: re-exported, the disk users' import
 from osdef.errors import OsdefError, quote
 
 BLKGETSIZE64 = 0x80081272
@@ -43,7 +45,7 @@ def fd_size(fd: int) -> tuple[int, bool]:
     raise OSError(errno.ENODEV, "not a regular file or block device")
 
 
-def open_disk(path: str | os.PathLike, *, write: bool, error: type[OsdefError]) -> Disk:
+def open_disk(path: str | os.PathLike[str], *, write: bool, error: type[OsdefError]) -> Disk:
     """Open a file or block device, or the image an ``rbd:`` URI names (never creating or truncating
     it); failures raise ``error``."""
     name = os.fspath(path)
@@ -65,7 +67,7 @@ def open_disk(path: str | os.PathLike, *, write: bool, error: type[OsdefError]) 
                 error=error)
 
 
-def disk_size(path: str | os.PathLike, *, error: type[OsdefError]) -> int:
+def disk_size(path: str | os.PathLike[str], *, error: type[OsdefError]) -> int:
     """Size in bytes of a file or block device, opened read-only for the look."""
     with open_disk(path, write=False, error=error) as disk:
         return disk.size
@@ -95,7 +97,7 @@ def read_bytes(disk: Disk, offset: int, length: int) -> bytes:
     return bytes(buf)
 
 
-def write_at(disk: Disk, view, offset: int) -> None:
+def write_at(disk: Disk, view: BytesLike, offset: int) -> None:
     """Write all of ``view`` at ``offset``."""
     if disk.volume is not None:
         _volume_call(disk, "write", disk.volume.write, view, offset)
@@ -133,7 +135,7 @@ def start_writeback(disk: Disk, offset: int, length: int) -> None:
     _libc.sync_file_range(disk.fd, offset, length, SYNC_FILE_RANGE_WRITE)
 
 
-def _volume_call(disk: Disk, doing: str, call, *args) -> None:
+def _volume_call(disk: Disk, doing: str, call: Callable[..., None], *args: object) -> None:
     """A volume's read, write, zeroing or flush; its OSError becomes the disk's typed error."""
     try:
         call(*args)
@@ -144,7 +146,8 @@ def _volume_call(disk: Disk, doing: str, call, *args) -> None:
 
 def zero_volume(disk: Disk, offset: int, length: int) -> None:
     """Make a range of a volume read as zeros (osdef.disk.zeroing's way for a disk without an fd)."""
-    _volume_call(disk, "zero a range of", disk.volume.zero, offset, length)
+    # zero_range calls it for a disk with a volume only
+    _volume_call(disk, "zero a range of", disk.volume.zero, offset, length)  # type: ignore[union-attr]
 
 
 def advise_sequential(fd: int) -> None:

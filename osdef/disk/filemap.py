@@ -107,7 +107,7 @@ class Filemap:
     def __enter__(self) -> Filemap:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

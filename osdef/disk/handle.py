@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Protocol
 
 from osdef.errors import OsdefError
+
+
+#: what a write takes: bytes, or a view of them (a memoryview of bytes: its len() is in bytes)
+BytesLike = bytes | bytearray | memoryview
 
 
 class Volume(Protocol):
@@ -22,10 +27,11 @@ class Volume(Protocol):
     Failures raise OSError (errno, one-line strerror)."""
 
     def read_into(self, view: memoryview, offset: int) -> None: ...
-    def write(self, view, offset: int) -> None: ...
+    def write(self, view: BytesLike, offset: int) -> None: ...
     def zero(self, offset: int, length: int) -> None: ...
     def flush(self) -> None: ...
-    def diff_iterate(self, seen) -> None: ...  # the written extents: seen(offset, length, exists) (osdef.disk.filemap)
+    # the written extents: seen(offset, length, exists) (osdef.disk.filemap)
+    def diff_iterate(self, seen: Callable[[int, int, bool], int]) -> None: ...
     def close(self) -> None: ...
 
 
@@ -52,5 +58,5 @@ class Disk:
     def __enter__(self) -> Disk:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
