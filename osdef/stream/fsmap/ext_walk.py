@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import struct
 from array import array
+from collections.abc import Iterable
 
 from osdef.disk.units import MiB
 from osdef.disk.ondisk.ext import INCOMPAT_INLINE_DATA, RO_COMPAT_HUGE_FILE, GroupDesc, Superblock
@@ -174,7 +175,7 @@ class Walk:
         self.seen.add(block)
         return self.reader.read(block * self.bs, self.bs)
 
-    def _extents(self, node: bytes, depth_left: int, ino: int, out: list) -> None:
+    def _extents(self, node: bytes, depth_left: int, ino: int, out: list[tuple[int, int]]) -> None:
         magic, entries, capacity, depth = _EXT_HEAD.unpack_from(node, 0)
         if magic != EXTENT_MAGIC or entries > capacity or 12 + 12 * capacity > len(node) or depth > depth_left:
             raise Unusable(f"its ext inode {ino} has a damaged extent tree")
@@ -192,7 +193,7 @@ class Walk:
                 raise Unusable(f"its ext inode {ino} has a damaged extent tree")
             self._extents(block, depth - 1, ino, out)
 
-    def _block_map(self, i_block: bytes, ino: int, out: list) -> None:
+    def _block_map(self, i_block: bytes, ino: int, out: list[tuple[int, int]]) -> None:
         pointers = struct.unpack("<15I", i_block)
         _runs(pointers[:12], out)
         for level, block in enumerate(pointers[12:], 1):
@@ -201,7 +202,7 @@ class Walk:
         for block, count in out:
             self._check(block, count, ino)
 
-    def _indirect(self, block: int, level: int, ino: int, out: list) -> None:
+    def _indirect(self, block: int, level: int, ino: int, out: list[tuple[int, int]]) -> None:
         out.append((block, 1))
         table = array("I")
         table.frombytes(self._once(block, ino))
@@ -215,7 +216,7 @@ class Walk:
                 self._indirect(child, level - 1, ino, out)
 
 
-def _runs(pointers, out: list) -> None:
+def _runs(pointers: Iterable[int], out: list[tuple[int, int]]) -> None:
     """Append the non-zero block pointers as runs of consecutive blocks."""
     start = count = 0
     for p in pointers:

@@ -47,7 +47,7 @@ TOOLS = ("unshare", "prlimit", "setpriv", "mknod", "mount")
 _LINE = re.compile(r"^0x([0-9A-Fa-f]+)\s+0x([0-9A-Fa-f]+)\s+([?+*/\-])\s*$")
 
 
-def _sandboxed(argv: list[str], device: str) -> subprocess.CompletedProcess:
+def _sandboxed(argv: list[str], device: str) -> subprocess.CompletedProcess[bytes]:
     """Run argv (which names ``device``) unprivileged, without network, on its own node of ``device``."""
     try:
         rdev = os.stat(device).st_rdev if stat.S_ISBLK(os.stat(device).st_mode) else None
@@ -118,7 +118,7 @@ def parse_domain(text: str, length: int) -> tuple[list[tuple[int, int]], int]:
     return used, pos
 
 
-def used_map(reader: Reader) -> FsMap | None:
+def used_map(reader: Reader) -> FsMap:
     fs = signatures.by_magic(reader.at)
     if fs not in ("xfs", "btrfs"):
         raise Unusable(f"partclone maps xfs and btrfs, not {fs}")
