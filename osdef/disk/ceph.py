@@ -17,7 +17,7 @@ what to check; it never repeats a key (librados' messages carry none).
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from collections.abc import Iterator
@@ -122,17 +122,14 @@ class Connection:
         return self.error(explain(exc, Target(self.target.conf, self.target.user, pool, image), doing))
 
     def close(self) -> None:
+        """Close every pool context and the cluster handle; a close that fails is past caring about."""
         for ioctx in self._ioctxs:
-            try:
+            with suppress(Exception):
                 ioctx.close()
-            except Exception:
-                pass
         self._ioctxs.clear()
         if self.handle is not None:
-            try:
+            with suppress(Exception):
                 self.handle.shutdown()
-            except Exception:
-                pass
             self.handle = None
 
     def __enter__(self) -> Connection:
