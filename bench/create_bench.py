@@ -246,7 +246,7 @@ def main() -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="create-", dir=args.workdir))
     lines = [f"image {art.name}: {art.size / GiB:.2f} GiB filesystem image, "
-             f"{art.used_size / GiB:.2f} GiB data; {args.runs} run(s), medians; libguestfs TCG", ""]
+             f"{art.manifest.used_size / GiB:.2f} GiB data; {args.runs} run(s), medians; libguestfs TCG", ""]
     cache = BootAreaCache(work / "bootareas", art.sha256, lambda m: None)
     try:
         results: dict[str, dict[str, float]] = {}

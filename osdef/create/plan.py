@@ -154,7 +154,8 @@ def build(request: Request, say: Callable[[str], None]) -> Built:
     extra = request.locations[1:] if params.data_disks != "keep" else ()
     cache = BootAreaCache(store.cache_dir / BOOT_AREAS, artifact.sha256, say, image_name=artifact.name)
     plan = CreatePlan(
-        layout=artifact.format, hostname=inst.name, fs_type=artifact.fs_type or params.filesystem or variant.filesystem,
+        layout=artifact.format, hostname=inst.name,
+        fs_type=artifact.manifest.fs_type or params.filesystem or variant.filesystem,
         table=params.partition_table or variant.partition_table, boot=variant.boot,
         serial_console=serial_console_wanted(request), params=params, steps=steps, instance=inst,
         network=network, data_disks=extra, mkfs_profile=variant.mkfs).with_boot_cache(cache)

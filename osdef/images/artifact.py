@@ -29,7 +29,7 @@ class Artifact:
 
     name: str
     path: Path  # the compressed file in the cache
-    manifest: Manifest
+    manifest: Manifest  # everything else the build recorded: fs_type, used_size, created_at …
 
     @property
     def format(self) -> str:
@@ -37,27 +37,13 @@ class Artifact:
         return self.manifest.format
 
     @property
-    def fs_type(self) -> str | None:
-        """ext4/xfs/btrfs for fs-image, else None."""
-        return self.manifest.fs_type
-
-    @property
     def size(self) -> int:
         """Uncompressed byte size: exactly what open() will produce."""
         return self.manifest.size
 
     @property
-    def used_size(self) -> int:
-        """Bytes of the uncompressed image in 4 KiB blocks that are not all zero."""
-        return self.manifest.used_size
-
-    @property
     def sha256(self) -> str:
         return self.manifest.sha256
-
-    @property
-    def created_at(self) -> datetime:
-        return parse_time(self.manifest.created_at)
 
     def open(self) -> BinaryIO:
         """The decompressed image as a stream; use as a context manager.

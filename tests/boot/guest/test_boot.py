@@ -83,7 +83,7 @@ def test_created_disk_boots_to_a_login_prompt(tmp_path, settings, table, boot, g
         assert a[:MBR_CODE] == b[:MBR_CODE] and a[1 << 20:] == b[1 << 20:]
         assert b[:MBR_CODE].strip(b"\0") and b[1 << 20:].strip(b"\0")
     assert any("update-grub skipped" in line for line in logs) == (grub_config == "osdef")
-    assert allocated(disk) < artifact.used_size + 256 * (1 << 20)  # sparse: ≈ the image's data
+    assert allocated(disk) < artifact.manifest.used_size + 256 * (1 << 20)  # sparse: ≈ the image's data
 
     # What boots is what Ganeti moves between nodes: the filesystem-aware export of the created disk
     # (ext4 root, BIOS boot partition or vfat ESP), imported onto a fresh disk (issue 15).
