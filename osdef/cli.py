@@ -16,6 +16,7 @@ import argparse
 import os
 import select
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from osdef import config as siteconfig
@@ -24,8 +25,11 @@ from osdef.ganeti import params as osparams
 from osdef.paths import active_os_dir
 from osdef.scripts import osdir, trial as trialmod
 
+#: the handlers' second argument: siteconfig.load, the site config of an OS dir
+ConfigLoader = Callable[[Path], siteconfig.SiteConfig]
 
-def _cmd_install(args, cfg_loader) -> int:
+
+def _cmd_install(args: argparse.Namespace, cfg_loader: ConfigLoader) -> int:
     from osdef.paths import data_root
 
     report = osdir.install(Path(args.os_dir), source=data_root(), python=args.python,
@@ -38,7 +42,7 @@ def _cmd_install(args, cfg_loader) -> int:
     return 0
 
 
-def _cmd_diagnose(args, cfg_loader) -> int:
+def _cmd_diagnose(args: argparse.Namespace, cfg_loader: ConfigLoader) -> int:
     problems = osdir.diagnose(Path(args.os_dir))
     for p in problems:
         print(p, file=sys.stderr)
@@ -47,7 +51,7 @@ def _cmd_diagnose(args, cfg_loader) -> int:
     return 1 if problems else 0
 
 
-def _cmd_params(args, cfg_loader) -> int:
+def _cmd_params(args: argparse.Namespace, cfg_loader: ConfigLoader) -> int:
     if args.markdown:
         sys.stdout.write(osparams.markdown_table())
         return 0
@@ -58,7 +62,7 @@ def _cmd_params(args, cfg_loader) -> int:
     return 0
 
 
-def _cmd_steps(args, cfg_loader) -> int:
+def _cmd_steps(args: argparse.Namespace, cfg_loader: ConfigLoader) -> int:
     from osdef.create import steps
 
     if args.markdown:
@@ -70,7 +74,7 @@ def _cmd_steps(args, cfg_loader) -> int:
     return 0
 
 
-def _cmd_variants(args, cfg_loader) -> int:
+def _cmd_variants(args: argparse.Namespace, cfg_loader: ConfigLoader) -> int:
     from osdef import variants
     from osdef.paths import data_dir
 
@@ -84,8 +88,8 @@ def _cmd_variants(args, cfg_loader) -> int:
     return 0
 
 
-def _trial_from(args) -> trialmod.Trial:
-    hv = {}
+def _trial_from(args: argparse.Namespace) -> trialmod.Trial:
+    hv: dict[str, str] = {}
     if getattr(args, "serial_console", False):
         hv["serial_console"] = "True"
     return trialmod.Trial(
@@ -104,7 +108,7 @@ def _trial_from(args) -> trialmod.Trial:
     )
 
 
-def _cmd_try(args, cfg_loader) -> int:
+def _cmd_try(args: argparse.Namespace, cfg_loader: ConfigLoader) -> int:
     t = _trial_from(args)
     if args.action != "verify":
         if not t.disks:
@@ -127,7 +131,7 @@ def _cmd_try(args, cfg_loader) -> int:
     raise AssertionError(args.action)
 
 
-def _print_plan(disk, count: bool) -> int:
+def _print_plan(disk: str | Path, count: bool) -> int:
     from osdef.stream.planreport import plan_lines
 
     for line in plan_lines(disk, count=count):
@@ -135,11 +139,11 @@ def _print_plan(disk, count: bool) -> int:
     return 0
 
 
-def _cmd_export_plan(args, cfg_loader) -> int:
+def _cmd_export_plan(args: argparse.Namespace, cfg_loader: ConfigLoader) -> int:
     return _print_plan(args.disk, count=not args.no_count)
 
 
-def _add_try_command(sub) -> None:
+def _add_try_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`osdef try ACTION`: an installed OS script run as Ganeti would run it."""
     p = sub.add_parser("try", help="run an installed OS script with a Ganeti-built environment",
                        description="Run an installed OS script exactly as Ganeti would (clean environment, "
@@ -200,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     try:
         from osdef.images import command as image_command
     except ImportError:
-        image_command = None
-    if image_command is not None:
+        pass
+    else:
         image_command.register(sub)
     from osdef.extstorage import command as extstorage_command
     extstorage_command.register(sub)
@@ -244,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code = args.func(args, siteconfig.load)
+        code: int = args.func(args, siteconfig.load)
         sys.stdout.flush()
         return code
     except BrokenPipeError as exc:

@@ -57,8 +57,8 @@ def kvm_works() -> bool:
 
 
 def write_demo_config(path: Path, tcg: bool) -> Path:
-    doc: dict = {"images": {"cache_dir": os.environ.get("OSDEF_DEMO_CACHE", str(siteconfig.DEFAULT_IMAGE_DIR)),
-                            "build_on_demand": True}}
+    cache_dir = os.environ.get("OSDEF_DEMO_CACHE", str(siteconfig.DEFAULT_IMAGE_DIR))
+    doc: dict[str, dict[str, object]] = {"images": {"cache_dir": cache_dir, "build_on_demand": True}}
     if tcg:
         doc["libguestfs"] = {"backend_settings": ["force_tcg"]}
     path.write_text("# written by `make demo`\n" + yaml.safe_dump(doc, sort_keys=False))

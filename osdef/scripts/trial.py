@@ -21,6 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from osdef.disk import units
 from osdef.errors import OsdefError
@@ -222,8 +223,8 @@ def _script(trial: Trial, script: str) -> str:
     return str(path)
 
 
-def run_script(trial: Trial, script: str, *, args: tuple[str, ...] = (), stdin=None,
-               stdout=None) -> subprocess.CompletedProcess:
+def run_script(trial: Trial, script: str, *, args: tuple[str, ...] = (), stdin: int | IO[bytes] | None = None,
+               stdout: int | IO[bytes] | None = None) -> subprocess.CompletedProcess[bytes]:
     env = ganeti_environment(trial, script)
     return subprocess.run([_script(trial, script), *args], cwd=trial.os_dir, env=env,
                           stdin=stdin if stdin is not None else subprocess.DEVNULL,
@@ -235,7 +236,7 @@ def _say(text: str) -> None:
     sys.stderr.flush()
 
 
-def run_with_size_fd(trial: Trial, script: str, *, stdin, stdout_path: Path | None,
+def run_with_size_fd(trial: Trial, script: str, *, stdin: int | IO[bytes], stdout_path: Path | None,
                      stdout_fd: int | None) -> tuple[int, int, str]:
     """Run export/import with EXP_SIZE_FD=11 as a pipe; return (rc, bytes on stdout, fd text)."""
     size_r, size_w = os.pipe()
@@ -268,9 +269,11 @@ def run_with_size_fd(trial: Trial, script: str, *, stdin, stdout_path: Path | No
         os.close(size_w)
     written = 0
     if out_r is not None:
+        assert stdout_arg is not None  # export: out_w, made with out_r
         os.close(stdout_arg)
         sink = os.open(stdout_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600) \
             if stdout_path else stdout_fd
+        assert sink is not None  # export gets stdout_path or stdout_fd (try_export: fd 1)
         try:
             while chunk := os.read(out_r, units.MiB):
                 view = memoryview(chunk)
