@@ -61,7 +61,7 @@ class Artifact:
         except OSError as exc:
             raise ImageError(f"image {self.name}: cannot open {self.path}: {exc.strerror}") from None
         reader = ArtifactReader(raw, self)
-        return io.BufferedReader(reader, buffer_size=MiB)  # type: ignore[return-value]
+        return io.BufferedReader(reader, buffer_size=MiB)
 
 
 class _HashingReader:
@@ -87,8 +87,10 @@ class ArtifactReader(io.RawIOBase):
         self._raw = raw
         self._artifact = artifact
         self._hashing = _HashingReader(raw)
+        # _HashingReader is the source as far as stream_reader goes: it calls read() only
         self._zreader = zstandard.ZstdDecompressor().stream_reader(
-            self._hashing, read_size=MiB, read_across_frames=True, closefd=False)
+            self._hashing,  # type: ignore[arg-type]  # (its stub: IO[bytes])
+            read_size=MiB, read_across_frames=True, closefd=False)
         self._produced = 0
         self._verified = False
 

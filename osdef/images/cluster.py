@@ -29,7 +29,7 @@ from osdef.errors import ImageError
 
 SEPARATOR = "-" * 48
 MARK = "OSDEF-NODE "
-Runner = Callable[..., subprocess.CompletedProcess]
+Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class GanetiTools:
         self.runner = runner
         self.timeout = timeout
 
-    def _run(self, args: Sequence[str]) -> subprocess.CompletedProcess:
+    def _run(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
         argv = [self.gnt_cluster, *args]
         try:
             proc = self.runner(argv, capture_output=True, text=True, timeout=self.timeout)

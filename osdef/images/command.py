@@ -19,11 +19,15 @@ import sys
 from datetime import datetime, UTC
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from osdef import config as siteconfig
 from osdef.config import SiteConfig
 from osdef.images.store import ImageInfo, ImageStore
 from osdef.paths import active_os_dir, data_dir
+
+if TYPE_CHECKING:  # imported late by the commands that need it
+    from osdef.images.sync import ClusterSync
 
 DEFAULT_OS_DIR = active_os_dir()  # the OS dir Ganeti uses here (osdef.paths)
 
@@ -33,7 +37,7 @@ def default_recipes_dir() -> Path:
     return data_dir("images")
 
 
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add `image` with its build/list/add subcommands; handlers are set as `handler`."""
     image = subparsers.add_parser("image", help="build, list and add guest images")
     image.add_argument("--recipes", type=Path, default=None, metavar="DIR",
@@ -97,7 +101,7 @@ def _node_site(args: argparse.Namespace, config: Config) -> SiteConfig:
     return config if isinstance(config, SiteConfig) else siteconfig.load(args.os_dir)
 
 
-def _cluster_sync(args: argparse.Namespace, config: Config):
+def _cluster_sync(args: argparse.Namespace, config: Config) -> ClusterSync:
     from osdef.images.sync import ClusterSync
 
     return ClusterSync(_node_site(args, config).images, args.os_dir, progress=sys.stderr)

@@ -27,6 +27,7 @@ from osdef.disk.units import MiB
 from osdef.errors import ImageError
 from osdef.images import formats
 from osdef.images.cachefiles import no_space_or, remove_quietly, temp_path
+from osdef.vocab import DISK_QCOW2
 
 CHUNK = MiB
 BLOCK = 4096
@@ -114,8 +115,9 @@ def compress_chunks(chunks: Iterable[bytes], dest: Path, size_hint: int | None =
     size = used = 0
     with open(dest, "xb") as f:
         hw = _HashingWriter(f)
-        writer = cctx.stream_writer(hw, size=size_hint if size_hint is not None else -1,
-                                    closefd=False)
+        # _HashingWriter is the writer's file object as far as stream_writer goes: it calls write() and flush() only
+        writer = cctx.stream_writer(hw,  # type: ignore[arg-type]  # (its stub: IO[bytes])
+                                    size=size_hint if size_hint is not None else -1, closefd=False)
         for chunk in chunks:
             size += len(chunk)
             used += used_bytes(chunk)
@@ -159,7 +161,7 @@ def ingest_file(src: Path, cache_dir: Path, name: str, *, expect: str | None = N
             "filesystem image, a tar archive or qcow2, optionally zstd-compressed)")
     if expect is not None and expect != found.format:
         raise ImageError(f"{src}: declared format {expect} but the file holds {found.describe()}")
-    if found.format == formats.DISK_QCOW2:
+    if found.format == DISK_QCOW2:
         return _ingest_qcow2(src, compressed, cache_dir, name, work_dir or cache_dir)
     dest = temp_path(cache_dir, name, "zst")
     try:

@@ -41,6 +41,7 @@ from osdef.config import ImageSettings
 from osdef.errors import ImageError
 from osdef.images import agreement
 from osdef.images import cachefiles as cf
+from osdef.images.artifact import Artifact
 from osdef.images.cluster import GanetiTools, NodeOutput, node_json
 from osdef.images.manifest import ManifestError, parse_manifest
 from osdef.images.recipe import check_name
@@ -248,7 +249,7 @@ class ClusterSync:
                 cf.remove_quietly(p)
         return self._states_after(name, group, outputs)
 
-    def _copy_staged(self, name: str, group: str | None, art, staged: Path, staged_manifest: Path,
+    def _copy_staged(self, name: str, group: str | None, art: Artifact, staged: Path, staged_manifest: Path,
                      staged_agreement: Path) -> None:
         """gnt-cluster copyfile the staged image (+ manifest) and agreement to the other nodes."""
         # scp onto the file itself would truncate it: a node that already sees a
@@ -266,7 +267,7 @@ class ClusterSync:
                 for line in err.strip().splitlines():
                     self._say(f"  {line}")
 
-    def _states_after(self, name: str, group: str | None, outputs) -> list[NodeState]:
+    def _states_after(self, name: str, group: str | None, outputs: list[NodeOutput]) -> list[NodeState]:
         """Each node's state of name now, with what its node-receive answered."""
         received = {o.node: node_json(o.output) for o in outputs}
         states = []
