@@ -43,9 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from osdef.disk.device import open_disk, read_bytes, sync, write_at
-from osdef.disk.units import MiB
+from osdef.disk.units import SECTOR, MiB
 from osdef.errors import GuestError
-from osdef.create.partitioning import SECTOR, PartitionPlan
+from osdef.create.partitioning import PartitionPlan
 from osdef.create.target import open_target
 
 FORMAT = 1
@@ -153,7 +153,7 @@ class BootAreaCache:
             return None
         return BootArea(path, int(meta["core_offset"]))
 
-    def store(self, disk: Path, plan: PartitionPlan, boot: str, fs_type: str,
+    def store(self, disk: Path | str, plan: PartitionPlan, boot: str, fs_type: str,
               grub_tree: Path) -> Path | None:
         """Keep the boot area grub-install just wrote on `disk` (appliance down); never raises.
 
@@ -214,7 +214,7 @@ class BootAreaCache:
                 self.log(f"removed the boot area of an earlier build of {self.image_name}: {entry}")
 
 
-def write_boot_area(disk: Path, area: BootArea) -> None:
+def write_boot_area(disk: Path | str, area: BootArea) -> None:
     """Write boot.img's code and core.img from the cache onto `disk` (host side, before launch)."""
     try:
         mbr = area.mbr.read_bytes()[:MBR_CODE]

@@ -162,5 +162,5 @@ def _write_table_through_scratch(uri: str, p: PartitionPlan) -> dict[int, Extent
     return extents
 
 
-def read_table(disk: Path) -> dict[int, Extent]:
+def read_table(disk: Path | str) -> dict[int, Extent]:
     return parse_sfdisk_json(_sfdisk(["--json", str(disk)]))

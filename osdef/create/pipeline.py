@@ -82,6 +82,7 @@ def create(request: Request, say: Callable[[str], None]) -> None:
 def rename(request: Request, say: Callable[[str], None]) -> None:
     """The rename script's work: the guest on disk 0 renamed in place, from OLD_INSTANCE_NAME."""
     inst = request.instance
+    assert inst.name is not None and inst.old_name is not None  # load_instance requires both for rename
     say(f"rename {inst.old_name} → {inst.name}")
     with GuestSession([request.disk0], request.config.libguestfs, log=say) as session:
         session.mount_inspected_root()
@@ -125,7 +126,7 @@ def install_root(disk: Path | str, image: ImageData, plan: CreatePlan, settings:
             log("create failed: invalidating the disk")
             runner.rollback()
             raise
-        if capture is not None and capture.is_file() and plan.partition_plan is not None:
+        if capture is not None and boot_cache is not None and capture.is_file() and plan.partition_plan is not None:
             boot_cache.store(disk, plan.partition_plan, plan.boot, plan.fs_type, capture)
     runner.timings["total"] = time.monotonic() - started
     stats = layout.copy_stats

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from osdef.create import partitioning
 from osdef.create.bootarea import BootArea, BootAreaCache
@@ -32,6 +33,9 @@ from osdef.guest.network import model as network_model
 from osdef.guest.network.model import NetworkState
 from osdef.paths import data_root
 from osdef.vocab import BOOT_MODES, FS_IMAGE, IMAGE_KINDS, PARTITION_TABLES as TABLES, TAR
+
+if TYPE_CHECKING:  # osdef.images (zstandard) is imported when create builds its plan (image_store)
+    from osdef.images import Artifact, ImageStore
 
 BOOT_AREAS = "bootareas"  # in the image cache: grub boot areas per image and layout
 
@@ -93,11 +97,11 @@ class Built:
     """What ``build`` decided: the plan, the image it lays down and the image's boot-area cache."""
 
     plan: CreatePlan
-    artifact: object  # osdef.images.Artifact
+    artifact: Artifact
     boot_cache: BootAreaCache
 
 
-def image_store(request: Request):
+def image_store(request: Request) -> ImageStore:
     from osdef.images import ImageStore
 
     return ImageStore(request.config.images, data_root() / "images")
@@ -116,7 +120,8 @@ def hooks_dir(request: Request) -> Path:
     return installed if installed.is_dir() else data_root() / "hooks"
 
 
-def check_agreed_image(request: Request, store, name: str, artifact=None) -> None:
+def check_agreed_image(request: Request, store: ImageStore, name: str,
+                       artifact: Artifact | None = None) -> None:
     """Refuse before any write (and before any build or fetch) when this node's image
     for name is not the one the cluster agreed on (`osdef image sync`)."""
     from osdef.images import agreement
@@ -129,7 +134,7 @@ def check_agreed_image(request: Request, store, name: str, artifact=None) -> Non
     agreement.check(entries, name, art.sha256 if art else None, node_name())
 
 
-def agreed_artifact(request: Request, store, name: str):
+def agreed_artifact(request: Request, store: ImageStore, name: str) -> Artifact:
     """The image create reads, present (built or fetched when the site allows) and agreed."""
     check_agreed_image(request, store, name)
     artifact = store.ensure(name, allow_build=request.config.images.build_on_demand,
@@ -145,6 +150,7 @@ def build(request: Request, say: Callable[[str], None]) -> Built:
     old SSH host keys are read (read-only) once everything else is known good."""
     inst, variant, params = request.instance, request.variant, request.params
     assert variant is not None  # a create request always has its variant
+    assert inst.name is not None  # and its INSTANCE_NAME (load_instance requires it for create)
     steps = load_steps(skip=frozenset(variant.skip_hooks), builtin_dir=hooks_dir(request),  # unknown skip
                        site_dir=request.config.hooks_dir)                    # names, broken site hooks, order
     network = network_model.build(inst, params)  # bad NIC settings: one line, before any write

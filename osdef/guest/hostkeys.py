@@ -48,7 +48,7 @@ def restore_host_keys(session: GuestSession, keys: Mapping[str, bytes],
     return len(keys)
 
 
-def read_host_keys(disk: Path, settings: LibguestfsSettings, log: Callable[[str], None] = lambda _m: None
+def read_host_keys(disk: Path | str, settings: LibguestfsSettings, log: Callable[[str], None] = lambda _m: None
                    ) -> dict[str, bytes]:
     """Open `disk` read-only in its own appliance and save its host keys.
 
