@@ -58,7 +58,7 @@ def test_bad_options_are_refused_before_losetup_runs(fake, options, word):
 @pytest.mark.parametrize("body, line", [
     ('echo "losetup: /srv/v.img: failed to set up loop device" >&2\necho "losetup: no free device" >&2\nexit 1',
      "cannot attach /srv/v.img to a loop device: losetup: no free device"),
-    ("exit 3", "cannot attach /srv/v.img to a loop device: exit code 3"),
+    ("exit 3", "cannot attach /srv/v.img to a loop device: exit code 3, no message"),
     ("echo nonsense", "losetup attached /srv/v.img but printed no device ('nonsense\\n')"),
     ("printf '/dev/loop1\\n/dev/loop2\\n'", "losetup attached /srv/v.img but printed no device "
                                              "('/dev/loop1\\n/dev/loop2\\n')"),
