@@ -71,7 +71,7 @@ def fs_disk(tmp_path_factory, guest_images, settings):
     (site / "20-shell").chmod(0o755)
     logs: list[str] = []
     with open(guest_images.fs_image, "rb") as stream:
-        report = _create(disk, stream, FS_IMAGE_SIZE, "filesystem", settings, logs,
+        report = _create(disk, stream, FS_IMAGE_SIZE, "fs-image", settings, logs,
                          table="gpt", serial_console=True, site_hooks_dir=site)
     return disk, report, logs
 
@@ -133,7 +133,7 @@ def test_bios_boot_partition_type(fs_disk):
 def test_filesystem_image_on_a_loop_device(loop_device, unchecked_fs_image, settings):
     logs: list[str] = []
     with open(unchecked_fs_image, "rb") as stream:
-        _create(loop_device, stream, FS_IMAGE_SIZE, "filesystem", settings, logs,
+        _create(loop_device, stream, FS_IMAGE_SIZE, "fs-image", settings, logs,
                 table="msdos")
     assert not any(NO_FSCK in line for line in logs)  # mounted since its check: e2fsck ran
     view = read_back(loop_device, settings)
@@ -155,7 +155,7 @@ def test_partitioned_disk_image_is_grown(tmp_path, guest_images, settings):
     logs: list[str] = []
     size = guest_images.disk_image.stat().st_size
     with open(guest_images.disk_image, "rb") as stream:
-        report = _create(disk, stream, size, "disk", settings, logs, hostname="files.example.org")
+        report = _create(disk, stream, size, "disk-raw", settings, logs, hostname="files.example.org")
     assert report.layout == "disk-raw" and report.bytes_read == size
     view = read_back(disk, settings)
     _check_customized(view, "files.example.org")
@@ -203,12 +203,12 @@ def test_tarball_create_and_rename_warning(tmp_path, guest_images, settings):
 
 # -- 5. bad input and failure: 1 launch ---------------------------------------------------------------
 
-@pytest.mark.parametrize("fmt", ["filesystem", "disk", "tar"])
+@pytest.mark.parametrize("fmt", ["fs-image", "disk-raw", "tar"])
 def test_disk_too_small_is_refused_before_any_write(tmp_path, guest_images, settings, fmt):
     disk = tmp_path / "small.img"
     disk.write_bytes(b"\x5a" * (40 * MiB))
     before = hashlib.sha256(disk.read_bytes()).hexdigest()
-    image = {"filesystem": guest_images.fs_image, "disk": guest_images.disk_image,
+    image = {"fs-image": guest_images.fs_image, "disk-raw": guest_images.disk_image,
              "tar": guest_images.fs_image}[fmt]
     with open(image, "rb") as stream, pytest.raises(GuestError) as info:
         _create(disk, stream, image.stat().st_size, fmt, settings, [])
@@ -222,7 +222,7 @@ def test_invalid_hostname_is_refused_before_any_write(tmp_path, guest_images, se
     disk = tmp_path / "d.img"
     disk.write_bytes(b"\x5a" * MiB)
     with open(guest_images.fs_image, "rb") as stream, pytest.raises(GuestError, match="invalid hostname"):
-        _create(disk, stream, FS_IMAGE_SIZE, "filesystem", settings, [], hostname="bad_name.example")
+        _create(disk, stream, FS_IMAGE_SIZE, "fs-image", settings, [], hostname="bad_name.example")
     assert disk.read_bytes() == b"\x5a" * MiB
 
 
@@ -234,7 +234,7 @@ def test_a_failed_create_leaves_the_disk_invalid(tmp_path, guest_images, setting
     (site / "99-fail").chmod(0o755)
     logs: list[str] = []
     with open(guest_images.fs_image, "rb") as stream, pytest.raises(GuestError) as info:
-        _create(disk, stream, FS_IMAGE_SIZE, "filesystem", settings, logs, site_hooks_dir=site)
+        _create(disk, stream, FS_IMAGE_SIZE, "fs-image", settings, logs, site_hooks_dir=site)
     assert "site hook 99-fail failed in the guest (exit 3): cannot do it" in str(info.value)
     assert any("invalidating" in line for line in logs)
     with open(disk, "rb") as f:
