@@ -65,7 +65,7 @@ def fs_disk(tmp_path_factory, guest_images, settings):
     site = tmp / "hooks.d"
     site.mkdir()
     (site / "10-marker.py").write_text(
-        "def run(ctx):\n    ctx.guest.write_text('/etc/osdef-site-py', ctx.hostname + '\\n')\n")
+        "def run(ctx):\n    ctx.guest.write_text('/etc/osdef-site-py', ctx.plan.hostname + '\\n')\n")
     (site / "20-shell").write_text(
         "#!/bin/sh\necho \"$OSDEF_HOSTNAME $OSDEF_SERIAL_CONSOLE\" > /etc/osdef-site-sh\necho hello from the guest\n")
     (site / "20-shell").chmod(0o755)
