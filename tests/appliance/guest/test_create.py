@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 import zstandard
 
+from osdef.config import SiteConfig
 from osdef.errors import GuestError
 from osdef.create.steps import load_steps
 from osdef.create.pipeline import ImageData, install_root, rename
 from osdef.create.partitioning import GPT_TYPES
 from osdef.create.plan import CreatePlan
+from osdef.create.request import Request
+from osdef.ganeti.environment import Instance
+from osdef.ganeti.params import OsParams
 from osdef.guest.distro import read_facts
 from osdef.guest.rename import rename_guest
 
@@ -29,6 +34,13 @@ def _create(disk, stream, size, fmt, settings, logs, site_hooks_dir=None, **kw):
     kw.setdefault("boot", "none")
     plan = CreatePlan(layout=fmt, steps=load_steps(site_dir=site_hooks_dir), **kw)
     return install_root(disk, ImageData(stream, size), plan, settings, logs.append)
+
+
+def _rename_request(disk, old, new, settings):
+    """What requests.load("rename", …) gives the pipeline, for a disk and the appliance settings."""
+    instance = Instance(api_version=20, os_name="image", variant="default", debug_level=0, name=new, old_name=old)
+    return Request("rename", Path("/nonexistent"), {}, SiteConfig(libguestfs=settings), instance, None,
+                   OsParams.defaults(), (str(disk),))
 
 
 def _root_partition_reaches_the_end(view, table):
@@ -88,7 +100,7 @@ def test_filesystem_image_create_then_rename(fs_disk, settings):
     assert disk.stat().st_size == DISK and allocated(disk) < 40 * MiB  # still sparse
 
     rename_logs: list[str] = []
-    rename(disk, "web1.example.org", "db2.example.com", settings=settings, log=rename_logs.append)
+    rename(_rename_request(disk, "web1.example.org", "db2.example.com", settings), rename_logs.append)
     # no warning: create had set the hostname the rename expects
     assert not any("warning" in line for line in rename_logs), rename_logs
 
