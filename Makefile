@@ -52,7 +52,7 @@ DEB_PATH    := /usr/sbin:/usr/bin:/sbin:/bin
 TEST_DIRS := tests/pure tests/scripts tests/differential tests/appliance tests/boot tests/cluster tests/ceph \
              tests/trixie
 
-.PHONY: all deps venv test test-unit install install-extstorage demo bench clean deb e2fsprogs-images
+.PHONY: all deps venv lint test test-unit install install-extstorage demo bench clean deb e2fsprogs-images
 
 all: test
 
@@ -103,7 +103,12 @@ venv: .stamps/venv
 .stamps/venv-node: pyproject.toml .stamps/apt-node
 	$(call venv_ensure,$(NODE_EXTRAS))
 
-test: venv
+# ruff's rules and mypy --strict (pyproject.toml): the code is fully annotated, so a type slip fails here
+lint: venv
+	$(VENV)/bin/ruff check osdef hooks tests bench
+	$(VENV)/bin/mypy
+
+test: lint
 	$(VPY) -m pytest $(XDIST) --durations=30 $(PYTEST_ARGS) $(TEST_DIRS)
 
 # e2fsprogs' regression images for the opt-in corpus test (docs/stream.md): E2FSPROGS=<a clone of e2fsprogs>

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark `create` (osdef.guest.install.install_root) against the alternatives, side by side in one run.
+"""Benchmark `create` (osdef.create.pipeline.install_root) against the alternatives, side by side in one run.
 
 Scenarios, all laying the debian-12 image (DIB ext4 filesystem image) onto DISK_0
 and naming the host:
@@ -8,7 +8,7 @@ and naming the host:
              write and in-appliance work, plus a bare appliance launch (same disk,
              no work) measured in the same run.  The first create runs the
              guest's grub-install and fills a fresh boot area cache
-             (osdef.guest.bootarea); the others use it, as every later create of
+             (osdef.create.bootarea); the others use it, as every later create of
              the image on a node does;
   tools      what an admin would script with libguestfs-tools for the same
              result: zstd -d, truncate + sfdisk, dd conv=sparse into the
@@ -42,9 +42,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from osdef.config import ImageSettings, LibguestfsSettings  # noqa: E402
-from osdef.guest.bootarea import BootAreaCache  # noqa: E402
-from osdef.guest.install import ImageData, install_root  # noqa: E402
-from osdef.guest.plan import CreatePlan  # noqa: E402
+from osdef.create.bootarea import BootAreaCache  # noqa: E402
+from osdef.create.pipeline import ImageData, install_root  # noqa: E402
+from osdef.create.plan import CreatePlan  # noqa: E402
 from osdef.guest.session import GuestSession  # noqa: E402
 from osdef.images import ImageStore  # noqa: E402
 
@@ -83,8 +83,8 @@ def bench_osdef(art, disk: Path, settings: LibguestfsSettings,
     with art.open() as stream:
         started = time.monotonic()
         plan = CreatePlan(layout="fs-image", hostname=HOSTNAME, fs_type="ext4", table="gpt", boot="bios",
-                          serial_console=True, boot_cache=cache)
-        report = install_root(disk, ImageData(stream, art.size), plan, settings, lambda m: None)
+                          serial_console=True).with_boot_cache(cache)
+        report = install_root(disk, ImageData(stream, art.size), plan, settings, lambda m: None, boot_cache=cache)
         total = time.monotonic() - started
     t = report.timings
     host = sum(t.get(k, 0.0) for k in HOST_STEPS)
@@ -202,7 +202,7 @@ Notes
   drive order instead of a listing.
 - Bootloader: the image's first BIOS create on a node runs the guest's grub-install
   (with grub-probe and the disk check: one guest command, ~4-6 s) and keeps what it
-  wrote (osdef/guest/bootarea.py); later creates write the boot code from the host and
+  wrote (osdef/create/bootarea.py); later creates write the boot code from the host and
   unpack /boot/grub (9 MB, ~1.2 s).  grub.cfg is rendered by osdef (update-grub would
   add 10-19 s under TCG).
 - The appliance launch itself varies by several seconds between runs on this shared
@@ -246,7 +246,7 @@ def main() -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="create-", dir=args.workdir))
     lines = [f"image {art.name}: {art.size / GiB:.2f} GiB filesystem image, "
-             f"{art.used_size / GiB:.2f} GiB data; {args.runs} run(s), medians; libguestfs TCG", ""]
+             f"{art.manifest.used_size / GiB:.2f} GiB data; {args.runs} run(s), medians; libguestfs TCG", ""]
     cache = BootAreaCache(work / "bootareas", art.sha256, lambda m: None)
     try:
         results: dict[str, dict[str, float]] = {}

@@ -213,7 +213,7 @@ def run(work: Path, before: Path, repeat: int) -> str:
 def _commit(path: Path) -> str:
     try:
         return sh(f"git -C {path} log -1 --format=%h").stdout.strip()
-    except Exception:  # noqa: BLE001 - a plain copy of the tree: no commit to name
+    except Exception:
         return "a copy"
 
 

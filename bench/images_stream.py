@@ -39,7 +39,7 @@ def main() -> int:
         print(f"{name} is not in {CACHE}: run the dib test or `osdef image build {name}`",
               file=sys.stderr)
         return 1
-    print(f"image {name}: {art.size / MIB:.0f} MiB apparent, {art.used_size / MIB:.0f} MiB used, "
+    print(f"image {name}: {art.size / MIB:.0f} MiB apparent, {art.manifest.used_size / MIB:.0f} MiB used, "
           f"{art.manifest.stored_size / MIB:.0f} MiB stored\n")
     print("| step | wall | throughput (apparent) |\n|---|---|---|")
 

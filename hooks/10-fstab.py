@@ -3,6 +3,7 @@
 from osdef.guest.fstab import render_fstab
 
 NAME = "fstab"
+EXCLUDABLE = False  # the layout gave the root a fresh UUID: without this step the guest cannot mount /
 
 
 def run(ctx):

@@ -3,6 +3,7 @@
 from osdef.guest.hostnames import apply_hostname, name_domain
 
 NAME = "hostname"
+EXCLUDABLE = True  # a variant may skip it
 
 
 def run(ctx):  # a short INSTANCE_NAME gets `domain`, else dns_search, else the guest's resolver's

@@ -7,24 +7,19 @@ through `gnt-instance console`).  Without systemd the keys are generated now,
 in the appliance (`ssh-keygen -A`).
 """
 
+from osdef.guest.units import oneshot
+
 NAME = "ssh-host-keys"
+EXCLUDABLE = True  # a variant may skip it
 
 UNIT_NAME = "osdef-ssh-host-keys.service"
-UNIT = """[Unit]
-Description=Generate SSH host keys on first boot (osdef)
-Before=ssh.service ssh.socket sshd.service
-ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
-
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
-ExecStartPost=/bin/sh -c 'echo "osdef: SSH host keys generated:"; for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -l -f "$k"; done'
-StandardOutput=journal+console
-RemainAfterExit=yes
-
-[Install]
-WantedBy=multi-user.target ssh.service
-"""
+TARGETS = ("multi-user.target", "ssh.service")
+UNIT = oneshot("Generate SSH host keys on first boot (osdef)", "/usr/bin/ssh-keygen -A",
+               unit=("Before=ssh.service ssh.socket sshd.service",
+                     "ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key"),
+               exec_start_post="/bin/sh -c 'echo \"osdef: SSH host keys generated:\"; "
+                               "for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -l -f \"$k\"; done'",
+               wanted_by=TARGETS)
 
 
 def run(ctx):
@@ -36,9 +31,7 @@ def run(ctx):
         ctx.log(f"removed {len(keys)} SSH host key file(s); the guest has no ssh-keygen")
         return
     if ctx.facts.has_systemd:
-        g.write_text(f"/etc/systemd/system/{UNIT_NAME}", UNIT, mode=0o644)
-        for target in ("multi-user.target.wants", "ssh.service.wants"):
-            g.symlink(f"/etc/systemd/system/{UNIT_NAME}", f"/etc/systemd/system/{target}/{UNIT_NAME}")
+        g.install_unit(UNIT_NAME, UNIT, *TARGETS)
         ctx.log(f"removed {len(keys)} SSH host key file(s); new ones are made on first boot")
     else:
         g.run(["ssh-keygen", "-A"], what="ssh-keygen -A")

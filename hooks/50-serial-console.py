@@ -9,6 +9,7 @@ regenerates grub.cfg.
 from osdef.guest.bootloader import set_serial_console
 
 NAME = "serial-console"
+EXCLUDABLE = True  # a variant may skip it
 BEFORE = ("bootloader",)  # grub.cfg is rendered from /etc/default/grub
 
 
@@ -19,6 +20,5 @@ def run(ctx):
     g = ctx.guest
     for unit_dir in ("/lib/systemd/system", "/usr/lib/systemd/system"):
         if g.exists(f"{unit_dir}/serial-getty@.service"):
-            g.symlink(f"{unit_dir}/serial-getty@.service",
-                      "/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service")
+            g.enable_unit(f"{unit_dir}/serial-getty@ttyS0.service", "getty.target")
             break

@@ -1,8 +1,8 @@
 """Configure every NIC (matched by MAC) for the backend the guest uses; see docs/network.md.
 
 Skipped when cloud-init configures the network from osdef's NoCloud seed
-(80-cloud-init; not for on-link routes without netplan, see
-osdef.guest.cloudinit.configures_network), and with network=none.  The
+(``ctx.network_owner``, decided once: not for on-link routes without netplan,
+see osdef.guest.cloudinit.configures_network), and with network=none.  The
 network model is the plan's (built once, before any write).
 """
 
@@ -11,6 +11,7 @@ from osdef.guest import cloudinit
 from osdef.guest.network.apply import apply
 
 NAME = "network"
+EXCLUDABLE = True  # a variant may skip it
 
 
 def run(ctx):
@@ -23,10 +24,10 @@ def run(ctx):
         ctx.log(f"network: nothing to configure (network={state.mode}, {len(plan.instance.nics)} NIC(s))")
         return
     g = ctx.guest
-    if cloudinit.wanted(plan.params.cloud_init, facts.has_cloud_init):
-        if cloudinit.configures_network(state, "netplan" in facts.network.installed):
-            ctx.log(f"network: {len(state.nics)} NIC(s) left to cloud-init's network-config (NoCloud seed)")
-            return
+    if ctx.network_owner == "cloud-init":
+        ctx.log(f"network: {len(state.nics)} NIC(s) left to cloud-init's network-config (NoCloud seed)")
+        return
+    if ctx.cloud_init_seed:
         ctx.log("network: on-link routes (routed NICs) that cloud-init cannot render here:"
                 " osdef writes the network files, cloud-init keeps off the network")
     backend = facts.network_backend

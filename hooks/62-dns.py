@@ -3,6 +3,7 @@
 from osdef.guest.network import dns, model
 
 NAME = "dns"
+EXCLUDABLE = True  # a variant may skip it
 
 
 def run(ctx):

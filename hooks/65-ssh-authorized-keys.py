@@ -3,6 +3,7 @@
 from osdef.guest.osparams import merge_authorized_keys
 
 NAME = "ssh-authorized-keys"
+EXCLUDABLE = True  # a variant may skip it
 SSH_DIR = "/root/.ssh"
 AUTHORIZED_KEYS = f"{SSH_DIR}/authorized_keys"
 
@@ -12,10 +13,9 @@ def run(ctx):
     if not keys:
         return
     g = ctx.guest
-    g.call(f"create {SSH_DIR}", g.g.mkdir_p, SSH_DIR)
-    g.call(f"chmod {SSH_DIR}", g.g.chmod, 0o700, SSH_DIR)
-    g.call(f"chown {SSH_DIR}", g.g.chown, 0, 0, SSH_DIR)
+    g.mkdir(SSH_DIR, mode=0o700)
+    g.chown(SSH_DIR)
     existing = g.read_text_or_none(AUTHORIZED_KEYS) or ""
     g.write_text(AUTHORIZED_KEYS, merge_authorized_keys(existing, keys), mode=0o600)
-    g.call(f"chown {AUTHORIZED_KEYS}", g.g.chown, 0, 0, AUTHORIZED_KEYS)
+    g.chown(AUTHORIZED_KEYS)
     ctx.log(f"ssh: {len(keys)} key(s) for root")

@@ -6,6 +6,7 @@ from osdef.errors import GuestError
 from osdef.guest.osparams import set_root_hash
 
 NAME = "root-password"
+EXCLUDABLE = True  # a variant may skip it
 SHADOW = "/etc/shadow"
 
 

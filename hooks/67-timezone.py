@@ -6,6 +6,7 @@ The name was checked once, by the OS parameter table (osdef.ganeti.params.Timezo
 from osdef.errors import GuestError
 
 NAME = "timezone"
+EXCLUDABLE = True  # a variant may skip it
 ZONEINFO = "/usr/share/zoneinfo"
 
 

@@ -1,6 +1,6 @@
 """Reinstall: put back the SSH host keys of the previous installation (keep_ssh_host_keys=yes).
 
-osdef.pipeline reads them with osdef.guest.hostkeys.read_host_keys() before
+osdef.create.plan reads them with osdef.guest.hostkeys.read_host_keys() before
 the disk is rewritten, only with keep_ssh_host_keys=yes, into the plan
 (ctx.plan.saved_host_keys); runs after 40-ssh-host-keys removed the image's keys.
 """
@@ -8,6 +8,7 @@ the disk is rewritten, only with keep_ssh_host_keys=yes, into the plan
 from osdef.guest.hostkeys import restore_host_keys
 
 NAME = "ssh-host-keys-restore"
+EXCLUDABLE = True  # a variant may skip it
 AFTER = ("ssh-host-keys",)  # which removed the image's keys
 
 

@@ -4,11 +4,13 @@ btrfs: the file is made No_COW (chattr +C) while empty, as btrfs swap files must
 """
 
 from osdef.errors import GuestError
-from osdef.guest.osparams import SWAPFILE, swap_entry, swap_size_bytes
+from osdef.disk.units import MiB
+from osdef.guest.fstab import SWAPFILE, swap_entry
+from osdef.guest.osparams import swap_size_bytes
 
 NAME = "swap"
+EXCLUDABLE = True  # a variant may skip it
 AFTER = ("fstab",)  # adds its line to the fstab that step wrote
-MiB = 1 << 20
 HEADROOM = 32 * MiB  # left free on the root filesystem
 
 
@@ -19,18 +21,17 @@ def run(ctx):
     g = ctx.guest
     root = ctx.root
     fs_type = root.fs_type or (g.fs_type(root.device) if root.device else "")
-    vfs = g.call("check free space", g.g.statvfs, "/")
-    free = vfs["bavail"] * vfs["bsize"]
+    free = g.free_bytes("/")
     if size + HEADROOM > free:
         raise GuestError(f"swap_size={size // MiB}M does not fit: the root filesystem has"
                          f" {free // MiB} MiB free; grow disk 0 or lower swap_size")
     g.remove(SWAPFILE)
     if fs_type == "btrfs":
-        g.call(f"create {SWAPFILE}", g.g.touch, SWAPFILE)
-        g.call(f"chattr +C {SWAPFILE}", g.g.set_e2attrs, SWAPFILE, "C")
-    g.call(f"allocate {SWAPFILE}", g.g.fallocate64, SWAPFILE, size)
-    g.call(f"chmod {SWAPFILE}", g.g.chmod, 0o600, SWAPFILE)
-    g.call(f"mkswap {SWAPFILE}", g.g.mkswap_file, SWAPFILE)
+        g.touch(SWAPFILE)
+        g.set_no_cow(SWAPFILE)
+    g.allocate(SWAPFILE, size)
+    g.chmod(SWAPFILE, 0o600)
+    g.mkswap_file(SWAPFILE)
     fstab = g.read_text_or_none("/etc/fstab") or ""
     g.write_text("/etc/fstab", swap_entry(fstab))
     ctx.log(f"swap: {SWAPFILE} of {size // MiB} MiB")

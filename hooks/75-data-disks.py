@@ -8,25 +8,17 @@ have `nofail`, so a missing disk does not stop the boot.
 
 from osdef.errors import GuestError
 from osdef.guest.mkfs import make_filesystem
-from osdef.guest.osparams import data_disk_entry, data_disk_mountpoint
+from osdef.guest.fstab import data_disk_entry, data_disk_mountpoint
 from osdef.vocab import ROOT_FILESYSTEMS
 
 NAME = "data-disks"
+EXCLUDABLE = True  # a variant may skip it
 AFTER = ("fstab",)  # adds its lines to the fstab that step wrote
-
-
-def _signature(g, device):
-    """The filesystem (or other) type blkid sees on the whole device, '' if none."""
-    try:
-        return g.g.vfs_type(device) or ""
-    except RuntimeError:
-        return ""
 
 
 def _has_partitions(g, device):
     # /dev/sdaa1 is /dev/sdaa's, not /dev/sda's
-    return any(p.startswith(device) and p[len(device):].isdigit()
-               for p in g.call("list partitions", g.g.list_partitions))
+    return any(p.startswith(device) and p[len(device):].isdigit() for p in g.partitions())
 
 
 def run(ctx):
@@ -34,7 +26,7 @@ def run(ctx):
     if fs_type == "keep":
         return
     g = ctx.guest
-    devices = g.call("list devices", g.g.list_devices)
+    devices = g.devices()
     instance = ctx.plan.instance
     wanted = len(instance.disks) if instance is not None else len(devices)
     if wanted <= 1:
@@ -43,14 +35,13 @@ def run(ctx):
     if len(devices) < wanted:
         raise GuestError(f"data_disks={fs_type}: only {len(devices)} of the instance's {wanted} disks"
                          " are attached to the appliance (osdef bug: please report)")
-    if fs_type != "ext4" and not g.call(f"check {fs_type} support", g.g.feature_available,
-                                        [fs_type]):
+    if fs_type != "ext4" and not g.has_feature(fs_type):
         raise GuestError(f"data_disks={fs_type}: the libguestfs appliance cannot make {fs_type}"
                          f" (install the {fs_type} tools on the node) or use data_disks=ext4")
     fstab = g.read_text_or_none("/etc/fstab") or ""
     for index in range(1, wanted):
         device = g.device(index)
-        found = _signature(g, device)
+        found = g.signature(device)
         if _has_partitions(g, device):
             ctx.log(f"data disks: disk {index} has a partition table: left untouched, not mounted")
             continue
@@ -64,8 +55,8 @@ def run(ctx):
             make_filesystem(g, fs_type, device, ctx.plan.mkfs_profile, f"make {fs_type} on disk {index}")
             disk_fs = fs_type
             ctx.log(f"data disks: disk {index} formatted {fs_type}")
-        uuid = g.call(f"read the UUID of disk {index}", g.g.vfs_uuid, device)
+        uuid = g.uuid(device, f"read the UUID of disk {index}")
         mountpoint = data_disk_mountpoint(index)
-        g.call(f"create {mountpoint}", g.g.mkdir_p, mountpoint)
+        g.mkdir(mountpoint)
         fstab = data_disk_entry(fstab, uuid, index, disk_fs)
     g.write_text("/etc/fstab", fstab)

@@ -10,11 +10,12 @@ from osdef.guest import cloudinit
 from osdef.guest.network import model
 
 NAME = "cloud-init"
+EXCLUDABLE = True  # a variant may skip it
 
 
 def run(ctx):
     plan, facts = ctx.plan, ctx.facts
-    if not cloudinit.wanted(plan.params.cloud_init, facts.has_cloud_init):
+    if not ctx.cloud_init_seed:
         return
     instance = plan.instance
     state = plan.network if plan.network is not None else model.NetworkState("none")
@@ -22,7 +23,7 @@ def run(ctx):
     files = cloudinit.seed_files(
         iid=cloudinit.instance_id(instance.uuid if instance is not None else None, plan.hostname),
         fqdn=plan.hostname, state=state, ssh_keys=plan.params.ssh_authorized_keys,
-        with_network=cloudinit.configures_network(state, has_netplan), for_netplan=has_netplan)
+        with_network=ctx.network_owner == "cloud-init", for_netplan=has_netplan)
     cloudinit.write_files(ctx.guest, files)
     ctx.log(f"cloud-init: NoCloud seed in {cloudinit.SEED_DIR}"
             f" ({'with' if cloudinit.NETWORK_CONFIG in files else 'without'} network-config)")

@@ -15,7 +15,10 @@ retries on the next boot.  EFI guests need nothing: without
 /boot/grub/i386-pc/core.img grub-pc's postinst leaves the boot code alone.
 """
 
+from osdef.guest.units import oneshot
+
 NAME = "grub-pc-install-device"
+EXCLUDABLE = True  # a variant may skip it
 
 SCRIPT_PATH = "/usr/local/sbin/osdef-grub-pc-install-device"
 DONE_MARKER = "/var/lib/osdef/grub-pc-install-device"
@@ -41,22 +44,9 @@ echo "osdef: grub-pc upgrades install GRUB to $device"
 """
 
 UNIT_NAME = "osdef-grub-pc-install-device.service"
-UNIT = f"""[Unit]
-Description=Record the boot disk for grub-pc upgrades (osdef)
-After=local-fs.target
-Before=systemd-user-sessions.service
-ConditionPathExists=!{DONE_MARKER}
-ConditionPathExists=/boot/grub/i386-pc/core.img
-
-[Service]
-Type=oneshot
-ExecStart={SCRIPT_PATH}
-StandardOutput=journal+console
-RemainAfterExit=yes
-
-[Install]
-WantedBy=multi-user.target
-"""
+UNIT = oneshot("Record the boot disk for grub-pc upgrades (osdef)", SCRIPT_PATH,
+               unit=("After=local-fs.target", "Before=systemd-user-sessions.service",
+                     f"ConditionPathExists=!{DONE_MARKER}", "ConditionPathExists=/boot/grub/i386-pc/core.img"))
 
 
 def run(ctx):
@@ -71,6 +61,5 @@ def run(ctx):
                 "`dpkg-reconfigure grub-pc` and choose the boot disk")
         return
     g.write_text(SCRIPT_PATH, SCRIPT, mode=0o755)
-    g.write_text(f"/etc/systemd/system/{UNIT_NAME}", UNIT, mode=0o644)
-    g.symlink(f"/etc/systemd/system/{UNIT_NAME}", f"/etc/systemd/system/multi-user.target.wants/{UNIT_NAME}")
+    g.install_unit(UNIT_NAME, UNIT, "multi-user.target")
     ctx.log("grub-pc's install device is recorded on first boot (osdef-grub-pc-install-device.service)")

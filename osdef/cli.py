@@ -4,6 +4,7 @@
     osdef diagnose [--os-dir DIR]                   check an installed OS dir
     osdef params [--markdown]                       the OS parameters
     osdef variants                                  the variants
+    osdef steps [--markdown]                        the customization steps (hooks/)
     osdef image build|list|add|sync …               images (diskimage-builder, cache, cluster sync)
     osdef try create|rename|export|import|verify …  run the installed scripts as Ganeti would
     osdef export-plan DISK [--no-count]             what an export of DISK would send, and why
@@ -15,6 +16,7 @@ import argparse
 import os
 import select
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from osdef import config as siteconfig
@@ -23,8 +25,11 @@ from osdef.ganeti import params as osparams
 from osdef.paths import active_os_dir
 from osdef.scripts import osdir, trial as trialmod
 
+#: the handlers' second argument: siteconfig.load, the site config of an OS dir
+ConfigLoader = Callable[[Path], siteconfig.SiteConfig]
 
-def _cmd_install(args, cfg_loader) -> int:
+
+def _cmd_install(args: argparse.Namespace, cfg_loader: ConfigLoader) -> int:
     from osdef.paths import data_root
 
     report = osdir.install(Path(args.os_dir), source=data_root(), python=args.python,
@@ -37,7 +42,7 @@ def _cmd_install(args, cfg_loader) -> int:
     return 0
 
 
-def _cmd_diagnose(args, cfg_loader) -> int:
+def _cmd_diagnose(args: argparse.Namespace, cfg_loader: ConfigLoader) -> int:
     problems = osdir.diagnose(Path(args.os_dir))
     for p in problems:
         print(p, file=sys.stderr)
@@ -46,7 +51,7 @@ def _cmd_diagnose(args, cfg_loader) -> int:
     return 1 if problems else 0
 
 
-def _cmd_params(args, cfg_loader) -> int:
+def _cmd_params(args: argparse.Namespace, cfg_loader: ConfigLoader) -> int:
     if args.markdown:
         sys.stdout.write(osparams.markdown_table())
         return 0
@@ -57,7 +62,19 @@ def _cmd_params(args, cfg_loader) -> int:
     return 0
 
 
-def _cmd_variants(args, cfg_loader) -> int:
+def _cmd_steps(args: argparse.Namespace, cfg_loader: ConfigLoader) -> int:
+    from osdef.create import steps
+
+    if args.markdown:
+        sys.stdout.write(steps.markdown_table())
+        return 0
+    for hook in steps.load_builtin_hooks():
+        skip = "may be skipped" if hook.excludable else "always runs"
+        print(f"{hook.name:<22} {skip:<14} {hook.summary}")
+    return 0
+
+
+def _cmd_variants(args: argparse.Namespace, cfg_loader: ConfigLoader) -> int:
     from osdef import variants
     from osdef.paths import data_dir
 
@@ -71,8 +88,8 @@ def _cmd_variants(args, cfg_loader) -> int:
     return 0
 
 
-def _trial_from(args) -> trialmod.Trial:
-    hv = {}
+def _trial_from(args: argparse.Namespace) -> trialmod.Trial:
+    hv: dict[str, str] = {}
     if getattr(args, "serial_console", False):
         hv["serial_console"] = "True"
     return trialmod.Trial(
@@ -91,7 +108,7 @@ def _trial_from(args) -> trialmod.Trial:
     )
 
 
-def _cmd_try(args, cfg_loader) -> int:
+def _cmd_try(args: argparse.Namespace, cfg_loader: ConfigLoader) -> int:
     t = _trial_from(args)
     if args.action != "verify":
         if not t.disks:
@@ -114,7 +131,7 @@ def _cmd_try(args, cfg_loader) -> int:
     raise AssertionError(args.action)
 
 
-def _print_plan(disk, count: bool) -> int:
+def _print_plan(disk: str | Path, count: bool) -> int:
     from osdef.stream.planreport import plan_lines
 
     for line in plan_lines(disk, count=count):
@@ -122,11 +139,11 @@ def _print_plan(disk, count: bool) -> int:
     return 0
 
 
-def _cmd_export_plan(args, cfg_loader) -> int:
+def _cmd_export_plan(args: argparse.Namespace, cfg_loader: ConfigLoader) -> int:
     return _print_plan(args.disk, count=not args.no_count)
 
 
-def _add_try_command(sub) -> None:
+def _add_try_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`osdef try ACTION`: an installed OS script run as Ganeti would run it."""
     p = sub.add_parser("try", help="run an installed OS script with a Ganeti-built environment",
                        description="Run an installed OS script exactly as Ganeti would (clean environment, "
@@ -175,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true", help="as the README's markdown table")
     p.set_defaults(func=_cmd_params)
 
+    p = sub.add_parser("steps", help="list the customization steps of create, in run order")
+    p.add_argument("--markdown", action="store_true", help="as hooks/README.md's markdown table")
+    p.set_defaults(func=_cmd_steps)
+
     p = sub.add_parser("variants", help="list the variants")
     p.add_argument("--dir", help="variants directory (default: the checkout's or the package's, "
                                   "plus the site's variants_dir)")
@@ -183,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     try:
         from osdef.images import command as image_command
     except ImportError:
-        image_command = None
-    if image_command is not None:
+        pass
+    else:
         image_command.register(sub)
     from osdef.extstorage import command as extstorage_command
     extstorage_command.register(sub)
@@ -227,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code = args.func(args, siteconfig.load)
+        code: int = args.func(args, siteconfig.load)
         sys.stdout.flush()
         return code
     except BrokenPipeError as exc:

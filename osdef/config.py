@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ class SiteConfig:
     ceph: CephSettings = field(default_factory=CephSettings)
 
 
-def config_path(os_dir: Path | None = None, environ: dict[str, str] | None = None) -> Path | None:
+def config_path(os_dir: Path | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
     """The config file in force, or None when there is none."""
     environ = os.environ if environ is None else environ
     explicit = environ.get("OSDEF_CONFIG")
@@ -110,7 +111,7 @@ def config_path(os_dir: Path | None = None, environ: dict[str, str] | None = Non
     return None
 
 
-def load(os_dir: Path | None = None, environ: dict[str, str] | None = None) -> SiteConfig:
+def load(os_dir: Path | None = None, environ: Mapping[str, str] | None = None) -> SiteConfig:
     """Load the site config in force (see the module docstring for the order)."""
     path = config_path(os_dir, environ)
     if path is None:
@@ -184,8 +185,11 @@ def parse(data: Any, path: Path) -> SiteConfig:
     )
 
 
+#: a key's check: (value, key, path) → the value as its field's type (Any: the fields' types differ)
+_Check = Callable[[Any, str, Path], Any]
+
 #: images.<key> → how its value is checked
-_IMAGE_KEYS = {
+_IMAGE_KEYS: dict[str, _Check] = {
     "cache_dir": _abspath, "build_on_demand": _bool, "fetch_on_demand": _bool,
     "debian_mirror": _str, "debian_security_mirror": _str, "build_tmp_dir": _abspath,
     "agreement_file": _abspath,
@@ -207,7 +211,7 @@ def _cephx_user(value: Any, key: str, path: Path) -> str:
 
 
 #: ceph.<key> → how its value is checked
-_CEPH_KEYS = {
+_CEPH_KEYS: dict[str, _Check] = {
     "conf": _abspath, "user": _cephx_user, "connect_timeout": _int, "op_timeout": _int, "prefer_uri": _bool,
 }
 

@@ -33,14 +33,7 @@ def say(text: str) -> None:
     print(f"demo: {text}", flush=True)
 
 
-KVM_PROBE = """
-import guestfs
-g = guestfs.GuestFS(python_return_dict=True)
-g.add_drive_scratch(16 << 20)
-g.launch()
-g.shutdown()
-g.close()
-"""
+KVM_PROBE = "from osdef.guest.session import probe_launch; probe_launch()"
 KVM_PROBE_SECONDS = 60  # a KVM launch takes a few seconds; a TCG fallback or a hang takes longer
 
 
@@ -64,8 +57,8 @@ def kvm_works() -> bool:
 
 
 def write_demo_config(path: Path, tcg: bool) -> Path:
-    doc: dict = {"images": {"cache_dir": os.environ.get("OSDEF_DEMO_CACHE", str(siteconfig.DEFAULT_IMAGE_DIR)),
-                            "build_on_demand": True}}
+    cache_dir = os.environ.get("OSDEF_DEMO_CACHE", str(siteconfig.DEFAULT_IMAGE_DIR))
+    doc: dict[str, dict[str, object]] = {"images": {"cache_dir": cache_dir, "build_on_demand": True}}
     if tcg:
         doc["libguestfs"] = {"backend_settings": ["force_tcg"]}
     path.write_text("# written by `make demo`\n" + yaml.safe_dump(doc, sort_keys=False))
@@ -74,40 +67,23 @@ def write_demo_config(path: Path, tcg: bool) -> Path:
 
 def describe(disk: Path, settings: siteconfig.LibguestfsSettings) -> None:
     """Print OS, host name, partitions and sizes, read through a read-only appliance."""
-    import guestfs
+    from osdef.guest.session import GuestSession
 
-    from osdef.guest.session import configure
-
-    g = guestfs.GuestFS(python_return_dict=True)
-    configure(g, settings)
-    g.add_drive_opts(str(disk), format="raw", readonly=True)
-    g.launch()
-    try:
-        roots = g.inspect_os()
-        if not roots:
-            print("  no operating system found on the disk")
-            return
-        root = roots[0]
-        print(f"  OS:         {g.inspect_get_product_name(root)} ({g.inspect_get_distro(root)} "
-              f"{g.inspect_get_major_version(root)}.{g.inspect_get_minor_version(root)})")
-        g.mount_ro(root, "/")
-        print(f"  hostname:   {g.cat('/etc/hostname').strip()}")
-        hosts = [ln for ln in g.cat("/etc/hosts").splitlines() if ln.startswith("127.0.1.1")]
+    with GuestSession([disk], settings, readonly=True) as g:
+        root = g.mount_inspected_root()
+        print(f"  OS:         {g.os_name(root)}")
+        print(f"  hostname:   {g.read_text('/etc/hostname').strip()}")
+        hosts = [ln for ln in g.read_text("/etc/hosts").splitlines() if ln.startswith("127.0.1.1")]
         print(f"  /etc/hosts: {hosts[0] if hosts else '(no 127.0.1.1 line)'}")
-        for line in g.cat("/etc/fstab").splitlines():
+        for line in g.read_text("/etc/fstab").splitlines():
             if line.strip() and not line.startswith("#"):
                 print(f"  fstab:      {line}")
-        for p in g.part_list("/dev/sda"):
-            dev = f"/dev/sda{p['part_num']}"
-            fs = g.vfs_type(dev) or "-"
-            print(f"  partition:  {dev} {p['part_size'] >> 20} MiB {fs}")
-        st = g.statvfs("/")
-        print(f"  root fs:    {st['blocks'] * st['bsize'] >> 20} MiB, "
-              f"{(st['blocks'] - st['bfree']) * st['bsize'] >> 20} MiB used")
+        for number, start, end in g.partition_table(g.device(0)).partitions:
+            dev = g.partition(0, number)
+            print(f"  partition:  {dev} {(end + 1 - start) >> 20} MiB {g.signature(dev) or '-'}")
+        print(f"  root fs:    {g.device_size(root) >> 20} MiB, {g.free_bytes('/') >> 20} MiB free")
         kernels = [k for k in g.ls("/boot") if k.startswith("vmlinuz")]
         print(f"  kernel:     {', '.join(kernels) or '(none)'}")
-    finally:
-        g.close()
     st = os.stat(disk)
     print(f"  disk file:  {disk}: {st.st_size >> 20} MiB apparent, {st.st_blocks * 512 >> 20} MiB allocated")
 

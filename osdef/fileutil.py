@@ -1,9 +1,11 @@
-"""Small file helpers: atomic replacement of a text file; finding a tool in the sbin dirs."""
+"""Small file and host-tool helpers: atomic replacement of a text file; finding a tool in the
+sbin dirs; the line a failed tool said."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -30,3 +32,13 @@ def write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
 def which_sbin(tool: str) -> str | None:
     """shutil.which over PATH plus /usr/sbin and /sbin (a non-login root shell may lack them)."""
     return shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+
+
+def tool_said(proc: subprocess.CompletedProcess[str]) -> str:
+    """For a one-line error: the last line a finished tool wrote on stderr, else on stdout,
+    else its exit code."""
+    for text in (proc.stderr, proc.stdout):
+        lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+        if lines:
+            return lines[-1]
+    return f"exit code {proc.returncode}, no message"

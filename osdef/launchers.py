@@ -14,10 +14,10 @@ import os
 import re
 import subprocess
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 from osdef import __version__
-from osdef.fileutil import write_text_atomic
+from osdef.fileutil import tool_said, write_text_atomic
 
 TEMPLATE = """\
 #!{python} -I
@@ -68,8 +68,7 @@ def check(path: Path) -> str | None:
     except subprocess.TimeoutExpired:
         return f"{path}: its interpreter {python} did not import {module} within 60 s"
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return f"{path}: its interpreter {python} cannot import {module}: {last}"
+        return f"{path}: its interpreter {python} cannot import {module}: {tool_said(proc)}"
     found = proc.stdout.strip()
     if found != __version__:
         return (f"{path}: its interpreter {python} imports osdef {found}, this is {__version__}: "

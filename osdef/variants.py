@@ -45,7 +45,7 @@ def _fail(path: Path, key: str, message: str) -> VariantError:
 
 def _choice(data: dict[str, Any], key: str, allowed: tuple[str, ...], default: str, path: Path) -> str:
     value = data.get(key, default)
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         return_text = ", ".join(allowed)
         raise _fail(path, key, f"{value!r} is not one of {return_text}")
     return value

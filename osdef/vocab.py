@@ -23,20 +23,6 @@ IMAGE_KINDS = (FS_IMAGE, DISK_RAW, TAR)
 URL_KINDS = (FS_IMAGE, DISK_RAW, DISK_QCOW2, TAR)
 #: the kinds a diskimage-builder recipe may produce (its output)
 DIB_KINDS = (FS_IMAGE, TAR)
-#: other spellings of the kinds that callers of osdef.guest.install and its layouts use
-KIND_SPELLINGS = {
-    "filesystem": FS_IMAGE, "filesystem-image": FS_IMAGE,
-    "disk": DISK_RAW, "disk-image": DISK_RAW,
-    "tarball": TAR,
-}
-
-
-def image_kind(word: str) -> str | None:
-    """The canonical image kind for a kind or one of its other spellings, else None."""
-    if word in IMAGE_KINDS:
-        return word
-    return KIND_SPELLINGS.get(word)
-
 
 # -- filesystems --------------------------------------------------------------------
 

@@ -17,12 +17,16 @@ what to check; it never repeats a key (librados' messages carry none).
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
 
 from osdef.config import CephSettings
 from osdef.errors import OsdefError, quote
+
+if TYPE_CHECKING:  # python3-rados is imported only for an RBD disk (libraries())
+    from rados import Ioctx
 
 PACKAGES = "python3-rbd python3-rados"
 _settings = CephSettings()
@@ -99,13 +103,13 @@ class Connection:
         self.handle = handle
         self.target = target
         self.error = error
-        self._ioctxs: list[Any] = []
+        self._ioctxs: list[Ioctx] = []
 
-    def pool(self, pool: str, namespace: str | None = None) -> Any:
+    def pool(self, pool: str, namespace: str | None = None) -> Ioctx:
         rados, _ = libraries(self.error)
         where = Target(self.target.conf, self.target.user, pool)
         try:
-            ioctx = self.handle.open_ioctx(pool)
+            ioctx: Ioctx = self.handle.open_ioctx(pool)
         except rados.Error as exc:
             raise self.error(explain(exc, where, "open the pool")) from None
         if namespace:
@@ -118,23 +122,20 @@ class Connection:
         return self.error(explain(exc, Target(self.target.conf, self.target.user, pool, image), doing))
 
     def close(self) -> None:
+        """Close every pool context and the cluster handle; a close that fails is past caring about."""
         for ioctx in self._ioctxs:
-            try:
+            with suppress(Exception):
                 ioctx.close()
-            except Exception:  # noqa: BLE001 - closing after a failure: nothing to report
-                pass
         self._ioctxs.clear()
         if self.handle is not None:
-            try:
+            with suppress(Exception):
                 self.handle.shutdown()
-            except Exception:  # noqa: BLE001
-                pass
             self.handle = None
 
-    def __enter__(self) -> "Connection":
+    def __enter__(self) -> Connection:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from osdef.disk.device import Disk, start_writeback, sync, write_at
+from osdef.disk.handle import BytesLike
 from osdef.disk.units import MiB
 from osdef.disk.zeroing import ZEROS, is_zero, zero_range
 
@@ -41,7 +42,7 @@ class SparseWriter:
         self.touched = False  # has anything been written or zeroed on the disk yet?
         self._flushed_to = start  # write-out of everything before this offset has been started
 
-    def write(self, offset: int, data) -> None:
+    def write(self, offset: int, data: BytesLike) -> None:
         """Write ``data`` at ``offset`` (not before ``end``), zeroing the gap before it."""
         self.zero_until(offset)
         self.touched = True

@@ -1,4 +1,4 @@
-"""An open disk (regular file, block device, or an RBD image): opening with the type check, size, reads, writes, flushes.
+"""An open disk (file, block device, or RBD image): opening with the type check, size, reads, writes, flushes.
 
 Files and block devices are both "disks"; the few places where they differ
 (size, how to zero a range cheaply) are decided by ``Disk.is_block`` and
@@ -18,10 +18,10 @@ import fcntl
 import os
 import stat
 import struct
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable
 
 from osdef.disk import loop, rbduri
+from osdef.disk.handle import BytesLike, Disk as Disk  # Disk: re-exported, the disk users' import
 from osdef.errors import OsdefError, quote
 
 BLKGETSIZE64 = 0x80081272
@@ -29,46 +29,6 @@ SYNC_FILE_RANGE_WRITE = 2
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-
-
-class Volume(Protocol):
-    """A disk reached through a library instead of a file descriptor (osdef.disk.rbd.RbdVolume).
-
-    Failures raise OSError (errno, one-line strerror)."""
-
-    def read_into(self, view: memoryview, offset: int) -> None: ...
-    def write(self, view, offset: int) -> None: ...
-    def zero(self, offset: int, length: int) -> None: ...
-    def flush(self) -> None: ...
-    def diff_iterate(self, seen) -> None: ...  # the written extents: seen(offset, length, exists) (osdef.disk.filemap)
-    def close(self) -> None: ...
-
-
-@dataclass
-class Disk:
-    """An open file or block device, or a volume (``fd == -1``)."""
-
-    path: str  # for messages: the path, or a volume's display name (rbd:pool/image, no options)
-    fd: int
-    size: int
-    is_block: bool
-    discard_zeroes: bool = False  # a block device whose discards read back as zeros (a loop device)
-    error: type[OsdefError] = OsdefError  # what its failures raise: the user's typed error
-    volume: Volume | None = None  # set for a disk given as a URI (then fd is -1)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        if self.volume is not None:
-            self.volume.close()
-            self.volume = None
-
-    def __enter__(self) -> "Disk":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def fd_size(fd: int) -> tuple[int, bool]:
@@ -85,7 +45,7 @@ def fd_size(fd: int) -> tuple[int, bool]:
     raise OSError(errno.ENODEV, "not a regular file or block device")
 
 
-def open_disk(path: str | os.PathLike, *, write: bool, error: type[OsdefError]) -> Disk:
+def open_disk(path: str | os.PathLike[str], *, write: bool, error: type[OsdefError]) -> Disk:
     """Open a file or block device, or the image an ``rbd:`` URI names (never creating or truncating
     it); failures raise ``error``."""
     name = os.fspath(path)
@@ -107,7 +67,7 @@ def open_disk(path: str | os.PathLike, *, write: bool, error: type[OsdefError]) 
                 error=error)
 
 
-def disk_size(path: str | os.PathLike, *, error: type[OsdefError]) -> int:
+def disk_size(path: str | os.PathLike[str], *, error: type[OsdefError]) -> int:
     """Size in bytes of a file or block device, opened read-only for the look."""
     with open_disk(path, write=False, error=error) as disk:
         return disk.size
@@ -137,7 +97,7 @@ def read_bytes(disk: Disk, offset: int, length: int) -> bytes:
     return bytes(buf)
 
 
-def write_at(disk: Disk, view, offset: int) -> None:
+def write_at(disk: Disk, view: BytesLike, offset: int) -> None:
     """Write all of ``view`` at ``offset``."""
     if disk.volume is not None:
         _volume_call(disk, "write", disk.volume.write, view, offset)
@@ -175,7 +135,7 @@ def start_writeback(disk: Disk, offset: int, length: int) -> None:
     _libc.sync_file_range(disk.fd, offset, length, SYNC_FILE_RANGE_WRITE)
 
 
-def _volume_call(disk: Disk, doing: str, call, *args) -> None:
+def _volume_call(disk: Disk, doing: str, call: Callable[..., None], *args: object) -> None:
     """A volume's read, write, zeroing or flush; its OSError becomes the disk's typed error."""
     try:
         call(*args)
@@ -186,7 +146,8 @@ def _volume_call(disk: Disk, doing: str, call, *args) -> None:
 
 def zero_volume(disk: Disk, offset: int, length: int) -> None:
     """Make a range of a volume read as zeros (osdef.disk.zeroing's way for a disk without an fd)."""
-    _volume_call(disk, "zero a range of", disk.volume.zero, offset, length)
+    # zero_range calls it for a disk with a volume only
+    _volume_call(disk, "zero a range of", disk.volume.zero, offset, length)  # type: ignore[union-attr]
 
 
 def advise_sequential(fd: int) -> None:

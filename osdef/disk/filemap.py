@@ -104,10 +104,10 @@ class Filemap:
     def close(self) -> None:
         """Release what the map holds (nothing but a loop device's backing file)."""
 
-    def __enter__(self) -> "Filemap":
+    def __enter__(self) -> Filemap:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -128,7 +128,7 @@ class FileMap(Filemap):
     kind = "file"
 
     @classmethod
-    def of(cls, disk: Disk) -> "FileMap | None":
+    def of(cls, disk: Disk) -> FileMap | None:
         """The map of a regular file, or None where its filesystem has no SEEK_DATA (EINVAL, EOPNOTSUPP)."""
         try:
             os.lseek(disk.fd, 0, os.SEEK_DATA)
@@ -149,7 +149,7 @@ class LoopMap(Filemap):
     kind = "loop"
 
     @classmethod
-    def of(cls, disk: Disk) -> "LoopMap | None":
+    def of(cls, disk: Disk) -> LoopMap | None:
         """The map of a whole, bound loop device whose backing file checks out (flushed first), else None."""
         backing = loop.open_backing(disk.fd, disk.size)
         if backing is None:

@@ -36,7 +36,9 @@ import stat
 import struct
 import subprocess
 from collections.abc import Iterator
+from typing import TypedDict, Unpack
 
+from osdef.fileutil import tool_said
 from osdef.errors import OsdefError
 
 LOSETUP = "losetup"
@@ -150,8 +152,7 @@ def _losetup(args: list[str], what: str) -> str:
     except OSError as e:
         raise LoopError(f"{what}: losetup could not run: {e.strerror}") from None
     if proc.returncode != 0:
-        detail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-        raise LoopError(f"{what}: {detail}")
+        raise LoopError(f"{what}: {tool_said(proc)}")
     return proc.stdout
 
 
@@ -175,7 +176,16 @@ def _attach_args(read_only: bool, offset: int, sizelimit: int, sector_size: int)
     return args
 
 
-def attach(backing: str | os.PathLike, *, read_only: bool = False, offset: int = 0, sizelimit: int = 0,
+class AttachOptions(TypedDict, total=False):
+    """attach()'s keyword arguments (for attached())."""
+
+    read_only: bool
+    offset: int
+    sizelimit: int
+    sector_size: int
+
+
+def attach(backing: str | os.PathLike[str], *, read_only: bool = False, offset: int = 0, sizelimit: int = 0,
            sector_size: int = 0) -> str:
     """Attach ``backing`` (a file or a block device) to a free loop device; its path (/dev/loopN).
 
@@ -196,7 +206,7 @@ def detach(device: str) -> None:
     _losetup(["-d", device], f"cannot detach {device}")
 
 
-def devices_of(backing: str | os.PathLike) -> list[str]:
+def devices_of(backing: str | os.PathLike[str]) -> list[str]:
     """The loop devices now backed by this file (usually zero or one), as ``losetup -j`` finds them."""
     out = _losetup(["-j", os.fspath(backing), "-n", "-O", "NAME"],
                    f"cannot list the loop devices of {os.fspath(backing)}")
@@ -209,7 +219,7 @@ def refresh_capacity(device: str) -> None:
 
 
 @contextlib.contextmanager
-def attached(backing: str | os.PathLike, **options) -> Iterator[str]:
+def attached(backing: str | os.PathLike[str], **options: Unpack[AttachOptions]) -> Iterator[str]:
     """A loop device over ``backing`` (``attach``'s options) for the ``with`` block, detached afterwards.
 
     A failed detach raises LoopError, unless the block itself failed (its error is the one that matters).

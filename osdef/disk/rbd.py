@@ -23,19 +23,24 @@ disk's typed error with its display name); opening failures are one line.
 from __future__ import annotations
 
 import errno
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from osdef.disk.units import GiB
 from osdef.disk import ceph, rbduri
-from osdef.disk.device import Disk
+from osdef.disk.handle import BytesLike, Disk
 from osdef.errors import OsdefError
 
-ZERO_CALL = 1 << 30  # bytes per write_zeroes call
+if TYPE_CHECKING:  # python3-rbd is imported only for an RBD disk (ceph.libraries)
+    import rbd
+
+ZERO_CALL = GiB  # bytes per write_zeroes call
 
 
 class RbdVolume:
     """An open librbd Image and the cluster connection it needs; read/write/zero/flush by offset."""
 
-    def __init__(self, conn: ceph.Connection, image: Any, uri: rbduri.RbdUri, writable: bool):
+    def __init__(self, conn: ceph.Connection, image: rbd.Image, uri: rbduri.RbdUri, writable: bool):
         self.conn = conn
         self.image = image
         self.uri = uri
@@ -58,7 +63,7 @@ class RbdVolume:
             raise OSError(errno.EIO, f"short read ({len(data)} of {len(view)} bytes)")
         view[:] = data
 
-    def write(self, view, offset: int) -> None:
+    def write(self, view: BytesLike, offset: int) -> None:
         try:
             done = self.image.write(bytes(view), offset)
         except self._rbd.Error as exc:
@@ -96,10 +101,10 @@ class RbdVolume:
         try:
             if self.image is not None:
                 self.image.close()
-        except Exception:  # noqa: BLE001 - closing after a failure: nothing more to report
+        except Exception:
             pass
         finally:
-            self.image = None
+            self.image = None  # type: ignore[assignment]  # closed: not used after close()
             self.conn.close()
 
 
@@ -118,7 +123,7 @@ def open_rbd(location: str, *, write: bool, error: type[OsdefError], what: str =
     if write and uri.snapshot:
         raise error(f"{uri.display} is a snapshot: it can only be read")
     _, rbd = ceph.libraries(error)
-    conn = ceph.connect(uri.conf, uri.user, error)
+    conn = ceph.connect(uri.conf, uri.user, error)  # type: ignore[arg-type]  # resolve() filled both in
     try:
         ioctx = conn.pool(uri.pool, uri.namespace)
         try:

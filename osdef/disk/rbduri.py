@@ -65,17 +65,17 @@ class RbdUri:
         """For messages: ``rbd:pool/image[@snap]``, no options."""
         return SCHEME + self.spec
 
-    def with_defaults(self, user: str, conf: str) -> "RbdUri":
+    def with_defaults(self, user: str, conf: str) -> RbdUri:
         """The URI with the site's user and ceph.conf where it names none (both checked as if in a URI)."""
         _, user = _option("id", user, "the site's ceph.user")
         _, conf = _option("conf", conf, "the site's ceph.conf")
         return replace(self, user=self.user or user, conf=self.conf or conf)
 
-    def at_snapshot(self, snapshot: str | None) -> "RbdUri":
+    def at_snapshot(self, snapshot: str | None) -> RbdUri:
         return replace(self, snapshot=snapshot)
 
 
-def as_location(value: "str | os.PathLike[str]") -> "str | Path":
+def as_location(value: str | os.PathLike[str]) -> str | Path:
     """A disk location as osdef passes it around: a URI stays the string it is, a path becomes a Path."""
     text = os.fspath(value)
     return text if is_uri(text) else Path(text)

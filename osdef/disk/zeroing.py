@@ -17,6 +17,7 @@ import fcntl
 import struct
 
 from osdef.disk.device import Disk, sync, write_at, zero_volume
+from osdef.disk.handle import BytesLike
 from osdef.disk.units import SECTOR, MiB
 
 ZEROS = bytes(MiB)  # a distinct object: `buf == ZEROS` is a memcmp (~58 GiB/s)
@@ -31,7 +32,7 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
 
 
-def is_zero(view) -> bool:
+def is_zero(view: BytesLike) -> bool:
     """True if ``view`` (at most 1 MiB) holds only zero bytes."""
     return ZEROS.startswith(view)
 
@@ -79,7 +80,8 @@ def _zero_block_range(disk: Disk, start: int, stop: int) -> bool:
 
 def punch_hole(fd: int, offset: int, length: int) -> bool:
     """fallocate(PUNCH_HOLE | KEEP_SIZE) on a file; False if the filesystem refuses it."""
-    return _libc.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) == 0
+    rc: int = _libc.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)
+    return rc == 0
 
 
 def zero_range(disk: Disk, offset: int, length: int) -> None:

@@ -7,7 +7,9 @@ into /var/log/ganeti/extstorage/.  Failures raise typed errors.
 
 from __future__ import annotations
 
-from typing import Callable, TextIO
+from pathlib import Path
+from typing import TextIO
+from collections.abc import Callable
 
 from osdef.disk import loop
 from osdef.disk.units import MiB
@@ -24,7 +26,7 @@ def create(req: Request, store: Store, out: TextIO, log: TextIO) -> None:
     log.write(f"created {path} ({size} MiB, {'preallocated' if prealloc else 'sparse'})\n")
 
 
-def _detach_all(path, log: TextIO) -> None:
+def _detach_all(path: Path, log: TextIO) -> None:
     """Detach every loop device over the volume file `path` (held under its lock)."""
     for device in loop.devices_of(path):
         loop.detach(device)

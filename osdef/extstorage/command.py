@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from osdef.disk.rbduri import DEFAULT_CONF
 from osdef.extstorage import PROVIDER_NAME
 from osdef.extstorage import install as installer
 from osdef.extstorage.rbd import config as rbdconfig
 
 
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add the `install-extstorage` command."""
     p = subparsers.add_parser(
         "install-extstorage", help="install an ExtStorage provider osdef ships: loopfile (sparse files on "
@@ -32,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--pool", default=rbdconfig.DEFAULT_POOL, help="rbd: the default pool (EXTP_POOL overrides)")
     p.add_argument("--user", help="rbd: the default cephx user, without client. (EXTP_USER overrides; "
                                   "default: librados', admin, and no :id= in the URI)")
-    p.add_argument("--conf", default=rbdconfig.DEFAULT_CONF, help="rbd: the default ceph.conf (EXTP_CONF overrides)")
+    p.add_argument("--conf", default=DEFAULT_CONF, help="rbd: the default ceph.conf (EXTP_CONF overrides)")
     p.add_argument("--connect-timeout", type=int, default=rbdconfig.DEFAULT_CONNECT_TIMEOUT,
                    help="rbd: seconds to wait for a monitor")
     p.set_defaults(func=run)
@@ -50,7 +51,7 @@ def _options(args: argparse.Namespace) -> installer.Options:
     return installer.Options(Path(args.data_dir) if args.data_dir else None, placement)
 
 
-def run(args: argparse.Namespace, cfg_loader=None) -> int:
+def run(args: argparse.Namespace, cfg_loader: object = None) -> int:  # cfg_loader: the CLI's, not needed
     if args.list:
         print("\n".join(installer.PROVIDERS))
         return 0

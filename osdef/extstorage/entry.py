@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, TextIO
+from typing import Any, TextIO
+from collections.abc import Callable, Mapping, Sequence
 
 from osdef.errors import OsdefError
 from osdef.extstorage import PROVIDER_NAME, settings, volume

@@ -6,7 +6,7 @@ From this table come ``parameters.list`` and the checks of ``verify``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from collections.abc import Mapping
 
 from osdef.extstorage.errors import RequestError
 from osdef.extstorage.volume import yes_no

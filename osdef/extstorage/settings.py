@@ -29,7 +29,7 @@ def render(settings: ProviderSettings) -> str:
             f"data_dir: {settings.data_dir}\n")
 
 
-def mapping(text: str, path: Path, keys: tuple[str, ...]) -> dict:
+def mapping(text: str, path: Path, keys: tuple[str, ...]) -> dict[str, object]:
     """The YAML mapping in a provider's config file, with only ``keys`` allowed (any provider)."""
     import yaml  # late: attach runs often and most calls only need the default path
 

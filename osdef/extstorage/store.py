@@ -14,8 +14,9 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
+from osdef.fileutil import tool_said
 from osdef.disk.units import MiB
 from osdef.extstorage.errors import VolumeError
 
@@ -105,8 +106,7 @@ class Store:
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             tmp.unlink(missing_ok=True)
-            detail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-            raise VolumeError(f"cannot copy {src} to {dest}: {detail}")
+            raise VolumeError(f"cannot copy {src} to {dest}: {tool_said(proc)}")
         try:
             if size_mib is not None and size_mib * MiB > tmp.stat().st_size:
                 os.truncate(tmp, size_mib * MiB)

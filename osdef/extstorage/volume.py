@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Mapping
+from collections.abc import Mapping
+from typing import TypeVar
 
 from osdef.extstorage.errors import RequestError
+
+T = TypeVar("T")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\Z")
 _TRUE = ("yes", "true", "on", "1")
@@ -86,7 +89,7 @@ def parse(environ: Mapping[str, str]) -> Request:
     )
 
 
-def require(value, variable: str, action: str):
+def require(value: T | None, variable: str, action: str) -> T:
     """value, or a RequestError naming the variable the action needs."""
     if value is None:
         raise RequestError(f"{action} needs {variable}, which Ganeti did not set")

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Mapping
+from collections.abc import Mapping
+from typing import TypedDict
 
 from osdef.errors import EnvError, quote
-from osdef.ganeti.envfields import (MAX_PATH, MAX_VALUE, IPAddress, check_lengths,  # noqa: F401  (re-exported)
-                                    check_path, flag, indexed_count, integer, number, optional, require)
-from osdef.ganeti.nics import (Network, Nic, check_host_address,  # noqa: F401  (re-exported)
-                               host_address_problem, parse_nic)
+from osdef.ganeti.envfields import (check_lengths, check_path, flag, indexed_count, integer, number, optional,
+                                    require)
+from osdef.ganeti.nics import Nic, parse_nic
 from osdef.vocab import valid_hostname
 
 SUPPORTED_API_VERSIONS = (20, 15, 10)
@@ -178,6 +178,16 @@ def variant_name(env: Mapping[str, str]) -> str | None:
     return None
 
 
+class _Common(TypedDict):
+    """The Instance fields every script gets (verify gets only these)."""
+
+    api_version: int
+    os_name: str | None
+    variant: str | None
+    debug_level: int
+    os_params: dict[str, str]
+
+
 def load_instance(env: Mapping[str, str], script: str) -> Instance:
     """Build the Instance a given script needs, or raise EnvError naming the variable."""
     if script not in SCRIPTS:
@@ -185,7 +195,7 @@ def load_instance(env: Mapping[str, str], script: str) -> Instance:
     check_lengths(env)
     version = api_version(env)
     debug = integer(env, "DEBUG_LEVEL", minimum=0) or 0
-    base = dict(
+    base = _Common(
         api_version=version,
         os_name=optional(env, "OS_NAME"),
         variant=variant_name(env),

@@ -6,13 +6,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from collections.abc import Mapping
 
 from osdef.errors import EnvError, quote
 from osdef.ganeti.envfields import (IPAddress, addr4, addr6, ip_address, net4, net6, optional,
                                     require)
 
 _MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def parse_nic(env: Mapping[str, str], i: int) -> Nic:
     )
 
 
-def host_address_problem(ip: IPAddress, subnet=None) -> str | None:
+def host_address_problem(ip: IPAddress, subnet: IPNetwork | None = None) -> str | None:
     """Why ``ip`` cannot be a host's own address (on a NIC, as a gateway), or None."""
     if ip.is_unspecified:
         return "the unspecified address"
@@ -125,7 +126,7 @@ def host_address_problem(ip: IPAddress, subnet=None) -> str | None:
     return None
 
 
-def check_host_address(key: str, ip: IPAddress, subnet=None) -> None:
+def check_host_address(key: str, ip: IPAddress, subnet: IPNetwork | None = None) -> None:
     problem = host_address_problem(ip, subnet)
     if problem:
         raise EnvError(f"{key}={ip} is {problem}, not a host address")

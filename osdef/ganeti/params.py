@@ -16,10 +16,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
+from osdef.disk.units import MiB, parse_size
 from osdef.errors import ParamError, quote
-from osdef.ganeti.environment import host_address_problem
+from osdef.ganeti.nics import host_address_problem
 from osdef.vocab import FILESYSTEMS, PARTITION_TABLES, valid_hostname, valid_zone_name
 
 ZONEINFO = Path("/usr/share/zoneinfo")
@@ -63,9 +65,7 @@ class YesNo:
         return "yes, no"
 
 
-_SIZE_RE = re.compile(r"(\d{1,15})\s*([kmgt]?)(i?b)?\Z", re.IGNORECASE)
 MAX_SIZE = 1 << 50  # 1 PiB: anything larger is a typo (create also bounds sizes by the disk)
-_UNITS = {"": 1 << 20, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
 @dataclass(frozen=True)
@@ -73,10 +73,9 @@ class Size:
     """A byte size such as 0, 512M, 2G (a bare number means MiB, like Ganeti)."""
 
     def parse(self, raw: str) -> int:
-        m = _SIZE_RE.match(raw.strip())
-        if not m:
+        size = parse_size(raw, bare=MiB)
+        if size is None:
             raise Invalid("allowed: a size such as 0, 512M or 2G (plain numbers are MiB)")
-        size = int(m.group(1)) * _UNITS[m.group(2).lower()]
         if size > MAX_SIZE:
             raise Invalid("allowed: a size such as 0, 512M or 2G, at most 1P")
         return size
@@ -358,12 +357,12 @@ class OsParams(Mapping[str, Any]):
     import_format: str
 
     @classmethod
-    def defaults(cls) -> "OsParams":
+    def defaults(cls) -> OsParams:
         """Every parameter at its declared default."""
         return cls(**{p.name: p.parse(p.default) for p in PARAMETERS})
 
     @classmethod
-    def of(cls, **typed: Any) -> "OsParams":
+    def of(cls, **typed: Any) -> OsParams:
         """The defaults with some typed values replaced (for callers that build values in code)."""
         return replace(cls.defaults(), **typed)
 

@@ -1,7 +1,10 @@
-"""The guest layer: one libguestfs appliance per run, disk layouts, customization, bootloader.
+"""What is done to a guest: the libguestfs session and the editors of the guest's files.
 
-The create plan is osdef.guest.plan; its entry points are in osdef.guest.install:
-`install_root` (create) and `rename`.  The customization runner
-(osdef.guest.customize) and the step context (osdef.guest.context) live here
-too, so nothing in this package imports upward.
+``session`` is the one owner of the libguestfs handle: every other module and
+every step (hooks/) calls its verbs (files, modes, units, disks, mkfs, UUIDs).
+The editors are pure where they can be (``fstab``, ``osparams``, ``units``,
+``hostnames``, ``grubdefaults``, ``network/`` renderers, ``cloudinit``) and
+take the session where they must read the guest (``bootloader``, ``distro``,
+``hostkeys``, ``rename``, ``mkfs``).  Nothing here knows about
+plans or steps: that is osdef.create, one floor above.
 """

@@ -14,7 +14,7 @@ The guest's own update-grub (run by every kernel upgrade) later replaces the
 file with Debian's full one built from the same /etc/default/grub.
 
 BIOS: grub-probe, a size check and grub-install run as one guest command
-(every command costs about a second under TCG).  When osdef.guest.bootarea
+(every command costs about a second under TCG).  When osdef.create.bootarea
 holds this image's boot area for the layout, its boot code is already on the
 disk and grub-install is skipped: /boot/grub is unpacked from the cache.
 """
@@ -26,7 +26,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from osdef.errors import GuestError
-from osdef.guest.bootarea import BootArea
 from osdef.guest.grubdefaults import (DEFAULTS_QUERY, GRUB_DEFAULTS, GRUB_DEFAULTS_D, GrubDefaults,
                                       evaluate, parse_defaults_query)
 from osdef.guest.session import GuestSession, one_line
@@ -77,7 +76,7 @@ def set_serial_console(session: GuestSession, log: Callable[[str], None]) -> boo
 GRUB_CONFIGS = ("osdef", "update-grub")
 
 
-def _version_key(version: str) -> tuple:
+def _version_key(version: str) -> tuple[int | str, ...]:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", version) if p)
 
 
@@ -126,10 +125,9 @@ def _write_grub_cfg(session: GuestSession, root_uuid: str, root_fs_type: str,
     """Render grub.cfg without update-grub; False when the guest is not simple enough."""
     if root_fs_type not in EXT_FAMILY or not root_uuid:
         return False
-    mounts = session.call("list mounts", session.g.mountpoints)
-    if "/boot" in mounts.values() or not session.exists("/boot/grub"):
+    if "/boot" in session.mountpoints() or not session.exists("/boot/grub"):
         return False
-    kernel = newest_kernel(session.call("list /boot", session.g.ls, "/boot"))
+    kernel = newest_kernel(session.ls("/boot"))
     if kernel is None:
         return False
     defaults = read_defaults(session)
@@ -167,7 +165,8 @@ def bios_install_script(want_size: int) -> str:
     """
     return (
         'dev=$(grub-probe --target=disk /boot/grub 2>/dev/null | grep "^/dev/" | tail -n 1); '
-        f'if [ -z "$dev" ]; then echo "{_MARK}no-disk $(grub-probe --target=disk /boot/grub 2>&1 | tail -n 1)"; exit 0; fi; '
+        f'if [ -z "$dev" ]; then '
+        f'echo "{_MARK}no-disk $(grub-probe --target=disk /boot/grub 2>&1 | tail -n 1)"; exit 0; fi; '
         # /sys (bind-mounted by libguestfs) counts 512-byte sectors whatever the sector size
         'sectors=$(cat "/sys/class/block/${dev#/dev/}/size" 2>/dev/null || echo 0); '
         'size=$((sectors * 512)); '
@@ -196,14 +195,13 @@ def check_bios_install(output: str, disk_device: str, want_size: int) -> str:
 
 
 def _install_bios(session: GuestSession, disk_device: str, log: Callable[[str], None],
-                  boot_area: BootArea | None, capture: Path | None) -> None:
-    if boot_area is not None:
-        session.call("create /boot/grub", session.g.mkdir_p, "/boot/grub")
-        session.call("unpack /boot/grub from the cached boot area", session.g.tar_in,
-                     str(boot_area.grub_tree), "/boot/grub")
-        log(f"grub boot area from the cache {boot_area.directory} (grub-install skipped)")
+                  cached_grub_tree: Path | None, capture: Path | None) -> None:
+    if cached_grub_tree is not None:
+        session.mkdir("/boot/grub")
+        session.tar_in(str(cached_grub_tree), "/boot/grub", what="unpack /boot/grub from the cached boot area")
+        log(f"grub boot area from the cache {cached_grub_tree.parent} (grub-install skipped)")
         return
-    want = session.call(f"size of {disk_device}", session.g.blockdev_getsize64, disk_device)
+    want = session.device_size(disk_device)
     before = _stat_files(session, "/boot/grub") if capture is not None else {}
     out = session.sh(bios_install_script(want), what="grub-install (BIOS)")
     target = check_bios_install(out, disk_device, want)
@@ -214,8 +212,8 @@ def _install_bios(session: GuestSession, disk_device: str, log: Callable[[str], 
         after = _stat_files(session, "/boot/grub", list(before))
         untouched = [name for name, stat in before.items() if after.get(name) == stat]
         excludes = ["./grub.cfg", *(f"./{name}" for name in sorted(untouched))]
-        session.call("keep /boot/grub for the boot area cache", session.g.tar_out, "/boot/grub",
-                     str(capture), excludes=excludes)
+        session.tar_out("/boot/grub", str(capture), what="keep /boot/grub for the boot area cache",
+                        excludes=excludes)
 
 
 def _stat_files(session: GuestSession, directory: str,
@@ -227,27 +225,26 @@ def _stat_files(session: GuestSession, directory: str,
     if names is None:
         if not session.exists(directory):
             return {}
-        names = list(session.call(f"list {directory}", session.g.ls, directory))
+        names = session.ls(directory)
     if not names:
         return {}
-    stats = session.call(f"stat the files in {directory}", session.g.lstatnslist, directory, names)
+    stats = session.lstat_files(directory, names)
     return {name: (st["st_size"], st["st_mtime_sec"], st["st_mtime_nsec"])
-            for name, st in zip(names, stats)
+            for name, st in zip(names, stats, strict=True)
             if st["st_ino"] >= 0 and st["st_mode"] & 0o170000 == 0o100000}
 
 
 def install(session: GuestSession, disk_device: str, boot: str,
             log: Callable[[str], None], *, root_uuid: str = "", root_fs_type: str = "",
-            grub_config: str = "osdef", boot_area: BootArea | None = None,
+            grub_config: str = "osdef", cached_grub_tree: Path | None = None,
             capture: Path | None = None) -> None:
     """grub-install for `boot` ("bios" | "efi"; "none" does nothing) and write grub.cfg.
 
-    BIOS: with `boot_area` (osdef.guest.bootarea; its boot code is already on
-    the disk) only /boot/grub is unpacked; else grub-install runs and, with
-    `capture`, /boot/grub (without grub.cfg) is saved there as a tar.
+    ``boot`` and ``grub_config`` were checked where they were decided (the create plan).  BIOS: with
+    ``cached_grub_tree`` (a boot area from the cache, osdef.create.bootarea: its boot code is already
+    on the disk) only /boot/grub is unpacked from it; else grub-install runs and, with ``capture``,
+    /boot/grub (without grub.cfg) is saved there as a tar.
     """
-    if grub_config not in GRUB_CONFIGS:
-        raise GuestError(f"unknown grub_config {grub_config!r} (use one of: {', '.join(GRUB_CONFIGS)})")
     if boot == "none":
         log("boot: none, bootloader left as the image has it")
         return
@@ -256,15 +253,13 @@ def install(session: GuestSession, disk_device: str, boot: str,
         raise GuestError(f"the image has no grub-install: add the {package} package to the image"
                          " or use boot: none")
     if boot == "bios":
-        _install_bios(session, disk_device, log, boot_area, capture)
-    elif boot == "efi":
+        _install_bios(session, disk_device, log, cached_grub_tree, capture)
+    else:
         if not session.exists("/boot/efi"):
             raise GuestError("boot: efi needs the EFI system partition mounted on /boot/efi")
         session.run(["grub-install", "--target=x86_64-efi", "--efi-directory=/boot/efi",
                      "--bootloader-id=debian", "--removable", "--no-nvram"],
                     what="grub-install (EFI)")
-    else:
-        raise GuestError(f"unknown boot mode {boot!r} (use bios, efi or none)")
     if grub_config == "osdef" and _write_grub_cfg(session, root_uuid, root_fs_type, log):
         return
     if session.exists("/usr/sbin/update-grub"):

@@ -37,25 +37,24 @@ def restore_host_keys(session: GuestSession, keys: Mapping[str, bytes],
     """Put saved keys back (private 0600, public 0644, root-owned); return how many files."""
     if not keys:
         return 0
-    for path, data in keys.items():
+    for path in keys:
         if not _is_key_file(path):
             raise GuestError(f"refusing to restore {path}: not an SSH host key path")
-    session.call("create /etc/ssh", session.g.mkdir_p, "/etc/ssh")
+    session.mkdir("/etc/ssh")
     for path, data in sorted(keys.items()):
-        session.call(f"write {path}", session.g.write, path, data)
-        session.call(f"chmod {path}", session.g.chmod, 0o644 if path.endswith(".pub") else 0o600, path)
-        session.call(f"chown {path}", session.g.chown, 0, 0, path)
+        session.write_bytes(path, data, mode=0o644 if path.endswith(".pub") else 0o600)
+        session.chown(path)
     log(f"restored {len(keys)} SSH host key file(s) of the previous installation")
     return len(keys)
 
 
-def read_host_keys(disk: Path, settings: LibguestfsSettings, log: Callable[[str], None] = lambda _m: None
+def read_host_keys(disk: Path | str, settings: LibguestfsSettings, log: Callable[[str], None] = lambda _m: None
                    ) -> dict[str, bytes]:
     """Open `disk` read-only in its own appliance and save its host keys.
 
     For reinstall, before the disk is rewritten.  A disk without a recognizable
     OS (blank, damaged) gives {} and a log line: the reinstall then makes new keys.
-    osdef.pipeline puts them into the create plan (CreatePlan.saved_host_keys).
+    osdef.create.plan puts them into the create plan (CreatePlan.saved_host_keys).
     """
     try:
         with GuestSession([disk], settings, readonly=True, log=log) as session:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from osdef.errors import GuestError
+from osdef.ganeti.params import OsParams
 from osdef.guest.session import GuestSession
 from osdef.vocab import valid_hostname
 
@@ -35,7 +36,7 @@ def qualify(name: str, domain: str | None) -> str:
     return f"{name}.{domain}" if domain and "." not in name else name
 
 
-def name_domain(params) -> str:
+def name_domain(params: OsParams) -> str:
     """The domain the OS parameters give a short name: `domain`, else the first `dns_search`
     ("" when neither: the guest's resolver settings then decide)."""
     return params.domain or (params.dns_search[0] if params.dns_search else "")
@@ -90,7 +91,7 @@ def render_hosts(text: str, fqdn: str, old_fqdn: str | None = None) -> str:
             line = "\t".join([body[0], " ".join(names)]) + (f" {comment}" if comment else "")
         out.append(line)
     if not placed:
-        at = next((i + 1 for i, l in enumerate(out) if l.split()[:1] == ["127.0.0.1"]), 0)
+        at = next((i + 1 for i, line in enumerate(out) if line.split()[:1] == ["127.0.0.1"]), 0)
         out.insert(at, wanted)
     return "\n".join(out) + "\n"
 
@@ -99,7 +100,7 @@ def current_hostname(session: GuestSession) -> str | None:
     text = session.read_text_or_none("/etc/hostname")
     if text is None:
         return None
-    lines = [l.strip() for l in text.splitlines() if l.strip() and not l.startswith("#")]
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     return lines[0] if lines else ""
 
 

@@ -20,15 +20,14 @@ if TYPE_CHECKING:
 
 def make_filesystem(session: GuestSession, fs_type: str, device: str, profile: str, what: str) -> None:
     """mkfs fs_type on device in the appliance, with the profile's features."""
-    session.call(what, session.g.mkfs, fs_type, device, **mkfs_options(profile, fs_type))
+    session.mkfs(fs_type, device, what=what, **mkfs_options(profile, fs_type))
 
 
 def check_root_readable(session: GuestSession, fs_type: str, device: str, profile: str) -> None:
     """A root filesystem just made on device must be readable by the profile's boot loader."""
     if fs_type != "xfs":
         return  # ext: the profile's own features; btrfs: Debian 12's and 13's defaults agree
-    superblock = session.call("read the XFS superblock", session.g.pread_device, device, 512, 0)
-    unreadable = unreadable_xfs_features(profile, bytes(superblock))
+    unreadable = unreadable_xfs_features(profile, session.read_device(device, 512, 0))
     if unreadable:
         raise GuestError(f"this node's mkfs.xfs made the root with {', '.join(unreadable)}, which the "
                          f"{profile} guest's boot loader cannot read: use filesystem=ext4 for this "

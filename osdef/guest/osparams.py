@@ -1,4 +1,6 @@
-"""Pure editors for the files the OS-parameter steps change: authorized_keys, shadow, fstab.
+"""Pure editors for the files the OS-parameter steps change: authorized_keys, shadow.
+
+fstab has its own editor (osdef.guest.fstab); the swap size is rounded here.
 
 No guest access here; the hooks read the file through the appliance, call one
 of these, and write the result back.  The values come from
@@ -13,10 +15,6 @@ from collections.abc import Sequence
 
 from osdef.disk.units import MiB
 from osdef.errors import GuestError, ParamError
-
-SWAPFILE = "/swapfile"
-DATA_MOUNT_ROOT = "/srv"
-FSCK_PASS = {"ext4": "2", "ext3": "2", "ext2": "2", "xfs": "0", "btrfs": "0"}
 
 
 # -- ssh_authorized_keys ----------------------------------------------------------
@@ -69,39 +67,7 @@ def set_root_hash(shadow: str, password_hash: str, today: int) -> str:
     return "\n".join(out) + "\n"
 
 
-# -- fstab -------------------------------------------------------------------------
-
-def set_fstab_entry(fstab: str, spec: str, mountpoint: str, fs_type: str, options: str,
-                    passno: str = "0") -> str:
-    """fstab with exactly one entry for `mountpoint` (swap: one for `spec`), appended at the end."""
-    out = []
-    for line in fstab.splitlines():
-        fields = line.split()
-        if fields and not fields[0].startswith("#") and len(fields) >= 3:
-            same = (fields[2] == "swap" and fields[0] == spec) if fs_type == "swap" \
-                else fields[1] == mountpoint
-            if same:
-                continue
-        out.append(line)
-    while out and not out[-1].strip():
-        out.pop()
-    out.append(f"{spec}\t{mountpoint}\t{fs_type}\t{options}\t0\t{passno}")
-    return "\n".join(out) + "\n"
-
-
-def swap_entry(fstab: str, path: str = SWAPFILE) -> str:
-    return set_fstab_entry(fstab, path, "none", "swap", "sw", "0")
-
-
-def data_disk_mountpoint(index: int) -> str:
-    return f"{DATA_MOUNT_ROOT}/disk{index}"
-
-
-def data_disk_entry(fstab: str, uuid: str, index: int, fs_type: str) -> str:
-    # nofail: a missing or broken data disk must not stop the instance from booting
-    return set_fstab_entry(fstab, f"UUID={uuid}", data_disk_mountpoint(index), fs_type,
-                           "defaults,nofail", FSCK_PASS.get(fs_type, "0"))
-
+# -- swap_size -------------------------------------------------------------------
 
 def swap_size_bytes(size: int) -> int:
     """Round up to whole MiB (mkswap needs at least 40 KiB; we ask for >= 1 MiB)."""

@@ -17,22 +17,25 @@ import os
 import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
 
 import guestfs
 
+from osdef.disk.units import MiB
 from osdef.config import LibguestfsSettings
 from osdef.disk import rbduri
 from osdef.errors import GuestError
 from osdef.vocab import EXT_FAMILY
 
 T = TypeVar("T")
+P = ParamSpec("P")
 _RC_MARK = "\n__osdef_rc="
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-PREAD_MAX = 1 << 20  # below libguestfs's 2 MiB message limit
+PREAD_MAX = MiB  # below libguestfs's 2 MiB message limit
 
 
-def configure(g: Any, s: LibguestfsSettings) -> None:
+def configure(g: guestfs.GuestFS, s: LibguestfsSettings) -> None:
     """Apply the site's libguestfs settings to a handle not yet launched (every appliance osdef or
     its tests launch)."""
     if s.backend:
@@ -43,6 +46,15 @@ def configure(g: Any, s: LibguestfsSettings) -> None:
         g.set_memsize(s.memsize_mib)
     if s.smp:
         g.set_smp(s.smp)
+
+
+def probe_launch() -> None:
+    """Launch and stop an appliance with libguestfs' defaults and a 16 MiB scratch disk (does it work here?)."""
+    g = guestfs.GuestFS(python_return_dict=True)
+    g.add_drive_scratch(16 << 20)
+    g.launch()
+    g.shutdown()
+    g.close()
 
 
 def drive_letters(index: int) -> str:
@@ -72,12 +84,12 @@ class GuestSession:
         self.readonly = readonly
         self.cachemode = cachemode
         self.log = log or (lambda _msg: None)
-        self._g: Any = None
+        self._g: guestfs.GuestFS | None = None
         self._mounts: list[str] = []  # mountpoints, in mount order
 
     # -- lifecycle ---------------------------------------------------------
 
-    def __enter__(self) -> "GuestSession":
+    def __enter__(self) -> GuestSession:
         if self._g is None:
             self.launch()
         return self
@@ -97,7 +109,7 @@ class GuestSession:
             self._attach(g, disk)
         self.call("launch the appliance", g.launch)
 
-    def _attach(self, g: Any, disk: str | Path) -> None:
+    def _attach(self, g: guestfs.GuestFS, disk: str | Path) -> None:
         if not isinstance(disk, str):
             self.call(f"attach {disk}", g.add_drive_opts, str(disk), format="raw",
                       readonly=self.readonly, cachemode=self.cachemode)
@@ -140,13 +152,13 @@ class GuestSession:
     # -- calling libguestfs --------------------------------------------------
 
     @property
-    def g(self) -> Any:
+    def g(self) -> guestfs.GuestFS:
         """The raw guestfs handle, for steps that need an API not wrapped here."""
         if self._g is None:
             raise GuestError("the appliance is not running")
         return self._g
 
-    def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def call(self, what: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a libguestfs call; turn its RuntimeError into a one-line GuestError."""
         try:
             return fn(*args, **kwargs)
@@ -192,10 +204,12 @@ class GuestSession:
         """Mount `device` at `mountpoint` in the appliance (ext*: noinit_itable keeps disks sparse)."""
         fs_type = fs_type or self.fs_type(device)
         options = "noinit_itable" if fs_type in EXT_FAMILY else ""
-        if mountpoint != "/":
+        if mountpoint != "/" and not self.readonly:
             self.call(f"create {mountpoint}", self.g.mkdir_p, mountpoint)
-        self.call(f"mount {device} on {mountpoint}", self.g.mount_options, options, device,
-                  mountpoint)
+        if self.readonly:  # drives added read-only: nothing is written, not even a journal replay
+            self.call(f"mount {device} on {mountpoint}", self.g.mount_ro, device, mountpoint)
+        else:
+            self.call(f"mount {device} on {mountpoint}", self.g.mount_options, options, device, mountpoint)
         self._mounts.append(mountpoint)
 
     def mount_inspected_root(self) -> str:
@@ -213,6 +227,16 @@ class GuestSession:
                     raise
                 self.log(f"warning: could not mount {device} on {mountpoint}; continuing")
         return root
+
+    def mountpoints(self) -> list[str]:
+        """Where the appliance has filesystems mounted (as the guest sees them)."""
+        return list(self.call("list mounts", self.g.mountpoints).values())
+
+    def os_name(self, root: str) -> str:
+        """The inspected OS on a root device, for people: "Debian GNU/Linux 12 (debian 12.0)"."""
+        g = self.g
+        return (f"{g.inspect_get_product_name(root)} ({g.inspect_get_distro(root)} "
+                f"{g.inspect_get_major_version(root)}.{g.inspect_get_minor_version(root)})")
 
     @property
     def mounted(self) -> bool:
@@ -269,10 +293,13 @@ class GuestSession:
 
     def write_text(self, path: str, text: str, mode: int | None = None) -> None:
         """Replace the file's content (a symlinked path writes its target); parents are created."""
+        self.write_bytes(path, text.encode("utf-8"), mode)
+
+    def write_bytes(self, path: str, data: bytes, mode: int | None = None) -> None:
         parent = path.rsplit("/", 1)[0] or "/"
         if not self.exists(parent):
             self.call(f"create {parent}", self.g.mkdir_p, parent)
-        self.call(f"write {path}", self.g.write, path, text.encode("utf-8"))
+        self.call(f"write {path}", self.g.write, path, data)
         if mode is not None:
             self.call(f"chmod {path}", self.g.chmod, mode, path)
 
@@ -286,3 +313,160 @@ class GuestSession:
 
     def glob(self, pattern: str) -> list[str]:
         return list(self.call(f"glob {pattern}", self.g.glob_expand, pattern))
+
+    def mkdir(self, path: str, mode: int | None = None) -> None:
+        """Create a directory and its parents (no error if it exists)."""
+        self.call(f"create {path}", self.g.mkdir_p, path)
+        if mode is not None:
+            self.chmod(path, mode)
+
+    def chmod(self, path: str, mode: int) -> None:
+        self.call(f"chmod {path}", self.g.chmod, mode, path)
+
+    def chown(self, path: str, uid: int = 0, gid: int = 0) -> None:
+        self.call(f"chown {path}", self.g.chown, uid, gid, path)
+
+    def ls(self, directory: str) -> list[str]:
+        return list(self.call(f"list {directory}", self.g.ls, directory))
+
+    def is_symlink(self, path: str) -> bool:
+        """Is path a symlink (False when it does not exist)?"""
+        try:
+            return bool(self.g.is_symlink(path))
+        except RuntimeError:  # no such file
+            return False
+
+    def readlink(self, path: str) -> str:
+        return str(self.call(f"read the link {path}", self.g.readlink, path))
+
+    def remove_tree(self, path: str) -> None:
+        self.call(f"remove {path}", self.g.rm_rf, path)
+
+    def rename(self, source: str, target: str) -> None:
+        self.call(f"move {source}", self.g.mv, source, target)
+
+    def upload(self, host_path: str, path: str) -> None:
+        self.call(f"copy {host_path} into the guest", self.g.upload, host_path, path)
+
+    def download(self, path: str, host_path: str) -> None:
+        self.call(f"copy {path} out of the guest", self.g.download, path, host_path)
+
+    def tar_in(self, host_tar: str, directory: str, *, what: str = "unpack the tarball") -> None:
+        """Unpack a tar (a file or a named pipe on the host) into a guest directory, xattrs and ACLs kept."""
+        self.call(what, self.g.tar_in, host_tar, directory, xattrs=True, acls=True)
+
+    def tar_out(self, directory: str, host_tar: str, *, what: str | None = None,
+                excludes: Sequence[str] = ()) -> None:
+        self.call(what or f"save {directory}", self.g.tar_out, directory, host_tar, excludes=list(excludes))
+
+    def lstat_files(self, directory: str, names: Sequence[str]) -> list[dict[str, int]]:
+        """lstat of each name in directory, in one call (st_ino < 0 where a name is missing)."""
+        return list(self.call(f"stat the files in {directory}", self.g.lstatnslist, directory, list(names)))
+
+    def free_bytes(self, path: str = "/") -> int:
+        """Bytes available to an unprivileged writer on the filesystem holding path."""
+        vfs = self.call("check free space", self.g.statvfs, path)
+        return int(vfs["bavail"] * vfs["bsize"])
+
+    def allocate(self, path: str, size: int) -> None:
+        """A file of ``size`` bytes, every block allocated (fallocate)."""
+        self.call(f"allocate {path}", self.g.fallocate64, path, size)
+
+    def touch(self, path: str) -> None:
+        self.call(f"create {path}", self.g.touch, path)
+
+    def set_no_cow(self, path: str) -> None:
+        """chattr +C (btrfs: no copy-on-write, as a swap file needs; set while the file is empty)."""
+        self.call(f"chattr +C {path}", self.g.set_e2attrs, path, "C")
+
+    def mkswap_file(self, path: str) -> None:
+        self.call(f"mkswap {path}", self.g.mkswap_file, path)
+
+    # -- devices and filesystems -----------------------------------------------------
+
+    def devices(self) -> list[str]:
+        return list(self.call("list devices", self.g.list_devices))
+
+    def partitions(self) -> list[str]:
+        return list(self.call("list partitions", self.g.list_partitions))
+
+    def signature(self, device: str) -> str:
+        """What blkid sees on a device (a filesystem, LVM, RAID …), "" when nothing."""
+        try:
+            return str(self.g.vfs_type(device) or "")
+        except RuntimeError:
+            return ""
+
+    def uuid(self, device: str, what: str | None = None) -> str:
+        return str(self.call(what or f"read the UUID of {device}", self.g.vfs_uuid, device))
+
+    def set_uuid(self, device: str, uuid: str) -> None:
+        self.call("set a fresh filesystem UUID", self.g.set_uuid, device, uuid)
+
+    def mkfs(self, fs_type: str, device: str, *, what: str | None = None, **options: Any) -> None:
+        """mkfs in the appliance; ``options`` are libguestfs' mkfs options (e.g. features)."""
+        self.call(what or f"make {fs_type} on {device}", self.g.mkfs, fs_type, device, **options)
+
+    def e2fsck(self, device: str) -> None:
+        """e2fsck -fy equivalent: correct what it finds (a failure is a GuestError)."""
+        self.call("e2fsck", self.g.e2fsck, device, correct=True)
+
+    def resize2fs(self, device: str) -> None:
+        self.call("resize2fs", self.g.resize2fs, device)
+
+    def grow_mounted(self, fs_type: str, mountpoint: str = "/") -> None:
+        """Grow a mounted xfs or btrfs to its device."""
+        if fs_type == "xfs":
+            self.call("xfs_growfs", self.g.xfs_growfs, mountpoint)
+        else:
+            self.call("btrfs filesystem resize", self.g.btrfs_filesystem_resize, mountpoint)
+
+    def has_feature(self, feature: str) -> bool:
+        """Does this node's appliance support an optional libguestfs feature (xfs, btrfs …)?"""
+        return bool(self.call(f"check libguestfs {feature} support", self.g.feature_available, [feature]))
+
+    def read_device(self, device: str, size: int, offset: int = 0) -> bytes:
+        return bytes(self.call(f"read {device}", self.g.pread_device, device, size, offset))
+
+    def device_size(self, device: str) -> int:
+        return int(self.call(f"read the size of {device}", self.g.blockdev_getsize64, device))
+
+    def partition_table(self, device: str) -> PartitionTable:
+        """The table type, sector size, total sectors and partitions of a device (read in the appliance)."""
+        g = self.g
+        kind = self.call("read the partition table type", g.part_get_parttype, device)
+        parts = self.call("list partitions", g.part_list, device)
+        sector = self.call("read the sector size", g.blockdev_getss, device)
+        total = self.call("read the disk size", g.blockdev_getsz, device)  # 512-byte units
+        return PartitionTable(kind, sector, total * 512 // sector,
+                              tuple((p["part_num"], p["part_start"], p["part_end"]) for p in parts))
+
+    def move_gpt_backup_to_end(self, device: str) -> None:
+        self.call("move the GPT backup header to the end", self.g.part_expand_gpt, device)
+
+    def resize_partition(self, device: str, number: int, end_sector: int) -> None:
+        self.call("resize the last partition", self.g.part_resize, device, number, end_sector)
+
+    # -- systemd units in the guest ----------------------------------------------------
+
+    def enable_unit(self, unit_path: str, *targets: str) -> None:
+        """Enable a unit file for targets, as ``systemctl enable`` would: a link in each target's .wants."""
+        name = unit_path.rsplit("/", 1)[-1]
+        for target in targets:
+            self.symlink(unit_path, f"/etc/systemd/system/{target}.wants/{name}")
+
+    def install_unit(self, name: str, text: str, *targets: str) -> None:
+        """Write a unit file into /etc/systemd/system and enable it for its targets."""
+        path = f"/etc/systemd/system/{name}"
+        self.write_text(path, text, mode=0o644)
+        self.enable_unit(path, *targets)
+
+
+@dataclass(frozen=True)
+class PartitionTable:
+    """A device's partition table as the appliance reads it: (number, first byte, last byte) per partition."""
+
+    kind: str  # "gpt", "msdos"
+    sector: int
+    total_sectors: int
+    partitions: tuple[tuple[int, int, int], ...]

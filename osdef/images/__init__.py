@@ -6,10 +6,19 @@ stores each artifact zstd-compressed with a manifest, under a per-image lock;
 """
 
 from osdef.images.artifact import Artifact, open_image
-from osdef.images.formats import DISK_RAW, FS_IMAGE, TAR
 from osdef.images.manifest import Manifest
 from osdef.images.recipe import Recipe
 from osdef.images.store import ImageInfo, ImageStore
+from osdef.vocab import DISK_RAW, FS_IMAGE, TAR
 
-__all__ = ["Artifact", "DISK_RAW", "FS_IMAGE", "ImageInfo", "ImageStore", "Manifest", "Recipe",
-           "TAR", "open_image"]
+__all__ = [
+           "DISK_RAW",
+           "FS_IMAGE",
+           "TAR",
+           "Artifact",
+           "ImageInfo",
+           "ImageStore",
+           "Manifest",
+           "Recipe",
+           "open_image",
+]

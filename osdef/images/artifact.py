@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import BinaryIO
 
 import zstandard
 
+from osdef.disk.units import MiB
 from osdef.errors import ImageError
 from osdef.images.manifest import Manifest
 
@@ -28,7 +29,7 @@ class Artifact:
 
     name: str
     path: Path  # the compressed file in the cache
-    manifest: Manifest
+    manifest: Manifest  # everything else the build recorded: fs_type, used_size, created_at …
 
     @property
     def format(self) -> str:
@@ -36,27 +37,13 @@ class Artifact:
         return self.manifest.format
 
     @property
-    def fs_type(self) -> str | None:
-        """ext4/xfs/btrfs for fs-image, else None."""
-        return self.manifest.fs_type
-
-    @property
     def size(self) -> int:
         """Uncompressed byte size: exactly what open() will produce."""
         return self.manifest.size
 
     @property
-    def used_size(self) -> int:
-        """Bytes of the uncompressed image in 4 KiB blocks that are not all zero."""
-        return self.manifest.used_size
-
-    @property
     def sha256(self) -> str:
         return self.manifest.sha256
-
-    @property
-    def created_at(self) -> datetime:
-        return parse_time(self.manifest.created_at)
 
     def open(self) -> BinaryIO:
         """The decompressed image as a stream; use as a context manager.
@@ -66,7 +53,7 @@ class Artifact:
         the manifest (sha256, size) and a mismatch raises ImageError.
         """
         try:
-            raw = open(self.path, "rb")
+            raw = open(self.path, "rb")  # noqa: SIM115 -- the returned reader owns and closes it
         except FileNotFoundError:
             raise ImageError(
                 f"image {self.name}: {self.path} vanished (replaced by a new build?); retry"
@@ -74,7 +61,7 @@ class Artifact:
         except OSError as exc:
             raise ImageError(f"image {self.name}: cannot open {self.path}: {exc.strerror}") from None
         reader = ArtifactReader(raw, self)
-        return io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[return-value]
+        return io.BufferedReader(reader, buffer_size=MiB)
 
 
 class _HashingReader:
@@ -100,8 +87,10 @@ class ArtifactReader(io.RawIOBase):
         self._raw = raw
         self._artifact = artifact
         self._hashing = _HashingReader(raw)
+        # _HashingReader is the source as far as stream_reader goes: it calls read() only
         self._zreader = zstandard.ZstdDecompressor().stream_reader(
-            self._hashing, read_size=1 << 20, read_across_frames=True, closefd=False)
+            self._hashing,  # type: ignore[arg-type]  # (its stub: IO[bytes])
+            read_size=MiB, read_across_frames=True, closefd=False)
         self._produced = 0
         self._verified = False
 
@@ -139,7 +128,7 @@ class ArtifactReader(io.RawIOBase):
                 f"image {self._artifact.name}: {self._artifact.path} is corrupt ({exc}); "
                 f"rebuild it with `osdef image build {self._artifact.name}`") from None
         self._produced += len(extra)
-        while self._hashing.read(1 << 20):
+        while self._hashing.read(MiB):
             pass
         art = self._artifact
         if self._produced != art.size or self._hashing.hash.hexdigest() != art.sha256:
@@ -160,8 +149,8 @@ def parse_time(text: str) -> datetime:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        return datetime.fromtimestamp(0, timezone.utc)
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        return datetime.fromtimestamp(0, UTC)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def open_image(artifact: Artifact) -> tuple[BinaryIO, int]:

@@ -24,11 +24,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from osdef.fileutil import tool_said
 from osdef.errors import ImageError
 
 SEPARATOR = "-" * 48
 MARK = "OSDEF-NODE "
-Runner = Callable[..., subprocess.CompletedProcess]
+Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class GanetiTools:
         self.runner = runner
         self.timeout = timeout
 
-    def _run(self, args: Sequence[str]) -> subprocess.CompletedProcess:
+    def _run(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
         argv = [self.gnt_cluster, *args]
         try:
             proc = self.runner(argv, capture_output=True, text=True, timeout=self.timeout)
@@ -107,9 +108,7 @@ class GanetiTools:
             raise ImageError(f"`{shlex.join(argv[:3])} …` did not finish within "
                              f"{self.timeout:.0f} s") from None
         if proc.returncode != 0:
-            last = (proc.stderr or proc.stdout or "").strip().splitlines()
-            raise ImageError(f"`{shlex.join(argv[:3])} …` failed (rc {proc.returncode}): "
-                             f"{last[-1] if last else 'no output'}")
+            raise ImageError(f"`{shlex.join(argv[:3])} …` failed (rc {proc.returncode}): {tool_said(proc)}")
         return proc
 
     @staticmethod

@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from osdef import config as siteconfig
 from osdef.config import SiteConfig
 from osdef.images.store import ImageInfo, ImageStore
 from osdef.paths import active_os_dir, data_dir
+
+if TYPE_CHECKING:  # imported late by the commands that need it
+    from osdef.images.sync import ClusterSync
 
 DEFAULT_OS_DIR = active_os_dir()  # the OS dir Ganeti uses here (osdef.paths)
 
@@ -33,7 +37,7 @@ def default_recipes_dir() -> Path:
     return data_dir("images")
 
 
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add `image` with its build/list/add subcommands; handlers are set as `handler`."""
     image = subparsers.add_parser("image", help="build, list and add guest images")
     image.add_argument("--recipes", type=Path, default=None, metavar="DIR",
@@ -97,7 +101,7 @@ def _node_site(args: argparse.Namespace, config: Config) -> SiteConfig:
     return config if isinstance(config, SiteConfig) else siteconfig.load(args.os_dir)
 
 
-def _cluster_sync(args: argparse.Namespace, config: Config):
+def _cluster_sync(args: argparse.Namespace, config: Config) -> ClusterSync:
     from osdef.images.sync import ClusterSync
 
     return ClusterSync(_node_site(args, config).images, args.os_dir, progress=sys.stderr)
@@ -166,7 +170,7 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
 
 def format_table(infos: list[ImageInfo], now: datetime | None = None) -> str:
     """The `image list` table (pure)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     rows = [("NAME", "SOURCE", "FORMAT", "SIZE", "USED", "STORED", "AGE", "RECIPE")]
     for i in infos:
         if not i.built:
@@ -177,7 +181,7 @@ def format_table(infos: list[ImageInfo], now: datetime | None = None) -> str:
         rows.append((i.name, i.source, fmt, human_size(i.size), human_size(i.used_size),
                      human_size(i.stored_size), human_age(i.age_seconds(now)), recipe))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
 def human_size(n: int | None) -> str:

@@ -11,8 +11,8 @@ pins one (pyproject's `build` extra).  DIB 3.43 and later bootstrap with
 mmdebstrap whenever it is installed, so the same recipe would give different
 images on two hosts: osdef names debootstrap's own script for the release
 (DIB_DEBIAN_DEBOOTSTRAP_SCRIPT, which turns that switch off), and the
-manifest records the DIB version and the bootstrap tool that ran.  Filesystem outputs are e2fsck'd once and get the recipe's
-fs_features (fscheck); tar outputs lose the ./dev/* entries DIB copies from the
+manifest records the DIB version and the bootstrap tool that ran.  Filesystem outputs are
+e2fsck'd once and get the recipe's fs_features (fscheck); tar outputs lose the ./dev/* entries DIB copies from the
 build host.  Building the argv and the environment are pure functions.
 """
 
@@ -101,7 +101,7 @@ def bootstrap_tool(lines: list[str]) -> str | None:
 
 def builtin_elements_dir() -> Path | None:
     try:
-        import diskimage_builder  # noqa: PLC0415 (optional dependency)
+        import diskimage_builder
     except ImportError:
         return None
     return Path(diskimage_builder.__file__).parent / "elements"

@@ -18,10 +18,11 @@ import urllib.request
 from pathlib import Path
 from typing import TextIO
 
+from osdef.disk.units import MiB
 from osdef.errors import ImageError
 from osdef.images.cachefiles import no_space_or, remove_quietly
 
-CHUNK = 1 << 20
+CHUNK = MiB
 TIMEOUT_S = 60
 PROGRESS_EVERY_S = 5.0
 
@@ -36,11 +37,11 @@ class _Progress:
         if self.out is None or (not final and now - self.last < PROGRESS_EVERY_S):
             return
         self.last = now
-        mib = done / (1 << 20)
+        mib = done / MiB
         rate = mib / max(now - self.start, 1e-6)
         if self.total:
             pct = 100 * done / self.total
-            text = f"{pct:3.0f}% ({mib:.0f}/{self.total / (1 << 20):.0f} MiB, {rate:.0f} MiB/s)"
+            text = f"{pct:3.0f}% ({mib:.0f}/{self.total / MiB:.0f} MiB, {rate:.0f} MiB/s)"
         else:
             text = f"{mib:.0f} MiB ({rate:.0f} MiB/s)"
         print(f"{self.label}: {text}", file=self.out, flush=True)
@@ -56,7 +57,7 @@ def download(url: str, sha256: str, dest: Path, *, label: str,
     done = 0
     try:
         try:
-            response = urllib.request.urlopen(url, timeout=TIMEOUT_S)  # noqa: S310 (http/https/file)
+            response = urllib.request.urlopen(url, timeout=TIMEOUT_S)
         except urllib.error.HTTPError as exc:
             raise ImageError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError) as exc:

@@ -21,7 +21,7 @@ import subprocess
 from pathlib import Path
 
 from osdef.errors import ImageError
-from osdef.fileutil import which_sbin
+from osdef.fileutil import tool_said, which_sbin
 from osdef.vocab import EXT_FAMILY
 
 #: e2fsck exit codes that leave a consistent filesystem: 0 clean, 1 errors corrected
@@ -36,12 +36,12 @@ def check_built_image(path: Path, fs_type: str | None, features: tuple[str, ...]
     proc = _run("e2fsck", "-f", "-p", str(path))
     if proc.returncode not in ACCEPTED:
         raise ImageError(f"the filesystem diskimage-builder built ({path.name}) fails e2fsck "
-                         f"(exit {proc.returncode}): {_last_line(proc)}")
+                         f"(exit {proc.returncode}): {tool_said(proc)}")
     if features:
         proc = _run("tune2fs", "-O", ",".join(features), str(path))
         if proc.returncode != 0:
             raise ImageError(f"tune2fs -O {','.join(features)} failed on {path.name} "
-                             f"(exit {proc.returncode}): {_last_line(proc)}")
+                             f"(exit {proc.returncode}): {tool_said(proc)}")
     return True
 
 
@@ -52,7 +52,3 @@ def _run(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([exe, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           check=False)
 
-
-def _last_line(proc: subprocess.CompletedProcess[str]) -> str:
-    lines = (proc.stdout + proc.stderr).strip().splitlines()
-    return lines[-1].strip() if lines else "no output"

@@ -22,11 +22,14 @@ from typing import BinaryIO
 
 import zstandard
 
+from osdef.fileutil import tool_said
+from osdef.disk.units import MiB
 from osdef.errors import ImageError
 from osdef.images import formats
 from osdef.images.cachefiles import no_space_or, remove_quietly, temp_path
+from osdef.vocab import DISK_QCOW2
 
-CHUNK = 1 << 20
+CHUNK = MiB
 BLOCK = 4096
 ZSTD_LEVEL = 3
 _ZERO_CHUNK = bytes(CHUNK)
@@ -112,8 +115,9 @@ def compress_chunks(chunks: Iterable[bytes], dest: Path, size_hint: int | None =
     size = used = 0
     with open(dest, "xb") as f:
         hw = _HashingWriter(f)
-        writer = cctx.stream_writer(hw, size=size_hint if size_hint is not None else -1,
-                                    closefd=False)
+        # _HashingWriter is the writer's file object as far as stream_writer goes: it calls write() and flush() only
+        writer = cctx.stream_writer(hw,  # type: ignore[arg-type]  # (its stub: IO[bytes])
+                                    size=size_hint if size_hint is not None else -1, closefd=False)
         for chunk in chunks:
             size += len(chunk)
             used += used_bytes(chunk)
@@ -157,7 +161,7 @@ def ingest_file(src: Path, cache_dir: Path, name: str, *, expect: str | None = N
             "filesystem image, a tar archive or qcow2, optionally zstd-compressed)")
     if expect is not None and expect != found.format:
         raise ImageError(f"{src}: declared format {expect} but the file holds {found.describe()}")
-    if found.format == formats.DISK_QCOW2:
+    if found.format == DISK_QCOW2:
         return _ingest_qcow2(src, compressed, cache_dir, name, work_dir or cache_dir)
     dest = temp_path(cache_dir, name, "zst")
     try:
@@ -206,8 +210,7 @@ def _ingest_qcow2(src: Path, compressed: bool, cache_dir: Path, name: str,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True, check=False)
         if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-            raise ImageError(f"{src}: qemu-img convert to raw failed: {last}")
+            raise ImageError(f"{src}: qemu-img convert to raw failed: {tool_said(proc)}")
         return ingest_file(raw, cache_dir, name, work_dir=work_dir)
     except OSError as exc:
         raise no_space_or(exc, work_dir, f"converting {src} to raw") from None

@@ -17,10 +17,11 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import TextIO
 
+from osdef.disk.units import MiB
 from osdef.config import ImageSettings
 from osdef.errors import ImageError
 from osdef.images import cachefiles as cf
@@ -54,7 +55,7 @@ class ImageInfo:
     def age_seconds(self, now: datetime | None = None) -> float | None:
         if self.created_at is None:
             return None
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         return max(0.0, (now - self.created_at).total_seconds())
 
 
@@ -280,7 +281,7 @@ class ImageStore:
             name=name, artifact=final_name, format=stored.format, fs_type=stored.fs_type,
             compression="zstd", sha256=stored.sha256, stored_size=stored.stored_size,
             size=stored.size, used_size=stored.used_size, source=source,
-            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             recipe_digest=recipe_digest, dib_version=dib_version, bootstrap=bootstrap, origin=origin,
             origin_sha256=origin_sha256)
         try:
@@ -297,8 +298,8 @@ class ImageStore:
                 cf.remove_quietly(final)  # leave the cache as it was
             raise
         cf.remove_stale_artifacts(self.cache_dir, name, keep=final_name)
-        self._say(f"image {name}: ready ({stored.format}, {stored.size / (1 << 20):.0f} MiB, "
-                  f"{stored.stored_size / (1 << 20):.0f} MiB stored)")
+        self._say(f"image {name}: ready ({stored.format}, {stored.size / MiB:.0f} MiB, "
+                  f"{stored.stored_size / MiB:.0f} MiB stored)")
         return Artifact(name=name, path=final, manifest=manifest)
 
     def _say(self, text: str) -> None:

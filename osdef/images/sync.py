@@ -32,14 +32,16 @@ import shutil
 import socket
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any, TextIO
 
+from osdef.disk.units import MiB
 from osdef.config import ImageSettings
 from osdef.errors import ImageError
 from osdef.images import agreement
 from osdef.images import cachefiles as cf
+from osdef.images.artifact import Artifact
 from osdef.images.cluster import GanetiTools, NodeOutput, node_json
 from osdef.images.manifest import ManifestError, parse_manifest
 from osdef.images.recipe import check_name
@@ -57,7 +59,7 @@ def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     try:
         with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
+            for block in iter(lambda: f.read(MiB), b""):
                 h.update(block)
     except OSError as exc:
         raise ImageError(f"cannot read {path}: {exc.strerror}") from None
@@ -225,7 +227,7 @@ class ClusterSync:
         entries = agreement.load(target)
         entries[name] = agreement.Agreed(
             name=name, sha256=art.sha256, artifact=art.path.name, master=node_name(),
-            agreed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            agreed_at=datetime.now(UTC).isoformat(timespec="seconds"))
         try:
             os.link(art.path, staged)
             cf.write_atomic(staged_manifest, cf.manifest_path(cache, name).read_text("utf-8"))
@@ -247,7 +249,7 @@ class ClusterSync:
                 cf.remove_quietly(p)
         return self._states_after(name, group, outputs)
 
-    def _copy_staged(self, name: str, group: str | None, art, staged: Path, staged_manifest: Path,
+    def _copy_staged(self, name: str, group: str | None, art: Artifact, staged: Path, staged_manifest: Path,
                      staged_agreement: Path) -> None:
         """gnt-cluster copyfile the staged image (+ manifest) and agreement to the other nodes."""
         # scp onto the file itself would truncate it: a node that already sees a
@@ -265,7 +267,7 @@ class ClusterSync:
                 for line in err.strip().splitlines():
                     self._say(f"  {line}")
 
-    def _states_after(self, name: str, group: str | None, outputs) -> list[NodeState]:
+    def _states_after(self, name: str, group: str | None, outputs: list[NodeOutput]) -> list[NodeState]:
         """Each node's state of name now, with what its node-receive answered."""
         received = {o.node: node_json(o.output) for o in outputs}
         states = []
@@ -346,5 +348,5 @@ def format_states(states: list[NodeState]) -> str:
     for s in sorted(states, key=lambda s: (s.node, s.image)):
         rows.append((s.node, s.image, s.sha256[:16] if s.sha256 else "-", s.status))
     widths = [max(len(r[c]) for r in rows) for c in range(3)]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r[:3], widths)) + "  " + r[3]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r[:3], widths, strict=True)) + "  " + r[3]
                      for r in rows)

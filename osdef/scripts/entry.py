@@ -13,7 +13,8 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TextIO
 
 from osdef.errors import OsdefError
 from osdef.ganeti import params as osparams
@@ -54,7 +55,7 @@ def parse_args(script: str, argv: Sequence[str]) -> list[str]:
     return []
 
 
-def _print_usage(script: str, stream, code: int) -> int:
+def _print_usage(script: str, stream: TextIO, code: int) -> int:
     stream.write(usage(script))
     stream.flush()
     return code

@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import re
 import stat
 import subprocess
 import sys
@@ -22,7 +21,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
+from osdef.disk import units
 from osdef.errors import OsdefError
 from osdef.ganeti import params as osparams
 
@@ -35,14 +36,12 @@ class TrialError(OsdefError):
     pass
 
 
-_SIZE_RE = re.compile(r"^(\d+)([KMGT]?)\Z", re.IGNORECASE)
-
-
 def parse_size(text: str) -> int:
-    m = _SIZE_RE.match(text.strip())
-    if not m:
+    """A --disk size: bytes, or with K, M, G or T (powers of 1024)."""
+    size = units.parse_size(text)
+    if size is None:
         raise TrialError(f"size {text!r}: use a number with K, M, G or T (e.g. 10G)")
-    return int(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m.group(2).lower()]
+    return size
 
 
 @dataclass
@@ -51,7 +50,7 @@ class DiskSpec:
     size: int | None = None  # create a sparse file of this size if missing
 
     @classmethod
-    def parse(cls, text: str) -> "DiskSpec":
+    def parse(cls, text: str) -> DiskSpec:
         path, _, size = text.partition(":")
         return cls(Path(path).absolute(), parse_size(size) if size else None)
 
@@ -224,8 +223,8 @@ def _script(trial: Trial, script: str) -> str:
     return str(path)
 
 
-def run_script(trial: Trial, script: str, *, args: tuple[str, ...] = (), stdin=None,
-               stdout=None) -> subprocess.CompletedProcess:
+def run_script(trial: Trial, script: str, *, args: tuple[str, ...] = (), stdin: int | IO[bytes] | None = None,
+               stdout: int | IO[bytes] | None = None) -> subprocess.CompletedProcess[bytes]:
     env = ganeti_environment(trial, script)
     return subprocess.run([_script(trial, script), *args], cwd=trial.os_dir, env=env,
                           stdin=stdin if stdin is not None else subprocess.DEVNULL,
@@ -237,7 +236,7 @@ def _say(text: str) -> None:
     sys.stderr.flush()
 
 
-def run_with_size_fd(trial: Trial, script: str, *, stdin, stdout_path: Path | None,
+def run_with_size_fd(trial: Trial, script: str, *, stdin: int | IO[bytes], stdout_path: Path | None,
                      stdout_fd: int | None) -> tuple[int, int, str]:
     """Run export/import with EXP_SIZE_FD=11 as a pipe; return (rc, bytes on stdout, fd text)."""
     size_r, size_w = os.pipe()
@@ -246,7 +245,7 @@ def run_with_size_fd(trial: Trial, script: str, *, stdin, stdout_path: Path | No
     if script == "export":
         out_r, out_w = os.pipe()
         try:
-            fcntl.fcntl(out_w, F_SETPIPE_SZ, 1 << 20)
+            fcntl.fcntl(out_w, F_SETPIPE_SZ, units.MiB)
         except OSError:
             pass
         stdout_arg = out_w
@@ -270,11 +269,13 @@ def run_with_size_fd(trial: Trial, script: str, *, stdin, stdout_path: Path | No
         os.close(size_w)
     written = 0
     if out_r is not None:
+        assert stdout_arg is not None  # export: out_w, made with out_r
         os.close(stdout_arg)
         sink = os.open(stdout_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600) \
             if stdout_path else stdout_fd
+        assert sink is not None  # export gets stdout_path or stdout_fd (try_export: fd 1)
         try:
-            while chunk := os.read(out_r, 1 << 20):
+            while chunk := os.read(out_r, units.MiB):
                 view = memoryview(chunk)
                 while view:
                     n = os.write(sink, view)
@@ -327,7 +328,7 @@ def try_export(trial: Trial, output: Path | None) -> int:
 def try_import(trial: Trial, input_path: Path | None) -> int:
     if input_path is not None and not input_path.is_file():
         raise TrialError(f"--input {input_path}: no such file")
-    stdin = open(input_path, "rb") if input_path else sys.stdin.buffer
+    stdin = open(input_path, "rb") if input_path else sys.stdin.buffer  # noqa: SIM115 -- closed below
     try:
         rc, _, size_text = run_with_size_fd(trial, "import", stdin=stdin, stdout_path=None, stdout_fd=None)
     finally:

@@ -10,4 +10,4 @@ input is), ``zstdframes`` (zstd framing check), ``blockio`` (the stream's fds; d
 from osdef.stream.export import export_disk
 from osdef.stream.restore import ImportResult, import_disk
 
-__all__ = ["export_disk", "import_disk", "ImportResult"]
+__all__ = ["ImportResult", "export_disk", "import_disk"]

@@ -13,6 +13,7 @@ import os
 
 from osdef.disk import device
 from osdef.disk.device import Disk
+from osdef.disk.handle import BytesLike
 from osdef.errors import StreamError
 
 
@@ -20,12 +21,12 @@ class BlockIOError(StreamError):
     """A disk or pipe could not be opened, read or written."""
 
 
-def open_disk(path: str | os.PathLike, *, write: bool) -> Disk:
+def open_disk(path: str | os.PathLike[str], *, write: bool) -> Disk:
     """Open a file or block device for export or import (never creating or truncating it)."""
     return device.open_disk(path, write=write, error=BlockIOError)
 
 
-def write_out(fd: int, *parts) -> int:
+def write_out(fd: int, *parts: BytesLike) -> int:
     """Write all ``parts`` to a stream fd (pipe, file, socket) in as few syscalls as possible."""
     views = [memoryview(p) for p in parts if len(p)]
     total = sum(len(v) for v in views)

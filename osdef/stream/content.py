@@ -25,11 +25,13 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
+from osdef.disk.units import GiB, KiB, MiB
 from osdef.disk.device import Disk
 from osdef.disk.ondisk import signatures
 from osdef.disk.ondisk.partitions import EXTENDED_NODE, Partition, Table, read_table
-from osdef.stream.fsmap import Reader, Unusable, used_map
+from osdef.stream.fsmap import FsMap, Reader, Unusable, used_map
 
 USED, BLOCK = "used", "block"
 
@@ -97,7 +99,7 @@ class ContentPlan:
 
 def size_text(n: int) -> str:
     """A size for people: 1.5 GiB, 12.0 KiB, 512 B."""
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+    for unit, scale in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n} B"
@@ -132,7 +134,8 @@ def _ambiguity(disk: Disk, table: Table) -> str | None:
     return None
 
 
-def _partition_plan(disk: Disk, part: Partition, table: Table, warn) -> tuple[PartitionPlan, list]:
+def _partition_plan(disk: Disk, part: Partition, table: Table,
+                    warn: Callable[[str], None]) -> tuple[PartitionPlan, FsMap | None]:
     """How one partition is sent: its plan line and its used ranges (None: block level)."""
     why = table.block.get(part.number)
     if why:
@@ -189,27 +192,28 @@ MAX_PLAN_PARTITIONS = 64  # recorded in a stream's header (bounded: the header's
 MAX_TEXT = 200
 
 
-def _clean(text, limit: int = MAX_TEXT) -> str:
+def _clean(text: object, limit: int = MAX_TEXT) -> str:
     """A string from a stream header made safe to print: printable, one line, bounded."""
     if not isinstance(text, str):
         raise ValueError("not a string")
     return "".join(c if c.isprintable() else "?" for c in text)[:limit]
 
 
-def header_record(plan: ContentPlan) -> dict:
+def header_record(plan: ContentPlan) -> dict[str, object]:
     """The plan as it goes into the stream's header: bounded in partitions and text."""
     parts = []
     for p in plan.partitions[:MAX_PLAN_PARTITIONS]:
         d = asdict(p)
         d["reason"] = p.reason[:MAX_TEXT]
         parts.append(d)
-    record = {"scheme": plan.scheme, "whole_disk_reason": plan.whole_disk_reason[:MAX_TEXT], "partitions": parts}
+    record: dict[str, object] = {"scheme": plan.scheme, "whole_disk_reason": plan.whole_disk_reason[:MAX_TEXT],
+                                 "partitions": parts}
     if len(plan.partitions) > MAX_PLAN_PARTITIONS:
         record["more_partitions"] = len(plan.partitions) - MAX_PLAN_PARTITIONS
     return record
 
 
-def describe_record(record) -> list[str]:
+def describe_record(record: Any) -> list[str]:  # JSON from a stream header: anything
     """The lines of a plan read back from a stream's header (hostile input: checked, cleaned); [] if malformed."""
     try:
         plan = ContentPlan([], _clean(record["scheme"], 16), whole_disk_reason=_clean(record["whole_disk_reason"]))

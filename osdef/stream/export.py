@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import zstandard
@@ -33,6 +34,8 @@ from osdef import __version__
 from osdef.errors import StreamError
 from osdef.stream import format as fmt_
 from osdef.disk.device import Disk, advise_sequential, read_at
+from osdef.disk.filemap import Range
+from osdef.disk.handle import BytesLike
 from osdef.disk.pipes import enlarge_pipe
 from osdef.disk.units import MiB
 from osdef.stream.blockio import open_disk, send_range, write_out
@@ -61,7 +64,7 @@ class _Output:
         self.written = 0
         self._sendfile = True
 
-    def write(self, *parts) -> None:
+    def write(self, *parts: BytesLike) -> None:
         self.written += write_out(self.fd, *parts)
 
     def send(self, src_fd: int, offset: int, length: int) -> bool:
@@ -85,7 +88,7 @@ class _Output:
 class _Sink:
     """File-like adapter for zstandard's stream_writer."""
 
-    def __init__(self, write):
+    def __init__(self, write: Callable[[BytesLike], int]) -> None:
         self.write = write
 
     def flush(self) -> None:
@@ -98,9 +101,11 @@ class _ZstdOutput(_Output):
     def __init__(self, fd: int, level: int, threads: int):
         super().__init__(fd)
         cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
-        self._zw = cctx.stream_writer(_Sink(self._sink_write), closefd=False, write_size=MiB)
+        # _Sink is the writer's file object as far as stream_writer goes: it calls write() and flush() only
+        self._zw = cctx.stream_writer(_Sink(self._sink_write),  # type: ignore[arg-type]  # (its stub: IO[bytes])
+                                      closefd=False, write_size=MiB)
 
-    def write(self, *parts) -> None:
+    def write(self, *parts: BytesLike) -> None:
         for p in parts:
             self._zw.write(p)
 
@@ -110,7 +115,7 @@ class _ZstdOutput(_Output):
     def close(self) -> None:
         self._zw.close()  # flushes the end of the frame through _sink_write
 
-    def _sink_write(self, data) -> int:
+    def _sink_write(self, data: BytesLike) -> int:
         n = write_out(self.fd, data)
         self.written += n
         return n
@@ -124,10 +129,10 @@ class _Estimate:
     raw: int = 0
     packed: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self._cctx = zstandard.ZstdCompressor(level=self.level)
 
-    def sample(self, data) -> None:
+    def sample(self, data: memoryview) -> None:
         part = data[:SAMPLE_BYTES]
         self.raw += len(part)
         self.packed += len(self._cctx.compress(part))
@@ -154,8 +159,8 @@ def _announce(size_fd: int, size: int) -> None:
         raise StreamError(f"cannot write the expected export size to fd {size_fd} (EXP_SIZE_FD)") from None
 
 
-def _write_sparse(disk: Disk, out: _Output, buf: bytearray, metadata: dict, scan: Scan | None,
-                  ranges=None) -> None:
+def _write_sparse(disk: Disk, out: _Output, buf: bytearray, metadata: fmt_.Metadata, scan: Scan | None,
+                  ranges: Iterable[Range] | None = None) -> None:
     length = fmt_.stream_length(metadata, scan.records, scan.data_bytes) if scan else 0
     enc = fmt_.Encoder(disk.size, metadata, length)
     out.write(enc.header)
@@ -164,7 +169,8 @@ def _write_sparse(disk: Disk, out: _Output, buf: bytearray, metadata: dict, scan
     out.write(enc.trailer())
 
 
-def _write_extents(disk: Disk, out: _Output, buf: bytearray, metadata: dict, length: int, keep=None) -> None:
+def _write_extents(disk: Disk, out: _Output, buf: bytearray, metadata: fmt_.Metadata, length: int,
+                   keep: Iterable[Range] | None = None) -> None:
     enc = fmt_.Encoder(disk.size, metadata, length)
     out.write(enc.header)
     for span in extent_spans(disk, buf, keep):
@@ -172,7 +178,7 @@ def _write_extents(disk: Disk, out: _Output, buf: bytearray, metadata: dict, len
     out.write(enc.trailer())
 
 
-def _content_size(disk: Disk, buf: bytearray, plan: ContentPlan, meta: dict) -> tuple[Scan, int]:
+def _content_size(disk: Disk, buf: bytearray, plan: ContentPlan, meta: fmt_.Metadata) -> tuple[Scan, int]:
     """Exact length of a content stream: used segments from the map, block-level ones from a scan of them only."""
     scan = scan_disk(disk, buf, ranges=plan.ranges(BLOCK))
     records, data_bytes = scan.records, scan.data_bytes
@@ -182,8 +188,8 @@ def _content_size(disk: Disk, buf: bytearray, plan: ContentPlan, meta: dict) -> 
     return scan, fmt_.stream_length(meta, records, data_bytes)
 
 
-def _write_content(disk: Disk, out: _Output, buf: bytearray, metadata: dict, length: int, plan: ContentPlan,
-                   scan: Scan) -> None:
+def _write_content(disk: Disk, out: _Output, buf: bytearray, metadata: fmt_.Metadata, length: int, plan: ContentPlan,
+                   scan: Scan | None) -> None:
     """Used segments as they are (read once, read ahead), block-level ones as the scan found them, in order."""
     enc = fmt_.Encoder(disk.size, metadata, length)
     out.write(enc.header)
@@ -216,13 +222,13 @@ def _write_raw(disk: Disk, out: _Output, buf: bytearray) -> None:
         offset += len(part)
 
 
-def _plan(disk: Disk, buf: bytearray, fmt: str, compression: str, meta: dict,
-          level: int, ranges=None) -> tuple[Scan | None, int]:
+def _plan(disk: Disk, buf: bytearray, fmt: str, compression: str, meta: fmt_.Metadata,
+          level: int, ranges: Iterable[Range] | None = None) -> tuple[Scan | None, int]:
     """Pre-scan where needed; return (scan, bytes the export will write: exact, or estimated for zstd)."""
     estimate = _Estimate(level) if compression == "zstd" else None
-    scan = None
-    if fmt == "sparse" or estimate is not None:
-        scan = scan_disk(disk, buf, estimate.sample if estimate else None, ranges if fmt == "sparse" else None)
+    if fmt == "raw" and estimate is None:  # the disk's size: nothing to scan
+        return None, disk.size
+    scan = scan_disk(disk, buf, estimate.sample if estimate else None, ranges if fmt == "sparse" else None)
     if fmt == "raw":
         expected = disk.size
         if estimate is not None:
@@ -234,10 +240,10 @@ def _plan(disk: Disk, buf: bytearray, fmt: str, compression: str, meta: dict,
     return scan, expected
 
 
-def export_disk(device: str | os.PathLike, out_fd: int, *, size_fd: int | None = None,
-                fmt: str = "sparse", compression: str = "none", metadata: dict | None = None,
+def export_disk(device: str | os.PathLike[str], out_fd: int, *, size_fd: int | None = None,
+                fmt: str = "sparse", compression: str = "none", metadata: fmt_.Metadata | None = None,
                 zstd_level: int = ZSTD_LEVEL, zstd_threads: int = ZSTD_THREADS, content: str = "used",
-                warn=None) -> int:
+                warn: Callable[[str], None] | None = None) -> int:
     """Write ``device`` to ``out_fd`` as a stream; return the number of bytes written.
 
     If ``size_fd`` is given, "<bytes>\\n" is written there before the first
@@ -247,7 +253,7 @@ def export_disk(device: str | os.PathLike, out_fd: int, *, size_fd: int | None =
     (osdef.stream.content); ``warn(line)`` hears of partitions sent at block level.
     """
     _check_options(fmt, compression, content)
-    meta = {"tool": f"osdef {__version__}", "format": fmt}
+    meta: fmt_.Metadata = {"tool": f"osdef {__version__}", "format": fmt}
     meta.update(metadata or {})
     try:
         return _export(device, out_fd, size_fd, fmt, compression, meta, zstd_level, zstd_threads,
@@ -256,8 +262,9 @@ def export_disk(device: str | os.PathLike, out_fd: int, *, size_fd: int | None =
         raise StreamError(f"export of {os.fspath(device)} failed: {getattr(e, 'strerror', None) or e}") from None
 
 
-def _export(device, out_fd: int, size_fd: int | None, fmt: str, compression: str, meta: dict,
-            zstd_level: int, zstd_threads: int, content: str, warn) -> int:
+def _export(device: str | os.PathLike[str], out_fd: int, size_fd: int | None, fmt: str, compression: str,
+            meta: fmt_.Metadata, zstd_level: int, zstd_threads: int, content: str,
+            warn: Callable[[str], None]) -> int:
     with open_disk(device, write=False) as disk:
         advise_sequential(disk.fd)
         enlarge_pipe(out_fd)
@@ -273,27 +280,28 @@ def _export(device, out_fd: int, size_fd: int | None, fmt: str, compression: str
         exact = size_fd is not None and fmt == "sparse" and compression == "none"
         if exact:
             extent_plan = plan_extents(disk, keep)
-        content_path = exact and extent_plan is None and plan is not None
+        content_plan = plan if exact and extent_plan is None else None  # the content path: exact, no map
         # only the single-pass and pre-scan paths walk these; the two exact paths have their own plan
         sparse_ranges = None
-        if keep is not None and extent_plan is None and not content_path:
+        if keep is not None and extent_plan is None and content_plan is None:
             sparse_ranges = list(intersect(data_ranges(disk), keep))
         # the extent and content paths read ahead into two halves; the others use one READ_SIZE buffer
-        buf = bytearray(2 * READ_SIZE if extent_plan is not None or content_path else READ_SIZE)
-        if extent_plan is not None:
-            expected = fmt_.stream_length(meta, extent_plan.records, extent_plan.data_bytes)
-            _announce(size_fd, expected)
-        elif content_path:
-            scan, expected = _content_size(disk, buf, plan, meta)
-            _announce(size_fd, expected)
-        elif size_fd is not None:
-            scan, expected = _plan(disk, buf, fmt, compression, meta, zstd_level, sparse_ranges)
+        buf = bytearray(2 * READ_SIZE if extent_plan is not None or content_plan is not None else READ_SIZE)
+        if size_fd is not None:  # (the extent and content paths are exact ones: they have a size_fd)
+            if extent_plan is not None:
+                expected = fmt_.stream_length(meta, extent_plan.records, extent_plan.data_bytes)
+            elif content_plan is not None:
+                scan, expected = _content_size(disk, buf, content_plan, meta)
+            else:
+                scan, expected = _plan(disk, buf, fmt, compression, meta, zstd_level, sparse_ranges)
             _announce(size_fd, expected)
         out = _ZstdOutput(out_fd, zstd_level, zstd_threads) if compression == "zstd" else _Output(out_fd)
         if extent_plan is not None:
+            assert expected is not None  # announced above
             _write_extents(disk, out, buf, meta, expected, keep)
-        elif content_path:
-            _write_content(disk, out, buf, meta, expected, plan, scan)
+        elif content_plan is not None:
+            assert expected is not None  # announced above
+            _write_content(disk, out, buf, meta, expected, content_plan, scan)
         elif fmt == "sparse":
             _write_sparse(disk, out, buf, meta, scan, sparse_ranges)
         else:

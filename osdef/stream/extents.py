@@ -22,13 +22,13 @@ Two ways to stream, each able to announce its exact size first (EXP_SIZE_FD):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from osdef.disk.device import Disk, drop_cache, read_at
-from osdef.disk.filemap import filemap
+from osdef.disk.filemap import Range, filemap
 from osdef.disk.units import MiB
 from osdef.disk.zeroing import is_zero
 from osdef.stream.blockio import BlockIOError
@@ -44,7 +44,7 @@ def data_ranges(disk: Disk) -> Iterator[tuple[int, int]]:
         yield from found.ranges()
 
 
-def _cut(ranges: Iterator[tuple[int, int]], unit: int) -> Iterator[tuple[int, int]]:
+def _cut(ranges: Iterable[Range], unit: int) -> Iterator[tuple[int, int]]:
     """Cut ranges at ``unit``-aligned boundaries."""
     for offset, length in ranges:
         end = offset + length
@@ -54,7 +54,7 @@ def _cut(ranges: Iterator[tuple[int, int]], unit: int) -> Iterator[tuple[int, in
             offset = stop
 
 
-def read_spans(ranges: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+def read_spans(ranges: Iterable[Range]) -> Iterator[tuple[int, int]]:
     """Cut ranges at READ_SIZE-aligned boundaries: every span fits the read buffer."""
     return _cut(ranges, READ_SIZE)
 
@@ -71,7 +71,7 @@ class ExtentPlan:
     data_bytes: int = 0
 
 
-def intersect(a, b) -> Iterator[tuple[int, int]]:
+def intersect(a: Iterable[Range], b: Iterable[Range]) -> Iterator[Range]:
     """(offset, length) of the bytes in both ``a`` and ``b`` (each ordered and non-overlapping)."""
     it = iter(b)
     cur = next(it, None)
@@ -89,11 +89,11 @@ def intersect(a, b) -> Iterator[tuple[int, int]]:
                 break
 
 
-def _kept(ranges, keep):
+def _kept(ranges: Iterable[Range], keep: Iterable[Range] | None) -> Iterable[Range]:
     return ranges if keep is None else intersect(ranges, keep)
 
 
-def plan_extents(disk: Disk, keep=None) -> ExtentPlan | None:
+def plan_extents(disk: Disk, keep: Iterable[Range] | None = None) -> ExtentPlan | None:
     """Count the records and bytes of an extent-exact stream; None if the disk has no map.
 
     ``keep`` (ordered ranges) limits the stream to those bytes of the map.
@@ -117,7 +117,7 @@ class Span(NamedTuple):
     at: int
 
 
-def extent_spans(disk: Disk, buf: bytearray, keep=None) -> Iterator[Span]:
+def extent_spans(disk: Disk, buf: bytearray, keep: Iterable[Range] | None = None) -> Iterator[Span]:
     """Yield a Span for every span of the allocation map, in order.
 
     The spans are read where the map says (a loop device's from its backing
@@ -131,7 +131,7 @@ def extent_spans(disk: Disk, buf: bytearray, keep=None) -> Iterator[Span]:
     with filemap(disk) as found:
         if not found.mapped:
             raise BlockIOError(f"{disk.path} lost its allocation map during the export")
-        mapped = found.ranges()
+        mapped: Iterable[Range] = found.ranges()
         if keep is not None:
             # listed before the first read: on ext4 a read (or its readahead) over an unwritten extent puts
             # pages in the cache that SEEK_DATA then reports as data, and the spans must be the ones counted
@@ -139,15 +139,15 @@ def extent_spans(disk: Disk, buf: bytearray, keep=None) -> Iterator[Span]:
         yield from _read_ahead(found.source, found.shift, mapped, buf)
 
 
-def range_spans(disk: Disk, buf: bytearray, ranges) -> Iterator[Span]:
+def range_spans(disk: Disk, buf: bytearray, ranges: Iterable[Range]) -> Iterator[Span]:
     """A Span for every READ_SIZE cut of ``ranges``, read from the disk itself (read ahead as extent_spans)."""
     return _read_ahead(disk, 0, ranges, buf)
 
 
-def _read_ahead(source: Disk, shift: int, mapped, buf: bytearray) -> Iterator[Span]:
+def _read_ahead(source: Disk, shift: int, mapped: Iterable[Range], buf: bytearray) -> Iterator[Span]:
     halves = (memoryview(buf)[:READ_SIZE], memoryview(buf)[READ_SIZE:2 * READ_SIZE])
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="osdef-read") as reader:
-        pending = None
+        pending: tuple[Future[None], Span] | None = None
         for i, (offset, length) in enumerate(read_spans(mapped)):
             view = halves[i % 2][:length]
             reading = reader.submit(read_at, source, view, shift + offset)
@@ -160,7 +160,7 @@ def _read_ahead(source: Disk, shift: int, mapped, buf: bytearray) -> Iterator[Sp
             yield pending[1]
 
 
-def pieces(ranges: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+def pieces(ranges: Iterable[Range]) -> Iterator[tuple[int, int]]:
     """Cut ranges at CHUNK-aligned boundaries: every piece lies within one chunk."""
     return _cut(ranges, CHUNK)
 
@@ -209,7 +209,7 @@ def nonzero_runs(view: memoryview, offset: int) -> Iterator[tuple[int, int]]:
         yield run, size
 
 
-def spans(disk: Disk, scan: Scan | None = None, ranges=None) -> Iterator[tuple[int, int]]:
+def spans(disk: Disk, scan: Scan | None = None, ranges: Iterable[Range] | None = None) -> Iterator[Range]:
     """(offset, length) of the reads to do: data ranges cut at READ_SIZE boundaries.
 
     With a ``scan``, chunks it found empty are left out (never read again).
@@ -234,7 +234,8 @@ def spans(disk: Disk, scan: Scan | None = None, ranges=None) -> Iterator[tuple[i
 
 
 def data_pieces(disk: Disk, buf: bytearray, scan: Scan | None = None,
-                on_read=None, ranges=None) -> Iterator[tuple[int, memoryview]]:
+                on_read: Callable[[int], None] | None = None,
+                ranges: Iterable[Range] | None = None) -> Iterator[tuple[int, memoryview]]:
     """Yield (offset, data) for every run of non-zero blocks of the disk, in order.
 
     ``buf`` (READ_SIZE bytes) is reused: each yielded view is valid until the next.
@@ -255,7 +256,8 @@ def data_pieces(disk: Disk, buf: bytearray, scan: Scan | None = None,
                 drop_cache(disk.fd, offset, length)  # a full-device read must not evict the node's page cache
 
 
-def scan_disk(disk: Disk, buf: bytearray, sample=None, ranges=None) -> Scan:
+def scan_disk(disk: Disk, buf: bytearray, sample: Callable[[memoryview], None] | None = None,
+              ranges: Iterable[Range] | None = None) -> Scan:
     """Pre-pass over the disk: count the records and data bytes a sparse stream will hold.
 
     ``sample(data)`` is called on every non-zero piece (used to estimate compression).

@@ -31,7 +31,9 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
+from osdef.disk.handle import BytesLike
 from osdef.errors import StreamError
 
 try:  # the same CRC-32 as zlib.crc32, SIMD-accelerated (~7 × faster here)
@@ -56,6 +58,8 @@ _DATA = b"D"
 _END = b"E"
 DIGEST_SIZE = 32
 
+Metadata = dict[str, Any]  # the header's JSON object
+
 RECORD_HEADER_SIZE = _RECORD.size
 TRAILER_SIZE = _RECORD.size + DIGEST_SIZE
 
@@ -70,7 +74,7 @@ class Header:
 
     disk_size: int
     stream_length: int
-    metadata: dict
+    metadata: Metadata
     raw: bytes
 
     @property
@@ -86,36 +90,36 @@ class Trailer:
     data_bytes: int
 
 
-def _encode_metadata(metadata: dict) -> bytes:
+def _encode_metadata(metadata: Metadata) -> bytes:
     meta = json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode()
     if len(meta) > MAX_METADATA:
         raise StreamError(f"stream metadata is {len(meta)} bytes, more than the {MAX_METADATA} allowed")
     return meta
 
 
-def header_length(metadata: dict) -> int:
+def header_length(metadata: Metadata) -> int:
     """Encoded length of the header that carries ``metadata``."""
     return _FIXED.size + len(_encode_metadata(metadata)) + _CRC.size
 
 
-def stream_length(metadata: dict, record_count: int, data_bytes: int) -> int:
+def stream_length(metadata: Metadata, record_count: int, data_bytes: int) -> int:
     """Exact length of a whole stream with these records."""
     return header_length(metadata) + record_count * RECORD_HEADER_SIZE + data_bytes + TRAILER_SIZE
 
 
-def encode_header(disk_size: int, metadata: dict, length: int = 0) -> bytes:
+def encode_header(disk_size: int, metadata: Metadata, length: int = 0) -> bytes:
     """The stream header; ``length`` is the total stream length or 0 if unknown."""
     meta = _encode_metadata(metadata)
     fixed = _FIXED.pack(MAGIC, VERSION, 0, disk_size, length, len(meta)) + meta
     return fixed + _CRC.pack(zlib.crc32(fixed))
 
 
-def record_crc(offset: int, data) -> int:
+def record_crc(offset: int, data: BytesLike) -> int:
     """CRC-32 over a record's offset and length fields and its data."""
     return data_crc32(data, zlib.crc32(_FIELDS.pack(offset, len(data))))
 
 
-def encode_record_header(offset: int, data) -> bytes:
+def encode_record_header(offset: int, data: BytesLike) -> bytes:
     """The header that precedes ``data`` stored at ``offset``."""
     return _RECORD.pack(_DATA, offset, len(data), record_crc(offset, data))
 
@@ -126,7 +130,7 @@ def encode_trailer(record_count: int, data_bytes: int, digest: bytes) -> bytes:
     return _RECORD.pack(_END, record_count, data_bytes, crc) + digest
 
 
-def new_digest():
+def new_digest() -> hashlib.blake2b:
     """The running stream digest (feed it the header and each record header)."""
     return hashlib.blake2b(digest_size=DIGEST_SIZE)
 
@@ -134,7 +138,7 @@ def new_digest():
 class Encoder:
     """Produces the byte pieces of a stream, one extent at a time (no I/O)."""
 
-    def __init__(self, disk_size: int, metadata: dict, length: int = 0):
+    def __init__(self, disk_size: int, metadata: Metadata, length: int = 0):
         self.disk_size = disk_size
         self.header = encode_header(disk_size, metadata, length)
         self._digest = new_digest()
@@ -143,7 +147,7 @@ class Encoder:
         self.record_count = 0
         self.data_bytes = 0
 
-    def record(self, offset: int, data) -> bytes:
+    def record(self, offset: int, data: BytesLike) -> bytes:
         """Record header for ``data`` at ``offset`` (caller writes header then data)."""
         size = len(data)
         if size == 0 or size > MAX_RECORD:

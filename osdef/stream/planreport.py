@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from osdef.disk.device import Disk
 from osdef.disk.units import MiB
 from osdef.stream.blockio import open_disk
 from osdef.stream.content import BLOCK, ContentPlan, plan_content, size_text
@@ -20,7 +21,7 @@ from osdef.stream.extents import data_pieces, data_ranges, intersect
 READ = 8 * MiB
 
 
-def _nonzero(disk, buf: bytearray, ranges: list[tuple[int, int]]) -> int:
+def _nonzero(disk: Disk, buf: bytearray, ranges: list[tuple[int, int]]) -> int:
     """Bytes of the non-zero 4 KiB blocks of ``ranges`` (within the disk's allocation map, if it has one)."""
     if not ranges:
         return 0
@@ -40,7 +41,7 @@ def _outside(plan: ContentPlan, size: int) -> list[tuple[int, int]]:
     return out
 
 
-def plan_lines(device: str | os.PathLike, *, count: bool = True) -> list[str]:
+def plan_lines(device: str | os.PathLike[str], *, count: bool = True) -> list[str]:
     """The report, one line each: the disk, its table, each partition, what lies outside, the total."""
     warnings: list[str] = []
     with open_disk(device, write=False) as disk:

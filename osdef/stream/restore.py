@@ -31,7 +31,10 @@ import contextlib
 import os
 import signal
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import FrameType
+from typing import Any, Protocol
 
 import zstandard
 
@@ -60,7 +63,7 @@ class ImportResult:
     zeroed_bytes: int  # bytes made zero without writing data (holes, zero blocks, tail)
     input_bytes: int  # bytes read from in_fd
     records: int  # data records (stream) or 0 (raw)
-    metadata: dict
+    metadata: fmt_.Metadata
     unchecksummed_frames: int = 0  # zstd frames that carried no content checksum
 
     @property
@@ -103,7 +106,7 @@ class _FdSource:
         self.count += len(data)
         return data
 
-    def readinto(self, view) -> int:
+    def readinto(self, view: memoryview | bytearray) -> int:
         view = memoryview(view).cast("B")
         if self.pending:
             n = min(len(view), len(self.pending))
@@ -138,10 +141,16 @@ class _WalkedSource:
         return data
 
 
+class _ReadInto(Protocol):
+    """What _Reader reads from: an _FdSource, or zstandard's decompressing reader."""
+
+    def readinto(self, view: memoryview, /) -> int: ...
+
+
 class _Reader:
     """Exact reads into one reusable buffer, over an fd source or a decompressor."""
 
-    def __init__(self, source, prefix: bytes = b"", at_eof=None):
+    def __init__(self, source: _ReadInto, prefix: bytes = b"", at_eof: Callable[[], None] | None = None):
         self._source = source
         self._prefix = prefix
         self._buf = bytearray(MiB)
@@ -180,7 +189,8 @@ def _too_small(disk: Disk, source_size: int) -> StreamError:
                        "create the instance disk at least as large as the exported one")
 
 
-def _import_stream(reader: _Reader, target: SparseWriter, size_fd: int | None, compressed: bool):
+def _import_stream(reader: _Reader, target: SparseWriter, size_fd: int | None,
+                   compressed: bool) -> tuple[int, int, fmt_.Metadata]:
     header = fmt_.decode_header(reader.read_exact)
     if header.disk_size > target.disk.size:
         raise _too_small(target.disk, header.disk_size)
@@ -192,6 +202,7 @@ def _import_stream(reader: _Reader, target: SparseWriter, size_fd: int | None, c
     if reader.read_exact(1):
         raise fmt_.FormatError(f"unexpected data after the stream trailer at byte {decoder.position}: "
                                "the stream is corrupt")
+    assert decoder.trailer is not None  # records() ends only at the trailer, which it sets
     return header.disk_size, decoder.trailer.record_count, header.metadata
 
 
@@ -219,6 +230,8 @@ class _Interrupted(StreamError):
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# what signal.signal() returns: the handler it replaced (typeshed's signal._HANDLER)
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 class _SignalGuard:
@@ -227,29 +240,29 @@ class _SignalGuard:
     Only the main thread can have signal handlers: elsewhere the guard does nothing.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.active = threading.current_thread() is threading.main_thread()
         self.interrupted = False
         self.wiping = False  # set as the first statement of the failure path: the handler then only records
-        self._old: dict = {}
+        self._old: dict[signal.Signals, _Handler] = {}
 
-    def _handler(self, signum, _frame):
+    def _handler(self, signum: int, _frame: FrameType | None) -> None:
         if self.interrupted or self.wiping:
             return  # a second signal, or one during the wipe: the import is failing already
         self.interrupted = True
         raise _Interrupted(f"import interrupted by signal {signal.Signals(signum).name}")
 
-    def __enter__(self) -> "_SignalGuard":
+    def __enter__(self) -> _SignalGuard:
         if self.active:
             self._old = {sig: signal.signal(sig, self._handler) for sig in STOP_SIGNALS}
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
 
     @contextlib.contextmanager
-    def held(self):
+    def held(self) -> Iterator[None]:
         """Block the stop signals while the body runs (what arrives meanwhile is dropped by the handler)."""
         self.wiping = True
         if not self.active:
@@ -262,7 +275,7 @@ class _SignalGuard:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
-def import_disk(in_fd: int, device: str | os.PathLike, *, size_fd: int | None = None,
+def import_disk(in_fd: int, device: str | os.PathLike[str], *, size_fd: int | None = None,
                 expect: str = "auto") -> ImportResult:
     """Restore the stream read from ``in_fd`` onto ``device``; see the module docstring.
 
@@ -339,7 +352,9 @@ def _import(in_fd: int, target: SparseWriter, size_fd: int | None, expect: str) 
     if compressed:
         walked = _WalkedSource(source)
         dctx = zstandard.ZstdDecompressor()
-        reader = _Reader(dctx.stream_reader(walked, read_size=MiB, read_across_frames=True),
+        # _WalkedSource is the decompressor's input file as far as it goes: it calls read() only
+        reader = _Reader(dctx.stream_reader(walked,  # type: ignore[arg-type]  # (its stub: IO[bytes])
+                                            read_size=MiB, read_across_frames=True),
                          at_eof=walked.walker.finish)
         inner = reader.peek_prefix(sniff.PEEK)
         if not inner:
@@ -348,7 +363,7 @@ def _import(in_fd: int, target: SparseWriter, size_fd: int | None, expect: str) 
     else:
         reader = _Reader(source)
     records = 0
-    metadata: dict = {}
+    metadata: fmt_.Metadata = {}
     if kind == "stream":
         source_size, records, metadata = _import_stream(reader, target, size_fd, compressed)
     else:

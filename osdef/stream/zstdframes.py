@@ -15,8 +15,10 @@ Pure bookkeeping over headers: a few operations per 128 KiB block.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from osdef.disk.handle import BytesLike
 from osdef.errors import StreamError
 
 FRAME_MAGIC = 0xFD2FB528
@@ -34,13 +36,13 @@ class _Need:
     """Waiting for ``size`` header bytes, then calling ``then`` with them."""
 
     size: int
-    then: object
+    then: Callable[[bytes, int], None]  # (the header bytes, the input position after them)
 
 
 class FrameWalker:
     """Follows zstd frames over fed bytes; ``finish()`` raises unless the input ended between frames."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.frames = 0  # complete frames seen
         self.unchecksummed = 0  # complete zstd frames without a content checksum
         self.position = 0  # compressed bytes fed
@@ -52,7 +54,7 @@ class FrameWalker:
 
     # -- feeding -------------------------------------------------------------------
 
-    def feed(self, data) -> None:
+    def feed(self, data: BytesLike) -> None:
         view = memoryview(data).cast("B")
         start = self.position
         self.position += len(view)

@@ -26,8 +26,8 @@ def _blocks(a: bytes, b: bytes, base: int, allow_zero: bool) -> tuple[int, int |
     count, first = 0, None
     for i in range(0, len(a), BLOCK):
         x, y = a[i:i + BLOCK], b[i:i + BLOCK]
-        if x == y or allow_zero and (y == ZERO[:len(y)] or all(
-                y[j:j + SECTOR] in (x[j:j + SECTOR], ZERO[:len(y) - j][:SECTOR]) for j in range(0, len(y), SECTOR))):
+        if x == y or (allow_zero and (y == ZERO[:len(y)] or all(
+                y[j:j + SECTOR] in (x[j:j + SECTOR], ZERO[:len(y) - j][:SECTOR]) for j in range(0, len(y), SECTOR)))):
             continue
         count += 1
         first = base + i if first is None else first

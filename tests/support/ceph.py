@@ -140,7 +140,7 @@ class CephCluster:
         return subprocess.run(["ceph-authtool", str(self.keyring), "-n", f"client.{user}", "-p"],
                               capture_output=True, text=True, check=True).stdout.strip()
 
-    def start(self) -> "CephCluster":
+    def start(self) -> CephCluster:
         started = time.monotonic()
         d = self.dir
         for sub in ("run", "log", "mon/a", "osd/0"):

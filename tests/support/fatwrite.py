@@ -36,7 +36,7 @@ class _Fat32:
     next_free: int = 3
 
     @classmethod
-    def open(cls, image: Path, offset: int) -> "_Fat32":
+    def open(cls, image: Path, offset: int) -> _Fat32:
         with open(image, "rb") as f:
             f.seek(offset)
             boot = f.read(512)

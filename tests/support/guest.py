@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from osdef.config import LibguestfsSettings
+from osdef.create.steporder import order
+from osdef.create.steps import Steps, load_builtin_hooks
 from osdef.disk import loop
 
 MiB = 1 << 20
@@ -212,3 +214,15 @@ def read_back(disk: Path, settings: LibguestfsSettings,
         if then is not None:
             then(s)
     return view
+
+
+def only_steps(*names: str) -> Steps:
+    """The built-in steps with only ``names`` running: what a test of a few steps needs.
+
+    A variant cannot ask for this (load_steps refuses to skip a step with EXCLUDABLE = False,
+    such as fstab); a test that checks a few steps on a bare image may.
+    """
+    hooks = order(load_builtin_hooks())
+    unknown = set(names) - {h.name for h in hooks}
+    assert not unknown, f"no such built-in steps: {unknown}"
+    return Steps(tuple(hooks), frozenset(h.name for h in hooks) - set(names))

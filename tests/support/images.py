@@ -108,7 +108,7 @@ def http_server() -> Iterator[Server]:
     lock = threading.Lock()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             import time
             path = self.path.lstrip("/")
             with lock:

@@ -86,7 +86,7 @@ class SizeFdPipe:
     """A pipe standing in for Ganeti's EXP_SIZE_FD: hand ``fd`` to the writer, then ``announced()``;
     both ends are closed when the ``with`` block ends."""
 
-    def __enter__(self) -> "SizeFdPipe":
+    def __enter__(self) -> SizeFdPipe:
         self.read_end, self.fd = os.pipe()
         return self
 

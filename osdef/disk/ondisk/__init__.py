@@ -5,7 +5,7 @@ kernel reads it, and whether another reading is plausible; ``ext``: the ext2/3/4
 superblock, group descriptors and their checksums (``checksums``); ``fat``: the FAT
 boot sector and its geometry; ``signatures``: which filesystem starts at an offset
 (ext, FAT, swap, xfs, btrfs).  The stream's maps (osdef.stream.fsmap), image
-detection (osdef.images.formats) and create's layout (osdef.guest.layout) use these.
+detection (osdef.images.formats) and create's layout (osdef.create.layout) use these.
 
 Everything read here is hostile input: every field is range-checked before use, and a
 contradiction raises ``Damaged`` (with the filesystem's name where known) instead of

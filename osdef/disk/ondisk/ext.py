@@ -57,6 +57,25 @@ def kind(raw: bytes) -> str | None:
 class Superblock:
     """The superblock fields the map and the walk need, each checked for range."""
 
+    # the fields unpacked from the raw superblock (struct gives no types)
+    inodes_count: int
+    first_data_block: int
+    blocks_per_group: int
+    inodes_per_group: int
+    state: int
+    rev_level: int
+    first_ino: int
+    inode_size: int
+    compat: int
+    incompat: int
+    ro_compat: int
+    reserved_gdt: int
+    journal_inum: int
+    desc_size_field: int
+    backup_bgs: tuple[int, int]
+    checksum_seed: int
+    blocks_count: int
+
     def __init__(self, raw: bytes, length: int):
         if struct.unpack_from("<H", raw, 56)[0] != MAGIC:
             raise Damaged("it has no ext superblock")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 from osdef.disk.ondisk import ReadAt
 
@@ -64,7 +65,7 @@ def entries(sector: bytes) -> list[tuple[int, int, int, int]]:
     return [struct.unpack_from("<B3xB3xII", sector, 446 + 16 * i) for i in range(4)]
 
 
-def has_signature(sector: bytes | None) -> bool:
+def has_signature(sector: bytes | None) -> TypeGuard[bytes]:
     return sector is not None and len(sector) >= SECTOR and sector[510:512] == b"\x55\xaa"
 
 
@@ -96,7 +97,7 @@ def kernel_mbr(read: ReadAt, sector0: bytes, disk_size: int) -> MbrReading | Non
 
 
 class _Numbering:
-    def __init__(self):
+    def __init__(self) -> None:
         self.next = 5
 
 

@@ -9,7 +9,8 @@ errors (one line, osdef.extstorage.entry).
 
 from __future__ import annotations
 
-from typing import Callable, TextIO
+from typing import TextIO
+from collections.abc import Callable
 
 from osdef.disk.units import MiB
 from osdef.extstorage.errors import RequestError, VolumeError

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 from osdef.disk.rbduri import CONF_RE, DEFAULT_CONF, DEFAULT_USER, NAME_RE, USER_RE, RbdUri
 from osdef.extstorage import settings as provider_settings

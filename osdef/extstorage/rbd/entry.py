@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Mapping, Sequence, TextIO
+from typing import TextIO
+from collections.abc import Mapping, Sequence
 
 from osdef.extstorage.entry import run
 from osdef.extstorage.rbd import PROVIDER_NAME, config

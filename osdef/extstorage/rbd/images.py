@@ -11,12 +11,15 @@ VOL_METADATA is the image metadata key ``ganeti.metadata``.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from osdef.disk import ceph
 from osdef.disk.units import MiB
 from osdef.extstorage.errors import ExtStorageError, VolumeError
 from osdef.extstorage.rbd.config import Placement
+
+if TYPE_CHECKING:  # python3-rbd is imported when a Pool connects (ceph.libraries)
+    import rbd
 
 METADATA_KEY = "ganeti.metadata"
 MARKER_PREFIX = "osdef.snapshot."
@@ -44,20 +47,22 @@ class Pool:
             self.conn.close()
             raise
 
-    def __enter__(self) -> "Pool":
+    def __enter__(self) -> Pool:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.conn.close()
 
     def _fail(self, exc: Exception, doing: str, name: str) -> ExtStorageError:
-        return self.conn.fail(exc, doing, self.where.pool, f"{self.where.pool}/{name}")
+        # conn.fail makes the error type conn was made with: ExtStorageError (__init__)
+        return cast(ExtStorageError, self.conn.fail(exc, doing, self.where.pool, f"{self.where.pool}/{name}"))
 
     # -- images -----------------------------------------------------------------
 
-    def image(self, name: str, *, snapshot: str | None = None, read_only: bool = True) -> Any:
+    def image(self, name: str, *, snapshot: str | None = None, read_only: bool = True) -> rbd.Image:
         try:
-            return self.rbd.Image(self.ioctx, name, snapshot=snapshot, read_only=read_only)
+            image: rbd.Image = self.rbd.Image(self.ioctx, name, snapshot=snapshot, read_only=read_only)
+            return image
         except self.rbd.Error as exc:
             raise self._fail(exc, "open", name + (f"@{snapshot}" if snapshot else "")) from None
 

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from osdef.guest.network.model import NetworkState
 from osdef.guest.network.select import BACKENDS
 
-from osdef.guest.network.header import HEADER  # noqa: F401 - re-exported
-
 RENDERERS: dict[str, Callable[[NetworkState], dict[str, str]]] = {
     name: backend.render for name, backend in BACKENDS.items()}
 

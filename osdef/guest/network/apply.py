@@ -28,5 +28,5 @@ def apply(session: Any, backend: str, state: NetworkState, facts: NetworkFacts,
     for path, text in files.items():
         session.write_text(path, text, mode=chosen.FILE_MODE)
         if chosen.FILE_MODE == 0o600:
-            session.call(f"chown {path}", session.g.chown, 0, 0, path)
+            session.chown(path)
     return sorted(files)

@@ -21,7 +21,7 @@ class NetworkFacts:
     @classmethod
     def of(cls, installed: set[str] | frozenset[str] = frozenset(),
            enabled: set[str] | frozenset[str] = frozenset(),
-           resolv_conf_link: str | None = None) -> "NetworkFacts":
+           resolv_conf_link: str | None = None) -> NetworkFacts:
         return cls(frozenset(installed), frozenset(enabled), resolv_conf_link)
 
 

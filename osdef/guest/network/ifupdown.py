@@ -122,9 +122,7 @@ def disable_foreign_stanzas(text: str) -> str:
         keyword = words[0]
         if keyword in _TOP_LEVEL or keyword.startswith("allow-"):
             disabled_block = False
-            if keyword == "iface" and len(words) > 1 and words[1] != "lo":
-                disabled_block = True
-            elif keyword == "mapping":
+            if (keyword == "iface" and len(words) > 1 and words[1] != "lo") or keyword == "mapping":
                 disabled_block = True
             elif keyword == "auto" or keyword.startswith("allow-"):
                 kept = [w for w in words[1:] if w == "lo"]

@@ -65,11 +65,11 @@ class NicConfig:
 
     @property
     def ipv4_addresses(self) -> tuple[ipaddress.IPv4Interface, ...]:
-        return tuple(a for a in self.addresses if a.version == 4)  # type: ignore[misc]
+        return tuple(a for a in self.addresses if a.version == 4)
 
     @property
     def ipv6_addresses(self) -> tuple[ipaddress.IPv6Interface, ...]:
-        return tuple(a for a in self.addresses if a.version == 6)  # type: ignore[misc]
+        return tuple(a for a in self.addresses if a.version == 6)
 
     def routes_for(self, version: int) -> tuple[Route, ...]:
         return tuple(r for r in self.routes if r.to.version == version)

@@ -73,7 +73,7 @@ def prepare(session: Any, facts: NetworkFacts, log: Callable[[str], None]) -> No
     """Before osdef's file is written: the image's other netplan files renamed out of the way."""
     for path in session.glob("/etc/netplan/*.yaml"):
         if path != NETPLAN_FILE:
-            session.call(f"rename {path}", session.g.mv, path, path + DISABLED_SUFFIX)
+            session.rename(path, path + DISABLED_SUFFIX)
             log(f"network: the image's {path} renamed to {path}{DISABLED_SUFFIX}")
 
 

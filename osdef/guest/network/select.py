@@ -22,15 +22,39 @@ osdef.guest.cloudinit whether cloud-init renders the seed's network-config
 
 from __future__ import annotations
 
-from types import ModuleType
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from osdef.guest.network import dns, ifupdown, netplan, networkd, networkmanager
 from osdef.guest.network.facts import NetworkFacts
+from osdef.guest.network.model import NetworkState
 
-__all__ = ["BACKENDS", "NetworkFacts", "PRIORITY", "facts_from_paths", "read_facts", "select"]
+if TYPE_CHECKING:  # the network package runs without libguestfs (its tests give it fakes)
+    from osdef.guest.session import GuestSession
 
-PRIORITY: tuple[ModuleType, ...] = (netplan, networkmanager, networkd, ifupdown)
-BACKENDS: dict[str, ModuleType] = {b.NAME: b for b in PRIORITY}
+__all__ = ["BACKENDS", "PRIORITY", "Backend", "NetworkFacts", "facts_from_paths", "read_facts", "select"]
+
+
+class Backend(Protocol):
+    """What a backend module provides (the modules below are its implementations)."""
+
+    @property
+    def NAME(self) -> str: ...
+    @property
+    def MARKERS(self) -> tuple[str, ...]: ...
+    @property
+    def UNIT(self) -> str | None: ...
+    @property
+    def FILE_MODE(self) -> int: ...
+    def in_charge(self, facts: NetworkFacts, /) -> bool: ...
+    def available(self, facts: NetworkFacts, /) -> bool: ...
+    def render(self, state: NetworkState, /) -> dict[str, str]: ...
+    def prepare(self, session: Any, facts: NetworkFacts, log: Callable[[str], None], /) -> None: ...
+    def stand_down(self, session: Any, log: Callable[[str], None], /) -> None: ...
+
+
+PRIORITY: tuple[Backend, ...] = (netplan, networkmanager, networkd, ifupdown)
+BACKENDS: dict[str, Backend] = {b.NAME: b for b in PRIORITY}
 
 PRESENCE: dict[str, tuple[str, ...]] = {**{b.NAME: b.MARKERS for b in PRIORITY}, **dns.MARKERS}
 WANTS_DIR = "/etc/systemd/system/multi-user.target.wants"
@@ -57,21 +81,18 @@ def select(facts: NetworkFacts) -> str | None:
     return None
 
 
-def read_facts(session) -> NetworkFacts:
+def read_facts(session: GuestSession) -> NetworkFacts:
     """Read the facts from the mounted guest (osdef.guest.session.GuestSession)."""
     present = {p for p in ALL_PATHS if session.exists(p)}
     wanted: set[str] = set()
     if session.exists(WANTS_DIR):
-        wanted = set(session.call(f"list {WANTS_DIR}", session.g.ls, WANTS_DIR))
+        wanted = set(session.ls(WANTS_DIR))
     link = symlink_target(session, "/etc/resolv.conf")
     return facts_from_paths(present, wanted, link)
 
 
-def symlink_target(session, path: str) -> str | None:
+def symlink_target(session: GuestSession, path: str) -> str | None:
     """The target of a symlink in the guest (may dangle: /run is empty in the appliance), else None."""
-    try:
-        if session.g.is_symlink(path):
-            return str(session.g.readlink(path))
-    except RuntimeError:  # no such file
+    if not session.is_symlink(path):
         return None
-    return None
+    return session.readlink(path)

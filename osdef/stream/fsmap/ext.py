@@ -43,7 +43,7 @@ import struct
 from osdef.disk.ondisk import Damaged
 from osdef.disk.ondisk.ext import (BG_BLOCK_UNINIT, BG_INODE_UNINIT, BLOCK_BITMAP_CSUM_HI_END, COMPAT_HAS_JOURNAL,
                                    INODE_BITMAP_CSUM_HI_END, GroupDesc, Superblock, bitmap_csum_ok, parse_group)
-from osdef.stream.fsmap import FsMap, Reader, Unusable
+from osdef.stream.fsmap.base import FsMap, Reader, Unusable
 from osdef.stream.fsmap.ext_walk import EXTENTS_FL, EXTENT_MAGIC, Walk
 from osdef.stream.fsmap.ranges import RunIndex, Runs, contains_all
 

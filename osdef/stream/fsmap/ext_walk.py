@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import struct
 from array import array
+from collections.abc import Iterable
 
+from osdef.disk.units import MiB
 from osdef.disk.ondisk.ext import INCOMPAT_INLINE_DATA, RO_COMPAT_HUGE_FILE, GroupDesc, Superblock
-from osdef.stream.fsmap import Reader, Unusable
+from osdef.stream.fsmap.base import Reader, Unusable
 from osdef.stream.fsmap.ranges import RunIndex
 
 EXTENTS_FL, INLINE_DATA_FL, EA_INODE_FL, HUGE_FILE_FL = 0x80000, 0x10000000, 0x200000, 0x40000
@@ -42,7 +44,7 @@ EXTENT_MAGIC = 0xF30A
 MAX_DEPTH = 5  # EXT4_MAX_EXTENT_DEPTH
 S_IFMT, S_IFLNK, S_IFREG, S_IFDIR = 0xF000, 0xA000, 0x8000, 0x4000
 NO_BLOCKS = (0x1000, 0x2000, 0x6000, 0xC000)  # FIFO, character and block devices, sockets: i_block is no map
-CHUNK = 1 << 20  # inode-table bytes read at a time
+CHUNK = MiB  # inode-table bytes read at a time
 _INODE = struct.Struct("<H2xI20xII4x60s4xII4xI")  # mode, size, blocks_lo, flags, i_block, acl_lo, size_hi, osd2
 # the same inode with i_block read as an extent header and its four in-inode entries (the fast path)
 _INODE_EXTENTS = struct.Struct("<H2xI20xII4xHHHH4x" + "IHHI" * 4 + "4xII4xI")
@@ -173,7 +175,7 @@ class Walk:
         self.seen.add(block)
         return self.reader.read(block * self.bs, self.bs)
 
-    def _extents(self, node: bytes, depth_left: int, ino: int, out: list) -> None:
+    def _extents(self, node: bytes, depth_left: int, ino: int, out: list[tuple[int, int]]) -> None:
         magic, entries, capacity, depth = _EXT_HEAD.unpack_from(node, 0)
         if magic != EXTENT_MAGIC or entries > capacity or 12 + 12 * capacity > len(node) or depth > depth_left:
             raise Unusable(f"its ext inode {ino} has a damaged extent tree")
@@ -191,7 +193,7 @@ class Walk:
                 raise Unusable(f"its ext inode {ino} has a damaged extent tree")
             self._extents(block, depth - 1, ino, out)
 
-    def _block_map(self, i_block: bytes, ino: int, out: list) -> None:
+    def _block_map(self, i_block: bytes, ino: int, out: list[tuple[int, int]]) -> None:
         pointers = struct.unpack("<15I", i_block)
         _runs(pointers[:12], out)
         for level, block in enumerate(pointers[12:], 1):
@@ -200,7 +202,7 @@ class Walk:
         for block, count in out:
             self._check(block, count, ino)
 
-    def _indirect(self, block: int, level: int, ino: int, out: list) -> None:
+    def _indirect(self, block: int, level: int, ino: int, out: list[tuple[int, int]]) -> None:
         out.append((block, 1))
         table = array("I")
         table.frombytes(self._once(block, ino))
@@ -214,7 +216,7 @@ class Walk:
                 self._indirect(child, level - 1, ino, out)
 
 
-def _runs(pointers, out: list) -> None:
+def _runs(pointers: Iterable[int], out: list[tuple[int, int]]) -> None:
     """Append the non-zero block pointers as runs of consecutive blocks."""
     start = count = 0
     for p in pointers:

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 
 from osdef.disk import loop
 from osdef.disk.ondisk import signatures
-from osdef.stream.fsmap import FsMap, Reader, Unusable
+from osdef.stream.fsmap.base import FsMap, Reader, Unusable
 
 TIMEOUT = 600  # seconds; partclone reads only metadata
 ADDRESS_SPACE = 2 << 30  # bytes
@@ -47,7 +47,7 @@ TOOLS = ("unshare", "prlimit", "setpriv", "mknod", "mount")
 _LINE = re.compile(r"^0x([0-9A-Fa-f]+)\s+0x([0-9A-Fa-f]+)\s+([?+*/\-])\s*$")
 
 
-def _sandboxed(argv: list[str], device: str) -> subprocess.CompletedProcess:
+def _sandboxed(argv: list[str], device: str) -> subprocess.CompletedProcess[bytes]:
     """Run argv (which names ``device``) unprivileged, without network, on its own node of ``device``."""
     try:
         rdev = os.stat(device).st_rdev if stat.S_ISBLK(os.stat(device).st_mode) else None
@@ -118,7 +118,7 @@ def parse_domain(text: str, length: int) -> tuple[list[tuple[int, int]], int]:
     return used, pos
 
 
-def used_map(reader: Reader) -> FsMap | None:
+def used_map(reader: Reader) -> FsMap:
     fs = signatures.by_magic(reader.at)
     if fs not in ("xfs", "btrfs"):
         raise Unusable(f"partclone maps xfs and btrfs, not {fs}")
@@ -141,4 +141,5 @@ def used_map(reader: Reader) -> FsMap | None:
     if done.returncode != 0:
         raise Unusable(f"{tool} -D failed (exit {done.returncode})")
     used, covered = parse_domain(done.stdout.decode("ascii", "replace"), reader.length)
-    return FsMap(fs, used, covered, f"{tool} -D")  # past ``covered`` (a filesystem smaller than its partition): block level
+    # past ``covered`` (a filesystem smaller than its partition): block level
+    return FsMap(fs, used, covered, f"{tool} -D")

@@ -12,14 +12,14 @@ MAX_RUNS = 4 << 18  # runs kept before merging: a map more fragmented than this 
 class Runs:
     """Used block ranges [start, end), collected out of order, merged at the end."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.runs: list[tuple[int, int]] = []
 
     def add(self, start: int, count: int) -> None:
         if count > 0:
             self.runs.append((start, start + count))
             if len(self.runs) > MAX_RUNS:
-                from osdef.stream.fsmap import Unusable
+                from osdef.stream.fsmap.base import Unusable
 
                 raise Unusable("its map is too fragmented to keep")
 
@@ -35,7 +35,7 @@ class Runs:
             bits >>= ones
             pos += ones
 
-    def merged(self, holes: list[tuple[int, int]] = ()) -> list[tuple[int, int]]:
+    def merged(self, holes: Iterable[tuple[int, int]] = ()) -> list[tuple[int, int]]:
         """The runs merged, in order, with the ``holes`` [start, end) cut out."""
         out: list[list[int]] = []
         for a, b in sorted(self.runs):

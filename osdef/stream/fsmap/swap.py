@@ -8,7 +8,7 @@ A swap area that holds a hibernation image (``S1SUSPEND`` and kin in place of
 
 from __future__ import annotations
 
-from osdef.stream.fsmap import FsMap, Reader
+from osdef.stream.fsmap.base import FsMap, Reader
 
 PAGE = 4096  # the header page: signature (osdef.disk.ondisk.signatures), UUID, label, bad pages
 

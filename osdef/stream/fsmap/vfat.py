@@ -12,11 +12,14 @@ entry in the FAT is not zero (free).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+from osdef.disk.units import MiB
 from osdef.disk.ondisk import fat
 from osdef.disk.ondisk.fat import Geometry
-from osdef.stream.fsmap import FsMap, Reader, Unusable
+from osdef.stream.fsmap.base import FsMap, Reader, Unusable
 
-CHUNK = 1 << 20
+CHUNK = MiB
 SOURCE = "the FAT"
 
 
@@ -37,7 +40,7 @@ def _check_copies(reader: Reader, geo: Geometry) -> None:
                 raise Unusable(f"its {geo.name} FAT copies differ (FAT {copy + 1} from FAT 1)", geo.name)
 
 
-def _used_clusters(reader: Reader, geo: Geometry):
+def _used_clusters(reader: Reader, geo: Geometry) -> Iterator[int]:
     """Yield the numbers (2..clusters+1) of clusters whose FAT entry is not zero."""
     fat_offset, clusters = geo.reserved * geo.bps, geo.clusters
     if geo.bits == 12:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 import zstandard
 
+from osdef.config import SiteConfig
 from osdef.errors import GuestError
-from osdef.guest.customize import load_steps
-from osdef.guest.install import ImageData, install_root, rename
-from osdef.guest.partition import GPT_TYPES
-from osdef.guest.plan import CreatePlan
+from osdef.create.steps import load_steps
+from osdef.create.pipeline import ImageData, install_root, rename
+from osdef.create.partitioning import GPT_TYPES
+from osdef.create.plan import CreatePlan
+from osdef.create.request import Request
+from osdef.ganeti.environment import Instance
+from osdef.ganeti.params import OsParams
 from osdef.guest.distro import read_facts
 from osdef.guest.rename import rename_guest
 
@@ -29,6 +34,13 @@ def _create(disk, stream, size, fmt, settings, logs, site_hooks_dir=None, **kw):
     kw.setdefault("boot", "none")
     plan = CreatePlan(layout=fmt, steps=load_steps(site_dir=site_hooks_dir), **kw)
     return install_root(disk, ImageData(stream, size), plan, settings, logs.append)
+
+
+def _rename_request(disk, old, new, settings):
+    """What requests.load("rename", …) gives the pipeline, for a disk and the appliance settings."""
+    instance = Instance(api_version=20, os_name="image", variant="default", debug_level=0, name=new, old_name=old)
+    return Request("rename", Path("/nonexistent"), {}, SiteConfig(libguestfs=settings), instance, None,
+                   OsParams.defaults(), (str(disk),))
 
 
 def _root_partition_reaches_the_end(view, table):
@@ -65,13 +77,13 @@ def fs_disk(tmp_path_factory, guest_images, settings):
     site = tmp / "hooks.d"
     site.mkdir()
     (site / "10-marker.py").write_text(
-        "def run(ctx):\n    ctx.guest.write_text('/etc/osdef-site-py', ctx.hostname + '\\n')\n")
+        "def run(ctx):\n    ctx.guest.write_text('/etc/osdef-site-py', ctx.plan.hostname + '\\n')\n")
     (site / "20-shell").write_text(
         "#!/bin/sh\necho \"$OSDEF_HOSTNAME $OSDEF_SERIAL_CONSOLE\" > /etc/osdef-site-sh\necho hello from the guest\n")
     (site / "20-shell").chmod(0o755)
     logs: list[str] = []
     with open(guest_images.fs_image, "rb") as stream:
-        report = _create(disk, stream, FS_IMAGE_SIZE, "filesystem", settings, logs,
+        report = _create(disk, stream, FS_IMAGE_SIZE, "fs-image", settings, logs,
                          table="gpt", serial_console=True, site_hooks_dir=site)
     return disk, report, logs
 
@@ -88,7 +100,7 @@ def test_filesystem_image_create_then_rename(fs_disk, settings):
     assert disk.stat().st_size == DISK and allocated(disk) < 40 * MiB  # still sparse
 
     rename_logs: list[str] = []
-    rename(disk, "web1.example.org", "db2.example.com", settings=settings, log=rename_logs.append)
+    rename(_rename_request(disk, "web1.example.org", "db2.example.com", settings), rename_logs.append)
     # no warning: create had set the hostname the rename expects
     assert not any("warning" in line for line in rename_logs), rename_logs
 
@@ -98,7 +110,7 @@ def test_filesystem_image_create_then_rename(fs_disk, settings):
         "/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service",
         "/var/lib/systemd/random-seed", "/etc/osdef-site-py", "/etc/osdef-site-sh"))
     _check_customized(view, "db2.example.com")
-    assert view.root_uuid == report.root_uuid and view.root_device == "/dev/sda2"
+    assert view.root_uuid == report.root.uuid and view.root_device == "/dev/sda2"
     assert view.table == "gpt"
     last = _root_partition_reaches_the_end(view, "gpt")
     assert [p["part_num"] for p in view.partitions] == [1, 2]
@@ -117,7 +129,7 @@ def test_filesystem_image_create_then_rename(fs_disk, settings):
 
 
 def test_bios_boot_partition_type(fs_disk):
-    from osdef.guest.partition import read_table
+    from osdef.create.partitioning import read_table
     # partition types read on the host (sfdisk, no mount): EF02 first
     disk = fs_disk[0]
     import subprocess
@@ -133,7 +145,7 @@ def test_bios_boot_partition_type(fs_disk):
 def test_filesystem_image_on_a_loop_device(loop_device, unchecked_fs_image, settings):
     logs: list[str] = []
     with open(unchecked_fs_image, "rb") as stream:
-        _create(loop_device, stream, FS_IMAGE_SIZE, "filesystem", settings, logs,
+        _create(loop_device, stream, FS_IMAGE_SIZE, "fs-image", settings, logs,
                 table="msdos")
     assert not any(NO_FSCK in line for line in logs)  # mounted since its check: e2fsck ran
     view = read_back(loop_device, settings)
@@ -155,7 +167,7 @@ def test_partitioned_disk_image_is_grown(tmp_path, guest_images, settings):
     logs: list[str] = []
     size = guest_images.disk_image.stat().st_size
     with open(guest_images.disk_image, "rb") as stream:
-        report = _create(disk, stream, size, "disk", settings, logs, hostname="files.example.org")
+        report = _create(disk, stream, size, "disk-raw", settings, logs, hostname="files.example.org")
     assert report.layout == "disk-raw" and report.bytes_read == size
     view = read_back(disk, settings)
     _check_customized(view, "files.example.org")
@@ -177,7 +189,7 @@ def test_tarball_create_and_rename_warning(tmp_path, guest_images, settings):
         stream = zstandard.ZstdDecompressor().stream_reader(raw)
         report = _create(disk, stream, guest_images.tarball.stat().st_size, "tar", settings, logs,
                          table="gpt", fs_type="ext4")
-    assert report.layout == "tar" and report.root_fs_type == "ext4"
+    assert report.layout == "tar" and report.root.fs_type == "ext4"
     assert report.bytes_read == guest_images.tarball.stat().st_size
 
     rename_logs: list[str] = []
@@ -203,12 +215,12 @@ def test_tarball_create_and_rename_warning(tmp_path, guest_images, settings):
 
 # -- 5. bad input and failure: 1 launch ---------------------------------------------------------------
 
-@pytest.mark.parametrize("fmt", ["filesystem", "disk", "tar"])
+@pytest.mark.parametrize("fmt", ["fs-image", "disk-raw", "tar"])
 def test_disk_too_small_is_refused_before_any_write(tmp_path, guest_images, settings, fmt):
     disk = tmp_path / "small.img"
     disk.write_bytes(b"\x5a" * (40 * MiB))
     before = hashlib.sha256(disk.read_bytes()).hexdigest()
-    image = {"filesystem": guest_images.fs_image, "disk": guest_images.disk_image,
+    image = {"fs-image": guest_images.fs_image, "disk-raw": guest_images.disk_image,
              "tar": guest_images.fs_image}[fmt]
     with open(image, "rb") as stream, pytest.raises(GuestError) as info:
         _create(disk, stream, image.stat().st_size, fmt, settings, [])
@@ -222,7 +234,7 @@ def test_invalid_hostname_is_refused_before_any_write(tmp_path, guest_images, se
     disk = tmp_path / "d.img"
     disk.write_bytes(b"\x5a" * MiB)
     with open(guest_images.fs_image, "rb") as stream, pytest.raises(GuestError, match="invalid hostname"):
-        _create(disk, stream, FS_IMAGE_SIZE, "filesystem", settings, [], hostname="bad_name.example")
+        _create(disk, stream, FS_IMAGE_SIZE, "fs-image", settings, [], hostname="bad_name.example")
     assert disk.read_bytes() == b"\x5a" * MiB
 
 
@@ -234,7 +246,7 @@ def test_a_failed_create_leaves_the_disk_invalid(tmp_path, guest_images, setting
     (site / "99-fail").chmod(0o755)
     logs: list[str] = []
     with open(guest_images.fs_image, "rb") as stream, pytest.raises(GuestError) as info:
-        _create(disk, stream, FS_IMAGE_SIZE, "filesystem", settings, logs, site_hooks_dir=site)
+        _create(disk, stream, FS_IMAGE_SIZE, "fs-image", settings, logs, site_hooks_dir=site)
     assert "site hook 99-fail failed in the guest (exit 3): cannot do it" in str(info.value)
     assert any("invalidating" in line for line in logs)
     with open(disk, "rb") as f:

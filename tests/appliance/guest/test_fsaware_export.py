@@ -19,8 +19,8 @@ import guestfs
 import pytest
 
 from osdef.disk import loop
-from osdef.guest.install import ImageData, install_root
-from osdef.guest.plan import CreatePlan
+from osdef.create.pipeline import ImageData, install_root
+from osdef.create.plan import CreatePlan
 from osdef.guest.session import configure
 from osdef.stream.blockio import open_disk
 from osdef.stream.content import plan_content

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from osdef.errors import GuestError
-from osdef.guest.layout import DiskImageLayout
+from osdef.create.layout.diskimage import DiskImageLayout
 from osdef.guest.session import GuestSession
-from osdef.guest.steps import StepRunner
+from osdef.create.undoable import StepRunner
 
 from tests.support.guest import FS_IMAGE_SIZE, MiB, allocated, sparse_file
 
@@ -49,13 +49,13 @@ def test_last_partition_and_its_filesystem_grow(tmp_path, guest_images, settings
         runner.run(layout.host_steps())
         with GuestSession([disk], settings) as session:
             try:
-                runner.run(layout.guest_steps(session))
+                root = layout.lay_down(session, runner)
             except GuestError as exc:
                 if f"libguestfs-{fs_type}" in str(exc):  # the node lacks the optional package
                     pytest.skip(str(exc))
                 raise
             g = session.g
-            assert layout.root.device == "/dev/sda1" and layout.root.fs_type == "ext4"
+            assert root.device == "/dev/sda1" and root.fs_type == "ext4"
             last = g.part_list("/dev/sda")[-1]
             assert DISK - (last["part_end"] + 1) <= MiB + 34 * 512
             session.unmount_all()

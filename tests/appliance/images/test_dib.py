@@ -81,7 +81,7 @@ def debugfs_ls(image: Path, directory: str) -> str:
 def test_real_debian_12_build(tmp_path):
     """Build (or reuse) debian-12 and check what the create step relies on."""
     art = ensure_test_image("debian-12")
-    assert (art.format, art.fs_type) == ("fs-image", "ext4")
+    assert (art.format, art.manifest.fs_type) == ("fs-image", "ext4")
     assert art.manifest.source == "dib" and art.manifest.dib_version
     image = tmp_path / "debian-12.raw"  # inspected with debugfs, never mounted
     with art.open() as f, open(image, "wb") as out:

@@ -12,9 +12,12 @@ import stat
 import pytest
 import yaml
 
-from osdef.guest.context import MountedRoot, StepContext
-from osdef.guest.customize import builtin_hook_names, load_builtin_hooks, load_steps, run_steps
-from osdef.guest.plan import CreatePlan
+from osdef.create.context import StepContext
+from osdef.create.layout.base import MountedRoot
+from osdef.create.steps import load_builtin_hooks
+from osdef.create.runner import run_steps
+from osdef.create.plan import CreatePlan
+from osdef.guest.network.model import build as build_network
 from osdef.errors import OsdefError
 from osdef.ganeti.params import resolve
 from osdef.guest import cloudinit
@@ -22,6 +25,7 @@ from osdef.guest.hostkeys import read_host_keys
 from osdef.guest.network import dns, ifupdown, model, netplan, networkmanager, render
 from osdef.guest.session import GuestSession
 
+from tests.support.guest import only_steps
 from tests.support.network_cases import CASES
 from tests.support.network import GUESTS, MiB, ext4_image, make_tree, sparse
 
@@ -38,7 +42,7 @@ def _customize(session, device, instance, params, **extra):
     session.mount(device, "/")
     logs: list[str] = []
     plan = CreatePlan(layout="fs-image", hostname=FQDN, boot="none", params=params, instance=instance,
-                      steps=load_steps(skip=set(builtin_hook_names()) - MINE), **extra)
+                      network=build_network(instance, params), steps=only_steps(*MINE), **extra)
     ctx = StepContext.of(plan, session, MountedRoot(device=device, fs_type="ext4"), logs.append)
     ran = run_steps(ctx)
     return ran, logs
@@ -55,7 +59,8 @@ def _errors(session, instance):
     for hook, given in (("timezone", {"timezone": "America/New_York"}),  # valid, not in this guest
                         ("cloud-init", {"cloud_init": "on"}),
                         ("swap", {"swap_size": "1G"})):
-        plan = CreatePlan(layout="fs-image", hostname=FQDN, params=resolve(given), instance=instance)
+        plan = CreatePlan(layout="fs-image", hostname=FQDN, params=resolve(given), instance=instance,
+                          network=build_network(instance, resolve(given)))
         ctx = StepContext.of(plan, session, MountedRoot(fs_type="ext4"))
         with pytest.raises(OsdefError) as err:
             hooks[hook].run(ctx)
@@ -104,7 +109,7 @@ def backends(guest_disks, libguestfs_settings):
         btrfs = s.device(len(names))
         s.mount(btrfs, "/")
         plan = CreatePlan(layout="fs-image", hostname=FQDN, params=resolve({"swap_size": "16M"}),
-                          instance=inst, steps=load_steps(skip=set(builtin_hook_names()) - {"swap"}))
+                          instance=inst, network=build_network(inst, resolve({"swap_size": "16M"})), steps=only_steps("swap"))
         run_steps(StepContext.of(plan, s, MountedRoot(device=btrfs, fs_type="btrfs"), lambda _m: None))
         g = s.g
         seen["btrfs"] = dict(size=g.filesize("/swapfile"), attrs=g.get_e2attrs("/swapfile"),

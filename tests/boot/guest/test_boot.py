@@ -5,7 +5,7 @@ steps ran (fresh SSH host keys, a new machine-id, on BIOS grub-pc's install
 device in debconf).  Two boots cover
 BIOS on gpt with osdef's own grub.cfg, and EFI (OVMF) on msdos with the guest's
 update-grub.  The BIOS disk is the image's second create: its boot area comes
-from the cache the first create's grub-install filled (osdef.guest.bootarea).
+from the cache the first create's grub-install filled (osdef.create.bootarea).
 The disk that boots is the created one after a filesystem-aware export and an import onto a
 fresh file (what a move between nodes does to it). It is a test-owned temp file, so qemu runs
 without -snapshot and is powered down over QMP.
@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from osdef.errors import ImageError
-from osdef.guest.bootarea import MBR_CODE, BootAreaCache
-from osdef.guest.install import ImageData, install_root
-from osdef.guest.plan import CreatePlan
+from osdef.create.bootarea import MBR_CODE, BootAreaCache
+from osdef.create.pipeline import ImageData, install_root
+from osdef.create.plan import CreatePlan
 
 from tests.support.guest import allocated, read_back, sparse_file
 from tests.support.qemu import Qemu
@@ -67,8 +67,9 @@ def test_created_disk_boots_to_a_login_prompt(tmp_path, settings, table, boot, g
     def create(target: Path, hostname: str):
         with artifact.open() as stream:
             plan = CreatePlan(layout="fs-image", hostname=hostname, fs_type="ext4", table=table, boot=boot,
-                              grub_config=grub_config, serial_console=True, boot_cache=cache)
-            return install_root(target, ImageData(stream, artifact.size), plan, settings, logs.append)
+                              grub_config=grub_config, serial_console=True).with_boot_cache(cache)
+            return install_root(target, ImageData(stream, artifact.size), plan, settings, logs.append,
+                                boot_cache=cache)
 
     if boot == "bios":  # the first create runs grub-install and fills the cache
         first = sparse_file(tmp_path / "first.img", 2 * GiB)
@@ -82,7 +83,7 @@ def test_created_disk_boots_to_a_login_prompt(tmp_path, settings, table, boot, g
         assert a[:MBR_CODE] == b[:MBR_CODE] and a[1 << 20:] == b[1 << 20:]
         assert b[:MBR_CODE].strip(b"\0") and b[1 << 20:].strip(b"\0")
     assert any("update-grub skipped" in line for line in logs) == (grub_config == "osdef")
-    assert allocated(disk) < artifact.used_size + 256 * (1 << 20)  # sparse: ≈ the image's data
+    assert allocated(disk) < artifact.manifest.used_size + 256 * (1 << 20)  # sparse: ≈ the image's data
 
     # What boots is what Ganeti moves between nodes: the filesystem-aware export of the created disk
     # (ext4 root, BIOS boot partition or vfat ESP), imported onto a fresh disk (issue 15).

@@ -16,14 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from osdef.guest.context import MountedRoot, StepContext
-from osdef.guest.customize import builtin_hook_names, load_steps, run_steps
-from osdef.guest.plan import CreatePlan
+from osdef.create.context import StepContext
+from osdef.create.layout.base import MountedRoot
+from osdef.create.runner import run_steps
+from osdef.create.plan import CreatePlan
+from osdef.guest.network.model import build as build_network
 from osdef.errors import ImageError
 from osdef.ganeti.params import resolve
-from osdef.guest.install import ImageData, install_root
+from osdef.create.pipeline import ImageData, install_root
 from osdef.guest.session import GuestSession
 
+from tests.support.guest import only_steps
 from tests.support.network_cases import NET_A, instance, nic
 from tests.support.network import sparse
 from tests.boot.network.dhcpnet import stop
@@ -80,7 +83,7 @@ def test_static_and_routed_nics_come_up_at_boot(tmp_path, libguestfs_settings):
     with GuestSession([disk], libguestfs_settings) as s:
         root = s.mount_inspected_root()
         plan = CreatePlan(layout="fs-image", hostname=fqdn, params=params, instance=inst,
-                          steps=load_steps(skip=set(builtin_hook_names()) - MINE))
+                          network=build_network(inst, params), steps=only_steps(*MINE))
         run_steps(StepContext.of(plan, s, MountedRoot(device=root, fs_type="ext4"), logs.append))
         s.write_text("/etc/systemd/system/osdef-print-net.service", PRINT_UNIT)
         s.symlink("/etc/systemd/system/osdef-print-net.service",

@@ -114,10 +114,8 @@ def test_create_stops_on_an_xfs_root_the_guest_cannot_boot(tmp_path):
         (0x2B).to_bytes(4, "big")
 
     class Session:
-        g = type("G", (), {"pread_device": staticmethod(lambda dev, n, off: bytes(superblock))})()
-
-        def call(self, what, fn, *args):
-            return fn(*args)
+        def read_device(self, device, size, offset=0):
+            return bytes(superblock)[offset:offset + size]
 
     check_root_readable(Session(), "ext4", "/dev/sda2", "debian-12")  # ext: its own profile
     check_root_readable(Session(), "xfs", "/dev/sda2", "debian-13")
@@ -129,8 +127,8 @@ def test_create_stops_on_an_xfs_root_the_guest_cannot_boot(tmp_path):
 def test_a_tarball_layout_gets_the_plans_profile(tmp_path):
     import io
 
-    from osdef.guest.install import ImageData, make_layout
-    from osdef.guest.plan import CreatePlan
+    from osdef.create.pipeline import ImageData, make_layout
+    from osdef.create.plan import CreatePlan
 
     plan = CreatePlan(layout="tar", hostname="web1.example.org", boot="none", table="gpt", fs_type="xfs",
                       mkfs_profile="debian-13")

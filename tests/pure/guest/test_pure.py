@@ -9,16 +9,17 @@ from pathlib import Path
 import pytest
 
 from osdef.disk.copy import copy_sparse
-from osdef.guest.context import StepContext
-from osdef.guest.customize import BUILTIN_HOOKS_DIR, builtin_hook_names, load_steps, run_steps
+from osdef.create.context import StepContext
+from osdef.create.steps import BUILTIN_HOOKS_DIR, builtin_hook_names, load_steps
+from osdef.create.runner import run_steps
 from osdef.errors import GuestError
-from osdef.guest import partition
+from osdef.create import partitioning as partition
 from osdef.guest.bootloader import SERIAL_MARK_BEGIN, grub_defaults_with_serial
 from osdef.guest.distro import facts_from, parse_os_release
 from osdef.guest.fstab import render_fstab
 from osdef.guest.hostnames import render_hosts, validate_fqdn
-from osdef.guest.steps import Step, StepRunner
-from osdef.guest.target import open_target
+from osdef.create.undoable import Step, StepRunner
+from osdef.create.target import open_target
 
 MiB = 1 << 20
 
@@ -182,8 +183,14 @@ def test_skipping_an_unknown_step_names_the_known_ones():
         load_steps(skip={"nope"})
 
 
+def test_a_step_that_may_not_be_skipped_is_refused_when_the_steps_load():
+    with pytest.raises(GuestError, match=r"customization step\(s\) fstab may not be skipped \(EXCLUDABLE = False in .*10-fstab.py\)"):
+        load_steps(skip={"fstab", "hostname"})
+    assert "hostname" in load_steps(skip={"hostname"}).skip
+
+
 def _run(logs, **load):
-    from osdef.guest.plan import CreatePlan
+    from osdef.create.plan import CreatePlan
 
     plan = CreatePlan(layout="fs-image", hostname="x.example", steps=load_steps(**load))
     return run_steps(StepContext.of(plan, None, log=logs.append))  # type: ignore[arg-type]
@@ -194,10 +201,10 @@ def test_hook_runner_order_skip_and_site_hooks(tmp_path):
     builtin.mkdir()
     for name in ("20-two", "10-one", "100-late"):
         (builtin / f"{name}.py").write_text(
-            f"NAME = {name.split('-')[1]!r}\ndef run(ctx):\n    ctx.log('ran ' + NAME)\n")
+            f"NAME = {name.split('-')[1]!r}\nEXCLUDABLE = True\ndef run(ctx):\n    ctx.log('ran ' + NAME)\n")
     site = tmp_path / "site"
     site.mkdir()
-    (site / "50-mine.py").write_text("def run(ctx):\n    ctx.log('ran mine ' + ctx.hostname)\n")
+    (site / "50-mine.py").write_text("def run(ctx):\n    ctx.log('ran mine ' + ctx.plan.hostname)\n")
     (site / "README").write_text("not a hook\n")
     (site / ".hidden.py").write_text("raise SystemExit\n")
     logs: list[str] = []
@@ -209,12 +216,15 @@ def test_hook_runner_order_skip_and_site_hooks(tmp_path):
 
 
 def test_a_broken_hook_is_one_line_naming_the_file(tmp_path):
-    (tmp_path / "10-bad.py").write_text("NAME = 'bad'\ndef run(ctx):\n    raise KeyError('x')\n")
+    (tmp_path / "10-bad.py").write_text("NAME = 'bad'\nEXCLUDABLE = True\ndef run(ctx):\n    raise KeyError('x')\n")
     with pytest.raises(GuestError, match=r"step bad \(.*10-bad.py\) failed: KeyError") as info:
         _run([], builtin_dir=tmp_path)
     assert "\n" not in str(info.value)
     (tmp_path / "10-bad.py").write_text("def run(ctx):\n    pass\n")
     with pytest.raises(GuestError, match="must define NAME"):
+        load_steps(builtin_dir=tmp_path)
+    (tmp_path / "10-bad.py").write_text("NAME = 'bad'\ndef run(ctx):\n    pass\n")
+    with pytest.raises(GuestError, match="must say EXCLUDABLE"):
         load_steps(builtin_dir=tmp_path)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 
@@ -48,7 +48,7 @@ def test_default_recipes_dir_is_the_repo_images():
 
 
 def test_table_shows_changed_recipes():
-    now = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 2, tzinfo=UTC)
     info = ImageInfo(name="debian-12", description="", source="dib", built=True,
                      format="fs-image", fs_type="ext4", size=1 << 30, used_size=1 << 29,
                      stored_size=300 << 20, created_at=now - timedelta(hours=5),

@@ -123,7 +123,7 @@ def test_eight_threads_one_build(store_factory, tmp_path):
     def run() -> None:
         try:
             results.append(store.ensure("d", allow_build=True, allow_fetch=False))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(8)]

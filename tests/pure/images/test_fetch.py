@@ -26,7 +26,7 @@ def test_fetch_good_file(store_factory, http_server, tmp_path):
     with pytest.raises(ImageError, match="^image web is not downloaded: run `osdef image build web`"):
         store.ensure("web", allow_build=True, allow_fetch=False)
     art = store.ensure("web", allow_build=False, allow_fetch=True)
-    assert (art.format, art.fs_type, art.size) == ("fs-image", "ext4", len(raw))
+    assert (art.format, art.manifest.fs_type, art.size) == ("fs-image", "ext4", len(raw))
     assert read_all(art) == raw
     assert art.manifest.origin == http_server.url("fs.img.zst")
     assert art.manifest.origin_sha256 == hashlib.sha256(packed).hexdigest()

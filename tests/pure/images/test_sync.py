@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from osdef import cli
-from osdef.config import ImageSettings, SiteConfig
+from osdef.config import ImageSettings
 from osdef.errors import ImageError
 from osdef.images import ImageStore, agreement, sync
 from osdef.images.cluster import GanetiTools, SEPARATOR, parse_command_output

@@ -12,8 +12,8 @@ from osdef.ganeti.params import resolve
 from osdef.guest import cloudinit
 from osdef.guest.network import dns, ifupdown, model
 from osdef.guest.network.select import NetworkFacts, facts_from_paths, select
-from osdef.guest.osparams import (data_disk_entry, merge_authorized_keys, set_root_hash, swap_entry,
-                                  swap_size_bytes)
+from osdef.guest.fstab import data_disk_entry, swap_entry
+from osdef.guest.osparams import merge_authorized_keys, set_root_hash, swap_size_bytes
 
 from tests.support.network_cases import NET_A, instance, nic
 
@@ -122,7 +122,7 @@ def test_every_backend_describes_itself():
 
     assert [b.NAME for b in PRIORITY] == ["netplan", "networkmanager", "networkd", "ifupdown"]
     for name, backend in BACKENDS.items():
-        assert backend.NAME == name and backend.MARKERS and backend.FILE_MODE in (0o600, 0o644)
+        assert name == backend.NAME and backend.MARKERS and backend.FILE_MODE in (0o600, 0o644)
         for attr in ("in_charge", "available", "render", "prepare", "stand_down"):
             assert callable(getattr(backend, attr)), (name, attr)
     # in charge implies available: the fallback pass never un-chooses a backend in charge
@@ -224,4 +224,7 @@ def test_fstab_entries_replace_their_own_line():
     assert out.count("/swapfile") == 1 and out.endswith("/swapfile\tnone\tswap\tsw\t0\t0\n")
     out = data_disk_entry(data_disk_entry(out, "u1", 1, "ext4"), "u2", 1, "xfs")
     assert "UUID=u1" not in out and out.endswith("UUID=u2\t/srv/disk1\txfs\tdefaults,nofail\t0\t0\n")
+    # one rule for every entry: any line naming the mount point is replaced, however short
+    assert data_disk_entry("/dev/vdb /srv/disk1\n", "u3", 1, "ext4") == \
+        "UUID=u3\t/srv/disk1\text4\tdefaults,nofail\t0\t2\n"
     assert swap_size_bytes(1) == 1 << 20 and swap_size_bytes(0) == 0

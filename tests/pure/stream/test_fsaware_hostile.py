@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import osdef.disk.filemap as filemap_mod
-import osdef.stream.fsmap as fsmap_mod
+import osdef.stream.fsmap.base as fsmap_mod
 import osdef.disk.ondisk.partitions as partitions_mod
 from osdef.disk.device import read_at
 from osdef.stream.blockio import open_disk
@@ -53,7 +53,7 @@ def bounded_reads(monkeypatch, request):
     if request.param == "unmapped":  # what a DRBD/LVM device gets: no allocation map, the content path
         monkeypatch.setattr(filemap_mod.FileMap, "of", classmethod(lambda cls, disk: None))
     def checked(disk, view, offset):
-        assert 0 <= offset and offset + len(view) <= disk.size, f"read at {offset}+{len(view)} outside the disk"
+        assert offset >= 0 and offset + len(view) <= disk.size, f"read at {offset}+{len(view)} outside the disk"
         return read_at(disk, view, offset)
     monkeypatch.setattr(partitions_mod, "read_at", checked)
     monkeypatch.setattr(fsmap_mod, "read_at", checked)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from osdef.guest import partition
-from osdef.guest.bootarea import (MBR_CODE, BootAreaCache, core_region, entry_key,
+from osdef.create import partitioning as partition
+from osdef.create.bootarea import (MBR_CODE, BootAreaCache, core_region, entry_key,
                                   write_boot_area)
 
 MiB = 1 << 20
@@ -108,25 +108,22 @@ def test_storing_a_new_build_drops_the_older_builds_entries(tmp_path):
 
 
 def test_one_creates_use_of_the_cache(tmp_path):
-    from osdef.guest.bootarea import BootAreaUse
+    """The plan holds the decision (a value); the cache is asked once and told afterwards what to store."""
+    from osdef.create.bootarea import write_boot_area
 
     cache = BootAreaCache(tmp_path / "areas", "f" * 64, lambda m: None)
-    for inert in (BootAreaUse(None, GPT, "bios", "ext4"), BootAreaUse(cache, None, "bios", "ext4"),
-                  BootAreaUse(cache, GPT, "efi", "ext4"),
-                  BootAreaUse(cache, GPT, "bios", "ext4", bootloader_runs=False)):
-        assert inert.area is None and inert.capture is None and inert.host_steps(tmp_path) == []
-
-    first = BootAreaUse(cache, GPT, "bios", "ext4")  # miss: grub-install's output is captured
-    assert first.area is None and first.capture is not None and first.host_steps(tmp_path) == []
-    first.capture.write_bytes(b"tar")  # what the bootloader step does after grub-install
+    for inert in (cache.decide(None, "bios", "ext4", True), cache.decide(GPT, "efi", "ext4", True),
+                  cache.decide(GPT, "bios", "ext4", False)):
+        assert inert == (None, False)
+    area, capture = cache.decide(GPT, "bios", "ext4", True)  # miss: grub-install's output is kept
+    assert area is None and capture
+    grub_tree = tmp_path / "grub.tar"
+    grub_tree.write_bytes(b"tar")  # what the bootloader step saves after grub-install
     source = _disk_with_grub(tmp_path / "a.img", GPT)
-    first.keep(source)
-    assert first.capture is None  # temp dir gone
-
-    second = BootAreaUse(cache, GPT, "bios", "ext4")  # hit: written from the host
-    assert second.area is not None and second.capture is None
+    assert cache.store(source, GPT, "bios", "ext4", grub_tree) is not None
+    area, capture = cache.decide(GPT, "bios", "ext4", True)  # hit: written from the host
+    assert area is not None and not capture
     target = tmp_path / "b.img"
     target.write_bytes(b"\0" * (4 * MiB))
-    for step in second.host_steps(target):
-        step.run()
+    write_boot_area(target, area)
     assert target.read_bytes()[:MBR_CODE] == source.read_bytes()[:MBR_CODE]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from osdef.guest.customize import BUILTIN_HOOKS_DIR, _load_module
+from osdef.create.steps import BUILTIN_HOOKS_DIR, _load_module
 
 HOOK = _load_module(BUILTIN_HOOKS_DIR / "85-grub-pc-install-device.py")
 
@@ -94,13 +94,18 @@ class RecordingGuest:
     def symlink(self, target: str, linkname: str) -> None:
         self.links[linkname] = target
 
+    def install_unit(self, name: str, text: str, *targets: str) -> None:  # as GuestSession's
+        self.write_text(f"/etc/systemd/system/{name}", text, 0o644)
+        for target in targets:
+            self.symlink(f"/etc/systemd/system/{name}", f"/etc/systemd/system/{target}.wants/{name}")
+
 
 DEBIAN = {"/var/lib/dpkg/info/grub-pc.postinst", "/usr/lib/systemd/systemd"}
 
 
 def _ctx(guest, boot):
-    from osdef.guest.context import StepContext
-    from osdef.guest.plan import CreatePlan
+    from osdef.create.context import StepContext
+    from osdef.create.plan import CreatePlan
 
     logs: list[str] = []
     plan = CreatePlan(layout="fs-image", hostname="h.example.org", boot=boot)

@@ -58,7 +58,7 @@ def test_bad_options_are_refused_before_losetup_runs(fake, options, word):
 @pytest.mark.parametrize("body, line", [
     ('echo "losetup: /srv/v.img: failed to set up loop device" >&2\necho "losetup: no free device" >&2\nexit 1',
      "cannot attach /srv/v.img to a loop device: losetup: no free device"),
-    ("exit 3", "cannot attach /srv/v.img to a loop device: exit code 3"),
+    ("exit 3", "cannot attach /srv/v.img to a loop device: exit code 3, no message"),
     ("echo nonsense", "losetup attached /srv/v.img but printed no device ('nonsense\\n')"),
     ("printf '/dev/loop1\\n/dev/loop2\\n'", "losetup attached /srv/v.img but printed no device "
                                              "('/dev/loop1\\n/dev/loop2\\n')"),
@@ -99,9 +99,8 @@ def test_attached_detaches_after_the_block_and_after_its_failure(fake, tmp_path)
     fake(f'echo "$1" >> {shlex.quote(str(calls))}\n[ "$1" = -d ] || echo /dev/loop4')
     with loop.attached("/srv/v.img", read_only=True) as dev:
         assert dev == "/dev/loop4"
-    with pytest.raises(KeyError):
-        with loop.attached("/srv/v.img"):
-            raise KeyError("the block's own failure")
+    with pytest.raises(KeyError), loop.attached("/srv/v.img"):
+        raise KeyError("the block's own failure")
     assert calls.read_text().split() == ["-f", "-d", "-f", "-d"]
 
 

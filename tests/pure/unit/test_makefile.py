@@ -34,3 +34,12 @@ def test_debian_control_depends_on_the_runtime_packages():
     assert not missing, f"debian/control Depends lacks {missing}"
     for test_only in ("qemu-system-x86", "ovmf", "dnsmasq-base", "pytest", "hypothesis"):
         assert test_only not in depends
+
+
+def test_make_test_lints_first_with_pinned_tools():
+    text = (REPO / "Makefile").read_text()
+    assert re.search(r"^test: lint$", text, re.M)
+    lint = text.split("\nlint: venv\n", 1)[1].split("\n\n", 1)[0]
+    assert "ruff check osdef hooks tests bench" in lint and "mypy" in lint
+    extras = (REPO / "pyproject.toml").read_text().split("test = [", 1)[1].split("]", 1)[0]
+    assert re.search(r'"ruff==[\d.]+"', extras) and re.search(r'"mypy==[\d.]+"', extras)

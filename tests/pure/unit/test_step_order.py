@@ -8,8 +8,8 @@ import pytest
 
 from osdef.errors import GuestError
 from osdef.ganeti.params import OsParams
-from osdef.guest.customize import BUILTIN_HOOKS_DIR, builtin_hook_names, load_builtin_hooks, load_steps
-from osdef.guest.plan import CreatePlan
+from osdef.create.steps import BUILTIN_HOOKS_DIR, builtin_hook_names, load_builtin_hooks, load_steps
+from osdef.create.plan import CreatePlan
 
 
 def _numbered():
@@ -31,7 +31,7 @@ def _builtin(tmp_path, **files):
     d.mkdir()
     for stem, extra in files.items():
         name = stem.split("_", 1)[1]
-        (d / f"{stem.replace('_', '-')}.py").write_text(f"NAME = {name!r}\n{extra}\ndef run(ctx):\n    pass\n")
+        (d / f"{stem.replace('_', '-')}.py").write_text(f"NAME = {name!r}\nEXCLUDABLE = True\n{extra}\ndef run(ctx):\n    pass\n")
     return d
 
 
@@ -77,4 +77,4 @@ def test_the_plan_checks_itself_when_built():
                          (dict(grub_config="x"), "unknown grub_config 'x'"),
                          (dict(hostname="bad_name"), "invalid hostname")):
         with pytest.raises(GuestError, match=message):
-            CreatePlan(**{"layout": "filesystem", "hostname": "a.example", **bad})
+            CreatePlan(**{"layout": "fs-image", "hostname": "a.example", **bad})

@@ -7,15 +7,6 @@ from osdef.errors import GuestError
 from osdef.guest.hostnames import validate_fqdn
 
 
-@pytest.mark.parametrize("word, kind", [
-    ("fs-image", "fs-image"), ("filesystem", "fs-image"), ("filesystem-image", "fs-image"),
-    ("disk-raw", "disk-raw"), ("disk", "disk-raw"), ("disk-image", "disk-raw"),
-    ("tar", "tar"), ("tarball", "tar"), ("disk-qcow2", None), ("zip", None),
-])
-def test_every_spelling_of_an_image_kind_maps_to_one_word(word, kind):
-    assert vocab.image_kind(word) == kind
-
-
 def test_the_word_lists_nest():
     assert set(vocab.FILESYSTEMS) <= set(vocab.ROOT_FILESYSTEMS)
     assert set(vocab.EXT_FAMILY) <= set(vocab.ROOT_FILESYSTEMS)

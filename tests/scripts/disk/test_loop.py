@@ -92,7 +92,7 @@ def test_a_loop_devices_map_holds_what_the_device_shows_and_reads_it_from_the_fi
             with blockio.open_disk(dev, write=False) as disk, filemap.filemap(disk) as found:
                 assert (found.kind, found.shift, disk.size) == ("loop", offset, len(shown))
                 got = list(found.ranges())
-                assert all(0 <= o and o + n <= disk.size for o, n in got)
+                assert all(o >= 0 and o + n <= disk.size for o, n in got)
                 covered = {b for o, n in got for b in range(o, o + n)}
                 assert _nonzero_bytes(shown) <= covered
                 for o, n in got:

@@ -15,8 +15,9 @@ import pytest
 
 from osdef.disk import loop
 from osdef.disk.filemap import seek_extents
-from osdef.guest.layout import DiskImageLayout, FilesystemImageLayout
-from osdef.guest.target import wipe
+from osdef.create.layout.diskimage import DiskImageLayout
+from osdef.create.layout.fsimage import FilesystemImageLayout
+from osdef.create.target import wipe
 from tests.support.guest import MiB, Images
 
 pytestmark = pytest.mark.blockdev
@@ -74,7 +75,7 @@ def test_create_layout_on_a_loop_device_keeps_its_volume_sparse(volume, guest_im
         layout.check(VOLUME)
         _run_host_steps(layout)
     if kind == "filesystem image":
-        extent = layout._root_extent()
+        extent = layout.root_extent()
         start, end = extent.start, extent.start + extent.size
     else:
         start, end = 0, size

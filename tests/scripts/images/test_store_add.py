@@ -17,7 +17,7 @@ from tests.support.images import (make_disk, make_ext4, make_qcow2, make_tar, re
 
 
 def check_stored(store, art, original: bytes, fmt: str, fs_type=None):
-    assert (art.format, art.fs_type) == (fmt, fs_type)
+    assert (art.format, art.manifest.fs_type) == (fmt, fs_type)
     assert art.size == len(original)
     assert read_all(art) == original
     manifest = json.loads((store.cache_dir / f"{art.name}.json").read_text())
@@ -41,7 +41,7 @@ def test_add_ext4(store_factory, tmp_path):
 def test_add_zstd_ext4(store_factory, tmp_path):
     src = make_ext4(tmp_path / "fs.img")
     art = store_factory().add("myfs", zstd_file(src, tmp_path / "fs.img.zst"))
-    assert art.fs_type == "ext4" and read_all(art) == src.read_bytes()
+    assert art.manifest.fs_type == "ext4" and read_all(art) == src.read_bytes()
 
 
 @pytest.mark.parametrize("label", ["dos", "gpt"])

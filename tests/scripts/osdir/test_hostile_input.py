@@ -15,6 +15,7 @@ import pytest
 
 from osdef.errors import EnvError, quote
 from osdef.ganeti import environment as genv
+from osdef.ganeti.nics import host_address_problem
 from osdef.ganeti import params
 from tests.conftest import clean_env
 
@@ -111,13 +112,13 @@ def test_import_device_of_another_size_than_disk_n_size(installed_os_dir, disk):
 
 
 def test_disk_larger_than_declared_within_lvm_rounding_is_fine(tmp_path):
-    from osdef.scripts import actions as scripts
+    from osdef.create.request import check_disk
     path = tmp_path / "d"
     with open(path, "wb") as f:
         f.truncate(12 * MiB)  # an LV of 10 MiB asked, rounded up to 4 MiB extents
-    assert scripts._check_disk(genv.Disk(0, str(path), size_mib=10)) == 12 * MiB
+    assert check_disk(genv.Disk(0, str(path), size_mib=10)) == 12 * MiB
     with pytest.raises(EnvError, match="is DISK_0_PATH the instance's disk"):
-        scripts._check_disk(genv.Disk(0, str(path), size_mib=13))
+        check_disk(genv.Disk(0, str(path), size_mib=13))
 
 
 # -- pure: the validators match whole strings -------------------------------------------------
@@ -146,18 +147,18 @@ def test_quote_is_short_and_one_line():
 
 @pytest.mark.parametrize("ip", ["0.0.0.0", "255.255.255.255", "224.0.0.1", "127.0.0.1", "::", "::1", "ff02::1"])
 def test_non_host_addresses(ip):
-    assert genv.host_address_problem(ipaddress.ip_address(ip)) is not None
+    assert host_address_problem(ipaddress.ip_address(ip)) is not None
 
 
 @pytest.mark.parametrize("ip", ["198.51.100.20", "10.0.0.1", "2001:db8::1", "fe80::1", "169.254.1.1"])
 def test_host_addresses(ip):
-    assert genv.host_address_problem(ipaddress.ip_address(ip)) is None
+    assert host_address_problem(ipaddress.ip_address(ip)) is None
 
 
 def test_point_to_point_subnets_have_no_broadcast_to_refuse():
     net = ipaddress.ip_network("198.51.100.0/31")
-    assert genv.host_address_problem(ipaddress.ip_address("198.51.100.1"), net) is None
-    assert genv.host_address_problem(ipaddress.ip_address("198.51.100.0"), net) is None
+    assert host_address_problem(ipaddress.ip_address("198.51.100.1"), net) is None
+    assert host_address_problem(ipaddress.ip_address("198.51.100.0"), net) is None
 
 
 # -- checks that used to run after the first write ---------------------------------------------
@@ -191,14 +192,18 @@ def _ends(path):
         return head + f.read(), os.stat(path).st_blocks
 
 
-def test_unknown_skip_name_in_a_variant_leaves_the_disk_untouched(tmp_path, site_config_file, big_disk):
+@pytest.mark.parametrize("skip, needle", [
+    ("no-such-step", "cannot skip unknown customization step(s) no-such-step"),
+    ("fstab", "customization step(s) fstab may not be skipped"),
+], ids=["unknown", "not-excludable"])
+def test_a_bad_skip_name_in_a_variant_leaves_the_disk_untouched(tmp_path, site_config_file, big_disk, skip, needle):
     os_dir = _own_os_dir(tmp_path, site_config_file)
     text = (os_dir / "variants" / "debian-12.yaml").read_text()
-    (os_dir / "variants" / "badskip.yaml").write_text(text + "skip_hooks: [no-such-step]\n")
+    (os_dir / "variants" / "badskip.yaml").write_text(text + f"skip_hooks: [{skip}]\n")
     before = _ends(big_disk)
     r = run(os_dir, "create", create_env(big_disk, OS_VARIANT="badskip", INSTANCE_OS="image+badskip",
                                          DISK_0_SIZE="4096"))
-    assert r.returncode == 1 and "cannot skip unknown customization step(s) no-such-step" in r.stderr, r.stderr
+    assert r.returncode == 1 and needle in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert _ends(big_disk) == before
 

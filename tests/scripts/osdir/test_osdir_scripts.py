@@ -32,13 +32,19 @@ def test_install_writes_what_ganeti_reads(installed_os_dir):
     assert osdir.diagnose(d) == []
 
 
-def test_a_launcher_installed_before_osdef_scripts_still_runs(tmp_path):
-    # OS dirs installed by older versions import osdef.ganeti.entry (kept as a one-line alias)
+def test_a_launcher_of_an_older_install_is_diagnosed_and_rewritten_by_install(tmp_path):
+    """OS dirs installed before osdef.scripts imported osdef.ganeti.entry, an alias that is gone:
+    diagnose names each such launcher, and re-running the install writes current ones."""
     target = tmp_path / "image"
-    osdir.install(target, source=__import__("osdef.paths").paths.data_root())
+    source = __import__("osdef.paths").paths.data_root()
+    osdir.install(target, source=source)
     assert "from osdef.scripts.entry import launcher_main" in (target / "verify").read_text()
     old = (target / "verify").read_text().replace("osdef.scripts.entry", "osdef.ganeti.entry")
     (target / "verify").write_text(old)
+    problems = osdir.diagnose(target)
+    assert len(problems) == 1 and "verify" in problems[0] and "cannot import osdef.ganeti.entry" in problems[0]
+    osdir.install(target, source=source)
+    assert osdir.diagnose(target) == []
     r = run(target, "verify", clean_env(), "--help")
     assert r.returncode == 0 and r.stdout.startswith("usage: verify parameters")
 
@@ -209,7 +215,7 @@ def test_variants_list_may_name_a_site_variant(tmp_path):
 
 
 def test_loading_the_hooks_writes_no_bytecode_into_the_os_dir(installed_os_dir):
-    from osdef.guest.customize import load_steps
+    from osdef.create.steps import load_steps
 
     before = sorted(p.relative_to(installed_os_dir) for p in installed_os_dir.rglob("*"))
     steps = load_steps(builtin_dir=installed_os_dir / "hooks", site_dir=installed_os_dir / "none")

@@ -170,7 +170,7 @@ def test_zero_range_on_block_device_handles_unaligned_edges(loops, tmp_path):
         zeroing.zero_range(disk, 100, 5000)
         device.sync(disk)
     data = read_all(tgt_dev)
-    assert data[100:5100] == bytes(5000) and data[99] | data[5100] != 0 or data[:100] != bytes(100)
+    assert (data[100:5100] == bytes(5000) and data[99] | data[5100] != 0) or data[:100] != bytes(100)
     assert read_all(tmp_path / "t")[100:5100] == bytes(5000)
 
 

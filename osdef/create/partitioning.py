@@ -147,7 +147,7 @@ def write_table(disk: Path | str, p: PartitionPlan) -> dict[int, Extent]:
 def _write_table_through_scratch(uri: str, p: PartitionPlan) -> dict[int, Extent]:
     """sfdisk onto a sparse file of the disk's size, then its head and tail MiB onto the disk."""
     from osdef.disk.device import sync, write_at
-    from osdef.guest.target import open_target
+    from osdef.create.target import open_target
 
     with open_target(uri) as target, tempfile.TemporaryDirectory(prefix="osdef-table-") as tmp:
         scratch = Path(tmp) / "disk.img"
@@ -162,5 +162,5 @@ def _write_table_through_scratch(uri: str, p: PartitionPlan) -> dict[int, Extent
     return extents
 
 
-def read_table(disk: Path) -> dict[int, Extent]:
+def read_table(disk: Path | str) -> dict[int, Extent]:
     return parse_sfdisk_json(_sfdisk(["--json", str(disk)]))

@@ -2,14 +2,14 @@
 
 Built-in steps are `hooks/NN-name.py` files, each defining `NAME` (the name a
 variant uses to skip it) and `run(ctx)`, optionally `AFTER` / `BEFORE` (step
-names, osdef.guest.steporder); they run in order of NN then name, as far as
+names, osdef.create.steporder); they run in order of NN then name, as far as
 their declarations allow.
 
 Site hooks live in SiteConfig.hooks_dir (default /etc/osdef/hooks.d; a missing
 directory means none) and run after the built-in steps, in file-name order,
 unless a `*.py` one declares AFTER / BEFORE:
   - `*.py` files: loaded like the built-in steps; `run(ctx)` gets the same
-    osdef.guest.context.StepContext (the appliance session is ctx.guest);
+    osdef.create.context.StepContext (the appliance session is ctx.guest);
   - other executable files: copied into the guest as /tmp/osdef-hook and run
     there, chrooted, through the appliance (/bin/sh must exist in the guest).
     They get OSDEF_HOSTNAME, OSDEF_OLD_HOSTNAME, OSDEF_SERIAL_CONSOLE (yes|no),
@@ -34,15 +34,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from osdef.errors import GuestError, OsdefError
+from osdef.errors import GuestError
 from osdef.guest.session import one_line
-from osdef.guest.steporder import order
+from osdef.create.steporder import order
 from osdef.paths import data_dir
 
-if TYPE_CHECKING:
-    from osdef.guest.context import StepContext
 
 BUILTIN_HOOKS_DIR = data_dir("hooks")
 _BUILTIN_NAME = re.compile(r"^(\d+)-[A-Za-z0-9_-]+\.py\Z")
@@ -55,10 +53,12 @@ class Hook:
 
     name: str
     path: Path
-    run: Callable[["StepContext"], None]
+    run: Callable[[Any], None]
     after: tuple[str, ...] = ()
     before: tuple[str, ...] = ()
     site: bool = False
+    excludable: bool = True  # a variant may skip it (built-in steps declare EXCLUDABLE, as snf-image's tasks)
+    summary: str = ""  # the first line of its docstring (hooks/README.md's table)
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def _load_module(path: Path) -> ModuleType:
     keep, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # nothing into the OS dir's
     try:                                                           # hooks/ (or a site's hooks.d)
         spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - a broken hook file is an admin-facing error
+    except Exception as exc:
         raise GuestError(f"hook {path}: cannot be loaded: {one_line(repr(exc))}") from None
     finally:
         sys.dont_write_bytecode = keep
@@ -106,7 +106,12 @@ def _python_hook(path: Path, site: bool) -> Hook:
     name = path.name if site else getattr(module, "NAME", None)
     if not callable(run) or not isinstance(name, str) or not name:
         raise GuestError(f"hook {path}: must define NAME (a string) and run(ctx)")
-    return Hook(name, path, run, _names(module, path, "AFTER"), _names(module, path, "BEFORE"), site)
+    excludable = getattr(module, "EXCLUDABLE", None)
+    if not site and not isinstance(excludable, bool):
+        raise GuestError(f"hook {path}: must say EXCLUDABLE = True or False (may a variant skip it?)")
+    summary = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else ""
+    return Hook(name, path, run, _names(module, path, "AFTER"), _names(module, path, "BEFORE"), site,
+                bool(excludable) if not site else True, summary)
 
 
 def _builtin_hooks(directory: Path) -> list[Hook]:
@@ -144,12 +149,12 @@ def _site_hooks(directory: Path, log: Callable[[str], None]) -> list[Hook]:
     return hooks
 
 
-def _guest_executable(path: Path) -> Callable[["StepContext"], None]:
-    def run(ctx: "StepContext") -> None:
+def _guest_executable(path: Path) -> Callable[[Any], None]:
+    def run(ctx: Any) -> None:
         g = ctx.guest
-        g.call("create /tmp in the guest", g.g.mkdir_p, "/tmp")
-        g.call(f"copy {path} into the guest", g.g.upload, str(path), GUEST_HOOK_PATH)
-        g.call("chmod the site hook", g.g.chmod, 0o755, GUEST_HOOK_PATH)
+        g.mkdir("/tmp")
+        g.upload(str(path), GUEST_HOOK_PATH)
+        g.chmod(GUEST_HOOK_PATH, 0o755)
         env = {
             "OSDEF_HOSTNAME": ctx.plan.hostname,
             "OSDEF_OLD_HOSTNAME": "",  # create: there is no old name
@@ -176,30 +181,25 @@ def load_steps(*, skip: set[str] | frozenset[str] = frozenset(), builtin_dir: Pa
     if unknown:
         raise GuestError(f"cannot skip unknown customization step(s) {', '.join(sorted(unknown))}"
                          f" (known: {', '.join(h.name for h in order(hooks))})")
+    required = sorted(h.name for h in hooks if h.name in skip and not h.excludable)
+    if required:
+        raise GuestError(f"customization step(s) {', '.join(required)} may not be skipped "
+                         f"(EXCLUDABLE = False in {', '.join(str(h.path) for h in hooks if h.name in required)})")
     if site_dir is not None and Path(site_dir).is_dir():
         hooks.extend(_site_hooks(Path(site_dir), log))
     return Steps(tuple(order(hooks)), frozenset(skip))
 
 
-def run_steps(ctx: "StepContext") -> list[str]:
-    """Run the plan's steps (the skipped ones logged); return the names that ran (site: `site:NAME`)."""
-    ran: list[str] = []
-    steps = ctx.plan.steps
-    for hook in steps.hooks:
-        if not steps.runs(hook):
-            ctx.log(f"step {hook.name}: skipped by the variant")
-            continue
-        _run_one(hook, ctx)
-        ran.append(f"site:{hook.name}" if hook.site else hook.name)
-    return ran
+def markdown_table(directory: Path = BUILTIN_HOOKS_DIR) -> str:
+    """hooks/README.md's table of the built-in steps, made from the steps themselves (``osdef steps --markdown``)."""
+    def names(items: tuple[str, ...]) -> str:
+        return ", ".join("every other built-in step" if n == "*" else n for n in items)
 
-
-def _run_one(hook: Hook, ctx: "StepContext") -> None:
-    kind = "site hook" if hook.site else "step"
-    ctx.log(f"{kind} {hook.name}")
-    try:
-        hook.run(ctx)
-    except OsdefError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - name the hook, keep one line
-        raise GuestError(f"{kind} {hook.name} ({hook.path}) failed: {one_line(repr(exc))}") from exc
+    lines = ["| step | NAME | does | may a variant skip it | declared order |", "|---|---|---|---|---|"]
+    for hook in load_builtin_hooks(directory):
+        number = _BUILTIN_NAME.match(hook.path.name).group(1)  # type: ignore[union-attr]
+        declared = "; ".join(part for part in (f"after {names(hook.after)}" if hook.after else "",
+                                                f"before {names(hook.before)}" if hook.before else "") if part)
+        lines.append(f"| {number} | {hook.name} | {hook.summary} | {'yes' if hook.excludable else 'no'} | "
+                     f"{declared or '—'} |")
+    return "\n".join(lines) + "\n"

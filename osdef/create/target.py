@@ -15,17 +15,17 @@ from osdef.disk.zeroing import wipe_ends
 from osdef.errors import GuestError
 
 
-def open_target(path: Path) -> Disk:
+def open_target(path: Path | str) -> Disk:
     """DISK_0 opened read-write (a regular file or a block device); failures raise GuestError."""
     return device.open_disk(path, write=True, error=GuestError)
 
 
-def disk_size(path: Path) -> int:
+def disk_size(path: Path | str) -> int:
     """Size in bytes of a file or block device, without opening it for writing."""
     return device.disk_size(path, error=GuestError)
 
 
-def wipe(path: Path) -> None:
+def wipe(path: Path | str) -> None:
     """Invalidate a disk after a failed create: its first and last MiB zeroed (errors raise)."""
     with open_target(path) as disk:
         wipe_ends(disk)

@@ -1,5 +1,10 @@
 """Reuse of the BIOS boot area the guest's grub-install wrote for the same image and layout.
 
+The create plan holds the decision as values (``CreatePlan.boot_area``: the
+entry to write, or ``capture_boot_area``: keep what grub-install writes); the
+cache itself (``BootAreaCache``) is the pipeline's collaborator, asked once
+when the plan is built and told afterwards what to store.
+
 grub-install --target=i386-pc writes three things: boot.img into the first
 440 bytes of the disk, core.img into the BIOS boot partition (gpt) or the gap
 after the MBR (msdos), and its modules, fonts and locales under /boot/grub.
@@ -38,11 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from osdef.disk.device import open_disk, read_bytes, sync, write_at
-from osdef.disk.units import MiB
+from osdef.disk.units import SECTOR, MiB
 from osdef.errors import GuestError
-from osdef.guest.partition import SECTOR, PartitionPlan
-from osdef.guest.steps import Step
-from osdef.guest.target import open_target
+from osdef.create.partitioning import PartitionPlan
+from osdef.create.target import open_target
 
 FORMAT = 1
 MBR_CODE = 440  # boot.img's code; the disk signature and partition table follow
@@ -111,6 +115,18 @@ class BootAreaCache:
         self.image_name = image_name
         self.log = log
 
+    def decide(self, plan: PartitionPlan | None, boot: str, fs_type: str,
+               bootloader_runs: bool) -> tuple[BootArea | None, bool]:
+        """(the cached entry to write, whether to keep what grub-install writes) for one create.
+
+        Only for BIOS boot on a table osdef writes (``plan``) with the bootloader step running;
+        otherwise neither.
+        """
+        if plan is None or boot != "bios" or not bootloader_runs:
+            return None, False
+        area = self.load(plan, boot, fs_type)
+        return area, area is None
+
     def key(self, plan: PartitionPlan, boot: str, fs_type: str) -> str:
         return entry_key(self.image_sha256, plan, boot, fs_type)
 
@@ -137,7 +153,7 @@ class BootAreaCache:
             return None
         return BootArea(path, int(meta["core_offset"]))
 
-    def store(self, disk: Path, plan: PartitionPlan, boot: str, fs_type: str,
+    def store(self, disk: Path | str, plan: PartitionPlan, boot: str, fs_type: str,
               grub_tree: Path) -> Path | None:
         """Keep the boot area grub-install just wrote on `disk` (appliance down); never raises.
 
@@ -198,7 +214,7 @@ class BootAreaCache:
                 self.log(f"removed the boot area of an earlier build of {self.image_name}: {entry}")
 
 
-def write_boot_area(disk: Path, area: BootArea) -> None:
+def write_boot_area(disk: Path | str, area: BootArea) -> None:
     """Write boot.img's code and core.img from the cache onto `disk` (host side, before launch)."""
     try:
         mbr = area.mbr.read_bytes()[:MBR_CODE]
@@ -209,49 +225,3 @@ def write_boot_area(disk: Path, area: BootArea) -> None:
         write_at(target, mbr, 0)
         write_at(target, core, area.core_offset)
         sync(target)
-
-
-class BootAreaUse:
-    """One create's use of the cache: write an entry from the host, or keep what grub-install writes.
-
-    Only for BIOS boot on a table osdef wrote (`plan`) with the bootloader step
-    running; otherwise inert.  Call `keep(disk)` after a successful create
-    (appliance down) and `discard()` after a failed one.
-    """
-
-    def __init__(self, cache: BootAreaCache | None, plan: PartitionPlan | None, boot: str,
-                 fs_type: str, bootloader_runs: bool = True):
-        self.cache = cache if plan is not None and boot == "bios" and bootloader_runs else None
-        self.plan, self.boot, self.fs_type = plan, boot, fs_type
-        self.area: BootArea | None = None
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if self.cache is not None and plan is not None:
-            self.area = self.cache.load(plan, boot, fs_type)
-            if self.area is None:
-                self._tmp = tempfile.TemporaryDirectory(prefix="osdef-bootarea-")
-
-    @property
-    def capture(self) -> Path | None:
-        """Where the bootloader step saves /boot/grub after grub-install (None: nothing to keep)."""
-        return Path(self._tmp.name) / "grub.tar" if self._tmp is not None else None
-
-    def host_steps(self, disk: Path) -> list[Step]:
-        area = self.area
-        if area is None:
-            return []
-        return [Step("write the cached grub boot area", lambda: write_boot_area(disk, area))]
-
-    def keep(self, disk: Path) -> None:
-        """Store what grub-install wrote on `disk`, if it ran; never raises."""
-        try:
-            capture = self.capture
-            if self.cache is not None and self.plan is not None and capture is not None \
-                    and capture.is_file():
-                self.cache.store(disk, self.plan, self.boot, self.fs_type, capture)
-        finally:
-            self.discard()
-
-    def discard(self) -> None:
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None

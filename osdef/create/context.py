@@ -3,9 +3,7 @@
 `StepContext` is all a step (hooks/, a site's `*.py` hook) may use; hooks/README.md
 lists every field.  The guest's facts (systemd, network backends, cloud-init)
 are read from the mounted root at most once, on first use, and shared by the
-steps.  The flat names of the former HookContext (`ctx.hostname`,
-`ctx.root_uuid`, `ctx.params` …) still resolve, for site hooks written
-against them.
+steps, and so are the decisions made from them (who owns the network).
 """
 
 from __future__ import annotations
@@ -14,26 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
+from osdef.create.layout.base import MountedRoot
+from osdef.create.plan import CreatePlan
 from osdef.guest import cloudinit, distro
-from osdef.guest.bootarea import BootArea
 from osdef.guest.network import select
-from osdef.guest.plan import CreatePlan
 from osdef.guest.session import GuestSession
-
-
-@dataclass(frozen=True)
-class MountedRoot:
-    """The laid-out disk 0 as the appliance sees it, root filesystem mounted at /."""
-
-    device: str = ""  # appliance device of the root fs, e.g. /dev/sda3
-    uuid: str = ""
-    fs_type: str = ""
-    esp_uuid: str | None = None  # vfat UUID of the EFI system partition, if any
-    disk_device: str = "/dev/sda"  # appliance device of DISK_0 (for grub-install)
-    boot_area: BootArea | None = None  # a cached boot area already on the disk: skip grub-install
-    boot_capture: Path | None = None  # where the bootloader step saves /boot/grub for the cache
 
 
 class GuestFacts:
@@ -65,16 +49,6 @@ class GuestFacts:
         return distro.read_facts(self._session)
 
 
-_FORMER_NAMES = {  # HookContext field → where it lives now
-    "hostname": "plan.hostname", "serial_console": "plan.serial_console", "boot": "plan.boot",
-    "grub_config": "plan.grub_config", "params": "plan.params", "instance": "plan.instance",
-    "saved_host_keys": "plan.saved_host_keys", "root_device": "root.device",
-    "root_uuid": "root.uuid", "root_fs_type": "root.fs_type", "esp_uuid": "root.esp_uuid",
-    "disk_device": "root.disk_device", "boot_area": "root.boot_area",
-    "boot_capture": "root.boot_capture",
-}
-
-
 @dataclass(frozen=True)
 class StepContext:
     """The argument of every step's run(ctx)."""
@@ -84,21 +58,28 @@ class StepContext:
     root: MountedRoot
     facts: GuestFacts
     log: Callable[[str], None] = print
+    boot_capture: Path | None = None  # where the bootloader step saves /boot/grub for the boot-area cache
 
     @classmethod
     def of(cls, plan: CreatePlan, guest: GuestSession, root: MountedRoot | None = None,
-           log: Callable[[str], None] = print) -> "StepContext":
-        return cls(plan, guest, root or MountedRoot(), GuestFacts(guest), log)
+           log: Callable[[str], None] = print, boot_capture: Path | None = None) -> StepContext:
+        return cls(plan, guest, root or MountedRoot(), GuestFacts(guest), log, boot_capture)
 
     @property
     def old_hostname(self) -> None:
         return None  # create: the guest has no previous name
 
-    def __getattr__(self, name: str) -> Any:
-        path = _FORMER_NAMES.get(name)
-        if path is None:
-            raise AttributeError(name)
-        value: Any = self
-        for part in path.split("."):
-            value = getattr(value, part)
-        return value
+    @cached_property
+    def cloud_init_seed(self) -> bool:
+        """Does this create write a cloud-init NoCloud seed (cloud_init=auto|on|off, the guest's cloud-init)?"""
+        return cloudinit.wanted(self.plan.params.cloud_init, self.facts.has_cloud_init)
+
+    @cached_property
+    def network_owner(self) -> str:
+        """Who configures the NICs, decided once: "cloud-init" (from the seed's network-config) or "osdef"
+        (the network step writes the guest's files; cloud-init, if any, is told to keep off)."""
+        state = self.plan.network
+        if state is not None and self.cloud_init_seed and \
+                cloudinit.configures_network(state, "netplan" in self.facts.network.installed):
+            return "cloud-init"
+        return "osdef"

@@ -2,7 +2,9 @@
 
 Like diskimage-builder's block-device nodes: each step has a `run` and an
 optional `undo`; when a later step fails, the completed steps are undone in
-reverse order and the original error is re-raised.
+reverse order and the original error is re-raised.  ``StepRunner.call`` runs
+one named step and hands its result forward (the layouts' results flow into
+the next step as values, as DIB's named node results do).
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,14 @@ class StepRunner:
             step.run()
             self.timings[step.name] = time.monotonic() - started
 
+    def call(self, name: str, fn: Callable[..., T], *args: Any) -> T:
+        """Run one named step (logged, timed, no undo) and return its result."""
+        self.log(name)
+        started = time.monotonic()
+        result = fn(*args)
+        self.timings[name] = time.monotonic() - started
+        return result
+
     def rollback(self) -> None:
         """Undo completed steps, newest first; undo failures are logged, not raised."""
         while self.done:
@@ -48,7 +61,7 @@ class StepRunner:
                 continue
             try:
                 step.undo()
-            except Exception as exc:  # noqa: BLE001 - keep undoing, report the original error
+            except Exception as exc:
                 self.log(f"warning: undoing '{step.name}' failed: {exc}")
 
 
@@ -64,7 +77,7 @@ class BackgroundSteps(threading.Thread):
     def run(self) -> None:
         try:
             self.runner.run(self.steps)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller by finish()
+        except BaseException as exc:
             self.error = exc
 
     def finish(self) -> None:
@@ -73,3 +86,4 @@ class BackgroundSteps(threading.Thread):
             self.join()
         if self.error is not None:
             raise self.error
+

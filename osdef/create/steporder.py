@@ -20,11 +20,18 @@ EVERY_BUILTIN = "*"
 
 
 class Ordered(Protocol):
-    name: str
-    path: Path
-    after: tuple[str, ...]
-    before: tuple[str, ...]
-    site: bool
+    """What ordering reads of a step (read-only: steps.Hook is frozen)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def path(self) -> Path: ...
+    @property
+    def after(self) -> tuple[str, ...]: ...
+    @property
+    def before(self) -> tuple[str, ...]: ...
+    @property
+    def site(self) -> bool: ...
 
 
 S = TypeVar("S", bound=Ordered)
