@@ -60,3 +60,15 @@ class Qemu:
     def tail(self) -> str:
         text = self.serial.read_bytes().decode(errors="replace") if self.serial.exists() else ""
         return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)[-1500:]
+
+
+def report_unit(description: str, script: str) -> str:
+    """A systemd unit that runs ``script`` once the network is up and prints its output on the
+    serial console (journald forwards it), for a boot test to read the guest's state from."""
+    return ("[Unit]\n"
+            f"Description=osdef test: {description}\n"
+            "After=network-online.target\nWants=network-online.target\n"
+            "[Service]\nType=simple\n"
+            f"ExecStart={script}\n"
+            "StandardOutput=journal+console\n"
+            "[Install]\nWantedBy=multi-user.target\n")

@@ -57,6 +57,7 @@ from osdef.errors import ImageError
 from osdef.guest.session import configure
 
 from . import dhcpnet
+from tests.support.qemu import report_unit
 from tests.boot.network.dhcpnet import DhcpNet, dhcp_network, stop
 
 pytestmark = [pytest.mark.guestfs, pytest.mark.boot, pytest.mark.dib]
@@ -107,17 +108,7 @@ if [ "$boot" = 1 ] && [ -e /var/lib/cloud/seed/nocloud/meta-data ] && [ ! -e /et
     systemctl reboot
 fi
 """
-REPORT_UNIT = """[Unit]
-Description=osdef test: print the network state on the serial console
-After=network-online.target
-Wants=network-online.target
-[Service]
-Type=simple
-ExecStart=/usr/local/sbin/osdef-net-report
-StandardOutput=journal+console
-[Install]
-WantedBy=multi-user.target
-"""
+REPORT_UNIT = report_unit("print the network state on the serial console", "/usr/local/sbin/osdef-net-report")
 WANTS = "/etc/systemd/system/multi-user.target.wants"
 
 

@@ -26,6 +26,7 @@ import pytest
 
 from tests.boot.network.dhcpnet import stop
 from tests.support.ceph import ext_blocks, ext_files, fsck_clean, ganeti_uri_env, last_partition, raw_copy
+from tests.support.qemu import report_unit
 from tests.support.stream import run_script
 
 pytestmark = [pytest.mark.guestfs, pytest.mark.boot]
@@ -181,17 +182,7 @@ ip -o -4 addr show
 findmnt -n -o SOURCE,FSTYPE /srv/disk1
 echo "OSDEF-RBD-REPORT-END"
 """
-REPORT_UNIT = """[Unit]
-Description=osdef test: report the guest's state on the serial console
-After=network-online.target
-Wants=network-online.target
-[Service]
-Type=simple
-ExecStart=/usr/local/sbin/osdef-rbd-report
-StandardOutput=journal+console
-[Install]
-WantedBy=multi-user.target
-"""
+REPORT_UNIT = report_unit("report the guest's state on the serial console", "/usr/local/sbin/osdef-rbd-report")
 
 
 def _free_blocks_are_zero(raw: Path, offset: int, fs) -> None:
