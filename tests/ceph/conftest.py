@@ -37,6 +37,11 @@ def ceph(tmp_path_factory, request) -> CephCluster:
     reason = _prerequisites()
     if reason:
         pytest.skip(f"ceph tier: {reason}")
+    # the tier's guests are made from debian-12: on a fresh machine it is built here, before this worker
+    # enters the namespace (the build needs the mirror), under the cache's lock (another tier may be at it)
+    from tests.support.image_cache import ensure_test_image
+
+    ensure_test_image("debian-12")
     cluster = CephCluster(tmp_path_factory.mktemp("ceph"))
     request.addfinalizer(cluster.stop)
     cluster.start()

@@ -469,7 +469,10 @@ def test_export_of_a_random_filled_volume_sends_what_the_guest_uses(cluster, sta
     the import is read here."""
     need(state, "reinstall", "random_filled")
     vol = ext_disks(cluster, EXT)[0]
-    assert guestdisk.allocated_bytes(vol) >= 1900 * MIB  # (nearly) every block of the volume holds data
+    # every block holds data but the 64 MiB the scribble leaves and what create left as holes: the zero blocks
+    # of the image (empty inode tables: ~160 MiB of the ~1.1 GiB statvfs counts as used), skipped and
+    # discarded on the loop device; measured 1841 MiB
+    assert guestdisk.allocated_bytes(vol) >= 1750 * MIB
     cluster.gnt("gnt-backup", "export", "-n", NODE, EXT,
                 step="gnt-backup export -n node1 of the ext instance on a random-filled volume")
     stored = export_files(cluster, EXT)[-1]
