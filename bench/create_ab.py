@@ -115,7 +115,7 @@ def main() -> int:
     ap.add_argument("--before", type=Path)
     ap.add_argument("--after", type=Path)
     ap.add_argument("--image", default="debian-12")
-    ap.add_argument("--cache", type=Path, default=Path(os.environ.get("OSDEF_TEST_IMAGES", "/var/tmp/osdef-test-images")))
+    ap.add_argument("--cache", type=Path, default=Path(os.environ.get("OSDEF_TEST_IMAGE_CACHE", "/var/tmp/osdef-test-images")))
     ap.add_argument("--backend-setting", action="append", default=[],
                     help="libguestfs backend setting, as the site config's (e.g. force_tcg where KVM is missing)")
     ap.add_argument("--workdir", type=Path, default=Path("/var/tmp/osdef-create-ab"))
