@@ -95,11 +95,17 @@ def one(tree: Path, work: Path, label: str, args: argparse.Namespace) -> dict[st
     return row
 
 
+def _commit(tree: str) -> str:
+    """The tree's commit, for the table (a worktree's path says nothing a month later)."""
+    proc = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return proc.stdout.strip() or str(tree)
+
+
 def table(rows: dict[str, list[dict[str, float]]], before: str, after: str) -> str:
     med = {label: {m: statistics.median(r[m] for r in runs) for m in METRICS} for label, runs in rows.items()}
     lines = ["| median of the pairs (s) | " + " | ".join(METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
     for label, tree in (("before", before), ("after", after)):
-        lines.append(f"| {label} ({tree}) | " + " | ".join(f"{med[label][m]:.1f}" for m in METRICS) + " |")
+        lines.append(f"| {label} ({_commit(tree)}) | " + " | ".join(f"{med[label][m]:.1f}" for m in METRICS) + " |")
     lines.append("| after − before | " + " | ".join(f"{med['after'][m] - med['before'][m]:+.1f}" for m in METRICS)
                  + " |")
     spread = {label: f"{min(r['work'] for r in runs):.1f}–{max(r['work'] for r in runs):.1f}"
