@@ -20,5 +20,5 @@ def run(ctx):
     g = ctx.guest
     for unit_dir in ("/lib/systemd/system", "/usr/lib/systemd/system"):
         if g.exists(f"{unit_dir}/serial-getty@.service"):
-            g.enable_unit(f"{unit_dir}/serial-getty@ttyS0.service", "getty.target")
+            g.enable_unit(f"{unit_dir}/serial-getty@.service", "getty.target", instance="ttyS0")
             break

@@ -449,9 +449,15 @@ class GuestSession:
 
     # -- systemd units in the guest ----------------------------------------------------
 
-    def enable_unit(self, unit_path: str, *targets: str) -> None:
-        """Enable a unit file for targets, as ``systemctl enable`` would: a link in each target's .wants."""
+    def enable_unit(self, unit_path: str, *targets: str, instance: str | None = None) -> None:
+        """Enable a unit file for targets, as ``systemctl enable`` would: a link in each target's .wants.
+        With ``instance``, unit_path is a template (``serial-getty@.service``) and the links are named
+        for that instance (``serial-getty@ttyS0.service``) while pointing at the template."""
         name = unit_path.rsplit("/", 1)[-1]
+        if instance is not None:
+            if "@." not in name:
+                raise GuestError(f"{unit_path} is not a template unit: it cannot be enabled as instance {instance}")
+            name = name.replace("@.", f"@{instance}.", 1)
         for target in targets:
             self.symlink(unit_path, f"/etc/systemd/system/{target}.wants/{name}")
 

@@ -184,6 +184,7 @@ class GuestView:
     root_fs_type: str
     root_fs_bytes: int  # statvfs blocks * frsize
     dev_entries: list[str]
+    links: dict[str, str]  # where each of the paths that is a symlink points
 
 
 def read_back(disk: Path, settings: LibguestfsSettings,
@@ -210,6 +211,7 @@ def read_back(disk: Path, settings: LibguestfsSettings,
             root_fs_type=g.vfs_type(root),
             root_fs_bytes=vfs["blocks"] * vfs["frsize"],
             dev_entries=g.ls("/dev"),
+            links={p: s.readlink(p) for p in paths if s.is_symlink(p)},
         )
         if then is not None:
             then(s)

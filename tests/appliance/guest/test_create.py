@@ -122,6 +122,9 @@ def test_filesystem_image_create_then_rename(fs_disk, settings):
         "/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service": True,
         "/var/lib/systemd/random-seed": False, "/etc/osdef-site-py": True, "/etc/osdef-site-sh": True,
     }
+    # as `systemctl enable serial-getty@ttyS0` links it: the instance's name, the template's file
+    assert view.links["/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service"].endswith(
+        "/systemd/system/serial-getty@.service")
     assert "console=ttyS0,115200" in view.files["/etc/default/grub"]
     assert allocated(disk) < 40 * MiB
     # …and the new UUID, the grown filesystem and both customizations left it consistent
