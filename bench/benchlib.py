@@ -154,3 +154,11 @@ def write_section(section: str, text: str) -> None:
     else:
         doc = doc.rstrip("\n") + "\n\n" + text
     DOC.write_text(doc.rstrip("\n") + "\n")
+
+
+def publish(section: str, text: str, *, doc: bool = True) -> None:
+    """Print a bench's results and, unless told not to (--no-doc), make them its section of
+    docs/benchmarks.md."""
+    print(text)
+    if doc:
+        write_section(section, text)

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from fsaware_bench import TIME_FILE, Row, build_block_disk, measure_once, table
-from benchlib import GiB, MiB, TOOL, drop_caches, fmt_size, sh, write_section
+from benchlib import GiB, MiB, TOOL, drop_caches, fmt_size, sh, publish
 
 SECTION = "## Export safety (issue 25)"
 BEFORE_COMMIT = "47230b4"  # main before issue 25's first change
@@ -235,9 +235,7 @@ def main() -> int:
     if not (args.before / "bench" / "stream_tool.py").exists():
         sys.exit(f"{args.before}: no bench/stream_tool.py (give a checkout of osdef)")
     text = run(args.workdir, args.before.resolve(), args.repeat)
-    if not args.no_doc:
-        write_section(SECTION, text)
-    print(text)
+    publish(SECTION, text, doc=not args.no_doc)
     return 0
 
 

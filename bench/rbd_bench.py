@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from benchlib import GiB, MiB, SINK, TOOL, drop_caches, fmt_size, sh, sink_bytes, write_section  # noqa: E402
+from benchlib import GiB, MiB, SINK, TOOL, drop_caches, fmt_size, sh, sink_bytes, publish  # noqa: E402
 from stream_bench import Run  # noqa: E402
 
 from fsaware_bench import find_image  # noqa: E402
@@ -190,9 +190,7 @@ def main() -> int:
     finally:
         ceph.stop()
     text = render(info, exports, copies, a.repeat, started)
-    print(text)
-    if not a.no_doc:
-        write_section(SECTION, text)
+    publish(SECTION, text, doc=not a.no_doc)
     return 0
 
 

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchlib import COUNT_FILE, MiB, SINK, TOOL, build_disk, drop_caches, fmt_size, sh, sink_bytes, write_section
+from benchlib import COUNT_FILE, MiB, SINK, TOOL, build_disk, drop_caches, fmt_size, sh, sink_bytes, publish
 
 SECTION = "## Export / import"
 GID_DIR = Path("/usr/share/ganeti/os/debootstrap")
@@ -405,9 +405,7 @@ def main() -> int:
         (args.workdir / "disk.img").unlink(missing_ok=True)
         COUNT_FILE.unlink(missing_ok=True)
     text = render(disk, res, args, started)
-    print(text)
-    if not args.no_doc:
-        write_section(SECTION, text)
+    publish(SECTION, text, doc=not args.no_doc)
     return 0
 
 
