@@ -50,7 +50,6 @@ XFS_ROOT_READABLE: dict[str, tuple[str, ...]] = {
     "debian-12": _GRUB_2_06,
     "debian-13": _GRUB_2_06 + ("nrext64",),  # GRUB 2.12
 }
-_XFS_MAGIC, _XFS_VERSION_AT, _XFS_INCOMPAT_AT = b"XFSB", 100, 216  # big-endian superblock fields
 
 
 def check_profile(name: str) -> str:
@@ -69,16 +68,13 @@ def mkfs_options(profile: str, fs_type: str) -> dict[str, str]:
     return {"features": ext_features(profile, fs_type)} if fs_type in EXT_FAMILY else {}
 
 
-def unreadable_xfs_features(profile: str, superblock: bytes) -> list[str]:
-    """The incompatible features of the XFS superblock (its first 512 bytes) that the profile's
-    boot loader cannot read from a root filesystem; [] for a V4 superblock or none such."""
-    if superblock[:4] != _XFS_MAGIC or len(superblock) < _XFS_INCOMPAT_AT + 4:
-        raise GuestError("not an XFS superblock")
-    if int.from_bytes(superblock[_XFS_VERSION_AT:_XFS_VERSION_AT + 2], "big") & 0xF < 5:
+def unreadable_xfs_features(profile: str, incompat: int | None) -> list[str]:
+    """The incompatible features of an XFS root (its superblock's mask, osdef.disk.ondisk.xfs; None for
+    a V4 superblock) that the profile's boot loader cannot read; [] when there are none."""
+    if incompat is None:
         return []  # V4: no feature masks
-    bits = int.from_bytes(superblock[_XFS_INCOMPAT_AT:_XFS_INCOMPAT_AT + 4], "big")
     readable = 0
     for name in XFS_ROOT_READABLE[check_profile(profile)]:
         readable |= XFS_INCOMPAT[name]
     names = {bit: name for name, bit in XFS_INCOMPAT.items()}
-    return [names.get(1 << n, f"0x{1 << n:x}") for n in range(32) if bits & ~readable & (1 << n)]
+    return [names.get(1 << n, f"0x{1 << n:x}") for n in range(32) if incompat & ~readable & (1 << n)]

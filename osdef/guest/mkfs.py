@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from osdef.disk.ondisk import Damaged, xfs
 from osdef.errors import GuestError
 from osdef.fsprofiles import mkfs_options, unreadable_xfs_features
 
@@ -27,7 +28,11 @@ def check_root_readable(session: GuestSession, fs_type: str, device: str, profil
     """A root filesystem just made on device must be readable by the profile's boot loader."""
     if fs_type != "xfs":
         return  # ext: the profile's own features; btrfs: Debian 12's and 13's defaults agree
-    unreadable = unreadable_xfs_features(profile, session.read_device(device, 512, 0))
+    try:
+        incompat = xfs.incompat_features(session.read_device(device, xfs.SUPERBLOCK_SIZE, 0))
+    except Damaged as e:
+        raise GuestError(f"the root just made on {device}: {e}") from None
+    unreadable = unreadable_xfs_features(profile, incompat)
     if unreadable:
         raise GuestError(f"this node's mkfs.xfs made the root with {', '.join(unreadable)}, which the "
                          f"{profile} guest's boot loader cannot read: use filesystem=ext4 for this "

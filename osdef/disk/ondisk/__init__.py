@@ -3,9 +3,10 @@
 ``partitions`` (with ``mbr`` and ``gpt``): the partition table as the guest's Linux
 kernel reads it, and whether another reading is plausible; ``ext``: the ext2/3/4
 superblock, group descriptors and their checksums (``checksums``); ``fat``: the FAT
-boot sector and its geometry; ``signatures``: which filesystem starts at an offset
-(ext, FAT, swap, xfs, btrfs).  The stream's maps (osdef.stream.fsmap), image
-detection (osdef.images.formats) and create's layout (osdef.create.layout) use these.
+boot sector and its geometry; ``xfs``: the superblock's version and feature mask;
+``signatures``: which filesystem starts at an offset (ext, FAT, swap, xfs, btrfs).
+The stream's maps (osdef.stream.fsmap), image detection (osdef.images.formats), create's
+layout (osdef.create.layout) and the XFS root check (osdef.guest.mkfs) use these.
 
 Everything read here is hostile input: every field is range-checked before use, and a
 contradiction raises ``Damaged`` (with the filesystem's name where known) instead of

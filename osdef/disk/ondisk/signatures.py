@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import struct
 
-from osdef.disk.ondisk import Damaged, ReadAt, ext, fat
+from osdef.disk.ondisk import Damaged, ReadAt, ext, fat, xfs
 
 SWAP_PAGE = 4096
 SWAP_MAGIC = b"SWAPSPACE2"
-XFS_MAGIC = b"XFSB"
+XFS_MAGIC = xfs.MAGIC
 BTRFS_SUPER, BTRFS_MAGIC = 0x10000, b"_BHRfS_M"
 BTRFS_MAGIC_AT = BTRFS_SUPER + 0x40
 

@@ -96,13 +96,17 @@ def xfs_superblock(tmp_path: Path, *options: str) -> bytes:
 @pytest.mark.skipif(shutil.which("mkfs.xfs", path="/sbin:/usr/sbin") is None, reason="xfsprogs missing")
 def test_an_xfs_root_debian_12s_grub_cannot_read_is_named(tmp_path):
     # Debian 13's mkfs.xfs (6.13) turns on nrext64 by default; GRUB 2.06 (Debian 12) predates it
-    trixie_default = xfs_superblock(tmp_path, "-m", "rmapbt=1", "-i", "nrext64=1")
+    from osdef.disk.ondisk import Damaged, xfs
+
+    trixie_default = xfs.incompat_features(xfs_superblock(tmp_path, "-m", "rmapbt=1", "-i", "nrext64=1"))
     assert mkfs.unreadable_xfs_features("debian-12", trixie_default) == ["nrext64"]
     assert mkfs.unreadable_xfs_features("debian-13", trixie_default) == []
-    bookworm_default = xfs_superblock(tmp_path)  # this Debian 12 host's defaults
+    bookworm_default = xfs.incompat_features(xfs_superblock(tmp_path))  # this Debian 12 host's defaults
     assert mkfs.unreadable_xfs_features("debian-12", bookworm_default) == []
-    with pytest.raises(Exception, match="not an XFS superblock"):
-        mkfs.unreadable_xfs_features("debian-12", b"\0" * 512)
+    v4 = xfs.incompat_features(xfs_superblock(tmp_path, "-m", "crc=0"))
+    assert v4 is None and mkfs.unreadable_xfs_features("debian-12", v4) == []
+    with pytest.raises(Damaged, match="not an XFS superblock"):
+        xfs.incompat_features(b"\0" * 512)
 
 
 def test_create_stops_on_an_xfs_root_the_guest_cannot_boot(tmp_path):
@@ -121,6 +125,9 @@ def test_create_stops_on_an_xfs_root_the_guest_cannot_boot(tmp_path):
     check_root_readable(Session(), "xfs", "/dev/sda2", "debian-13")
     with pytest.raises(GuestError, match=r"mkfs.xfs made the root with nrext64, which the debian-12 guest's "
                                          r"boot loader cannot read: use filesystem=ext4"):
+        check_root_readable(Session(), "xfs", "/dev/sda2", "debian-12")
+    superblock[:4] = b"\0\0\0\0"  # what mkfs.xfs left is not an XFS superblock: one line, no traceback
+    with pytest.raises(GuestError, match=r"^the root just made on /dev/sda2: not an XFS superblock$"):
         check_root_readable(Session(), "xfs", "/dev/sda2", "debian-12")
 
 
