@@ -20,7 +20,7 @@ ignored (logged).  Site hooks never run on the host's root filesystem.
 
 load_steps() does all the loading and checking (unknown skip names, broken
 files, bad order declarations): create calls it before its first write, and
-run_steps() runs what it loaded.
+osdef.create.runner.run_steps() runs what it loaded.
 """
 
 from __future__ import annotations
