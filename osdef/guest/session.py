@@ -205,7 +205,7 @@ class GuestSession:
         fs_type = fs_type or self.fs_type(device)
         options = "noinit_itable" if fs_type in EXT_FAMILY else ""
         if mountpoint != "/" and not self.readonly:
-            self.call(f"create {mountpoint}", self.g.mkdir_p, mountpoint)
+            self.mkdir(mountpoint)
         if self.readonly:  # drives added read-only: nothing is written, not even a journal replay
             self.call(f"mount {device} on {mountpoint}", self.g.mount_ro, device, mountpoint)
         else:
@@ -298,17 +298,16 @@ class GuestSession:
     def write_bytes(self, path: str, data: bytes, mode: int | None = None) -> None:
         parent = path.rsplit("/", 1)[0] or "/"
         if not self.exists(parent):
-            self.call(f"create {parent}", self.g.mkdir_p, parent)
+            self.mkdir(parent)
         self.call(f"write {path}", self.g.write, path, data)
         if mode is not None:
-            self.call(f"chmod {path}", self.g.chmod, mode, path)
+            self.chmod(path, mode)
 
     def remove(self, path: str) -> None:
         self.call(f"remove {path}", self.g.rm_f, path)
 
     def symlink(self, target: str, linkname: str) -> None:
-        parent = linkname.rsplit("/", 1)[0] or "/"
-        self.call(f"create {parent}", self.g.mkdir_p, parent)
+        self.mkdir(linkname.rsplit("/", 1)[0] or "/")
         self.call(f"link {linkname}", self.g.ln_sf, target, linkname)
 
     def glob(self, pattern: str) -> list[str]:
