@@ -8,24 +8,17 @@ The real work lives elsewhere: osdef.create.pipeline for create/rename
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 from collections.abc import Mapping
 
 from osdef.create import request as requests
-from osdef.errors import OsdefError
 
 
 def say(message: str) -> None:
     """One short line per step: Ganeti keeps the last 20 lines of create/rename output."""
     sys.stderr.write(f"osdef: {message}\n")
     sys.stderr.flush()
-
-
-def _ignore_stop_signals() -> None:
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
 
 
 def verify(args: list[str], os_dir: Path, environ: Mapping[str, str]) -> int:
@@ -75,12 +68,9 @@ def import_(os_dir: Path, environ: Mapping[str, str]) -> int:
     target, where = requests.data_target(ctx)
     from osdef.stream import import_disk
 
-    try:
-        r = import_disk(sys.stdin.fileno(), where, size_fd=target.size_fd,
-                        expect=ctx.params.import_format)
-    except OsdefError:
-        _ignore_stop_signals()  # the target is wiped: nothing may keep the one line from being printed
-        raise
+    # a failure leaves the stop signals ignored: the target is wiped, nothing may keep its line from stderr
+    r = import_disk(sys.stdin.fileno(), where, size_fd=target.size_fd, expect=ctx.params.import_format,
+                    ignore_signals_after_failure=True)
     kind = "osdef stream" if r.kind == "stream" else "raw dump"
     if "content_plan" in r.metadata:
         from osdef.stream.content import describe_record

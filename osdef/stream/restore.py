@@ -240,8 +240,9 @@ class _SignalGuard:
     Only the main thread can have signal handlers: elsewhere the guard does nothing.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ignore_after_failure: bool = False) -> None:
         self.active = threading.current_thread() is threading.main_thread()
+        self.ignore_after_failure = ignore_after_failure
         self.interrupted = False
         self.wiping = False  # set as the first statement of the failure path: the handler then only records
         self._old: dict[signal.Signals, _Handler] = {}
@@ -257,9 +258,10 @@ class _SignalGuard:
             self._old = {sig: signal.signal(sig, self._handler) for sig in STOP_SIGNALS}
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        ignore = exc_type is not None and self.ignore_after_failure
         for sig, handler in self._old.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if ignore else handler)  # one swap: no moment without a handler
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
@@ -276,10 +278,13 @@ class _SignalGuard:
 
 
 def import_disk(in_fd: int, device: str | os.PathLike[str], *, size_fd: int | None = None,
-                expect: str = "auto") -> ImportResult:
+                expect: str = "auto", ignore_signals_after_failure: bool = False) -> ImportResult:
     """Restore the stream read from ``in_fd`` onto ``device``; see the module docstring.
 
     ``expect`` is the import_format OS parameter: auto, stream (raw refused) or raw (see sniff).
+    ``ignore_signals_after_failure``: a failed import leaves the stop signals ignored instead of
+    restoring the caller's handlers, so that a second SIGTERM cannot end the process before it
+    prints the failure line (the import script); the swap from the guard's handler is atomic.
     """
     if expect not in sniff.EXPECT:
         raise StreamError(f"import format {expect!r} is not supported: use one of {', '.join(sniff.EXPECT)}")
@@ -287,7 +292,7 @@ def import_disk(in_fd: int, device: str | os.PathLike[str], *, size_fd: int | No
     target = disk
     progress = None
     try:
-        with _SignalGuard() as guard:
+        with _SignalGuard(ignore_signals_after_failure) as guard:
             try:
                 target = _backing_target(disk)
                 progress = SparseWriter(target)

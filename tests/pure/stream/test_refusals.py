@@ -289,7 +289,7 @@ def slow_wipe(disk):
     real_wipe(disk)
 restore._wipe = slow_wipe
 try:
-    restore.import_disk(0, sys.argv[1], size_fd=None)
+    restore.import_disk(0, sys.argv[1], size_fd=None, ignore_signals_after_failure=sys.argv[3] == "ignore")
 except Exception as e:
     print(e, file=sys.stderr); sys.exit(1)
 """
@@ -304,10 +304,10 @@ def small_records(tmp_path_factory) -> bytes:
     return read_all(d / "stream")
 
 
-def _start_import(tgt, stream: bytes, wipe_delay: float = 0.0):
+def _start_import(tgt, stream: bytes, wipe_delay: float = 0.0, after_failure: str = "restore"):
     before = read_all(tgt)[:4096]  # read first: the child may write before we look
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(tgt), str(wipe_delay)], stdin=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(tgt), str(wipe_delay), after_failure],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdin.write(stream[:len(stream) // 2])  # then nothing: the import waits for more
     proc.stdin.flush()
     deadline = time.monotonic() + 60
@@ -357,19 +357,24 @@ def test_detection_lives_in_sniff():
     assert not hasattr(f, "detect") and sniff.classify(f.MAGIC) == "stream"
 
 
-def test_two_signals_back_to_back_always_leave_a_wiped_target(tmp_path, small_records):
+@pytest.mark.parametrize("after_failure", ["restore", "ignore"])
+def test_two_signals_back_to_back_always_leave_a_wiped_target(tmp_path, small_records, after_failure):
     """The report: a second SIGTERM 0-3 ms after the first cut the wipe short in 13 of 40 tries.
 
-    import_disk restores the caller's handlers when it returns: a signal after the wipe may then end
-    this bare child (-SIGTERM); the import script ignores them from there on (test_scripts)."""
+    By default import_disk gives the caller's handlers back when it fails: a second signal after
+    that ends this bare child (-SIGTERM, in about 1 of 100 tries here) before it prints the line,
+    the target wiped all the same. With ignore_signals_after_failure (what the import script
+    passes) the guard's handler is swapped for SIG_IGN, so the line is always printed."""
     for attempt in range(10):
         tgt = fill_random(tmp_path / f"tgt{attempt}", DISK, seed=1000 + attempt)  # not the source's seed
-        proc = _start_import(tgt, small_records)
+        proc = _start_import(tgt, small_records, after_failure=after_failure)
         proc.send_signal(signal.SIGTERM)
         if attempt % 2:
             time.sleep(0.001 * attempt)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
         proc.stdin.close()
-        assert proc.returncode in (1, -signal.SIGTERM) and b"were zeroed" in err, (attempt, err)
         assert_wiped(tgt)
+        if after_failure == "restore" and proc.returncode == -signal.SIGTERM:
+            continue  # ended after the wipe, by the caller's (default) handler
+        assert proc.returncode == 1 and b"were zeroed" in err, (attempt, proc.returncode, err)

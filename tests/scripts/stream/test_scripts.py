@@ -88,6 +88,36 @@ def test_failed_import_is_one_line_and_wipes_the_disk(os_dir, tmp_path):
     assert_wiped(tgt)
 
 
+def test_two_sigterms_never_cost_the_import_script_its_line(os_dir, tmp_path):
+    """Ganeti (or an admin) stopping an import twice in a row: every time the disk is wiped, the
+    script exits 1 and its one line reaches stderr (no second signal ends it before it prints)."""
+    import signal
+    import time
+
+    src = Layout(8 * MiB, tuple((i * 256 * 1024, 4096, "random") for i in range(32)), 5).create(tmp_path / "disk0")
+    with open(os.devnull, "rb") as devnull, open(tmp_path / "stream", "wb") as out:
+        assert run_script(os_dir, "export", ganeti_env("export", src), devnull, out)[0] == 0
+    half = read_all(tmp_path / "stream")[:(tmp_path / "stream").stat().st_size // 2]
+    for attempt in range(6):
+        tgt = fill_random(tmp_path / "target", 8 * MiB, seed=100 + attempt)
+        before = read_all(tgt)[:4096]
+        proc = subprocess.Popen(["/bin/bash", "-c", f'exec "$0" {SIZE_FD}>/dev/null', "./import"], cwd=os_dir,
+                                env=ganeti_env("import", tgt), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        proc.stdin.write(half)  # then nothing: the import waits for the rest
+        proc.stdin.flush()
+        deadline = time.monotonic() + 60
+        while read_all(tgt)[:4096] == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.002 * attempt)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1, (attempt, proc.returncode, err)
+        assert b"SIGTERM" in err and b"were zeroed" in err and b"Traceback" not in err, err
+        assert_wiped(tgt)
+
+
 @pytest.mark.blockdev
 def test_export_of_a_loop_device_through_the_script(os_dir, tmp_path, loops):
     src = layout().create(tmp_path / "disk0")
