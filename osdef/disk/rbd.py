@@ -22,6 +22,7 @@ disk's typed error with its display name); opening failures are one line.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -98,13 +99,14 @@ class RbdVolume:
             raise self._os_error(exc) from None
 
     def close(self) -> None:
+        """The image, then the connection.  A librbd error closing the image is not raised: the writes
+        were flushed by ``sync`` on success, and on a failure path it must not hide the first error."""
+        image, self.image = self.image, None  # type: ignore[assignment]  # closed: not used after close()
         try:
-            if self.image is not None:
-                self.image.close()
-        except Exception:
-            pass
+            if image is not None:
+                with contextlib.suppress(self._rbd.Error):
+                    image.close()
         finally:
-            self.image = None  # type: ignore[assignment]  # closed: not used after close()
             self.conn.close()
 
 
