@@ -73,7 +73,7 @@ def create(request: Request, say: Callable[[str], None]) -> None:
     disk0 = request.disk0
     with built.artifact.open() as stream:
         report = install_root(disk0, ImageData(stream, built.artifact.size), built.plan, request.config.libguestfs,
-                              say, boot_cache=built.boot_cache)
+                              say, boot_cache=built.boot_cache, disk_bytes=request.sizes[0])
     total = report.timings.get("total")
     say(f"done: {built.plan.hostname} on {disk0} (root {report.root.fs_type} UUID {report.root.uuid}"
         + (f", {total:.1f} s" if total is not None else "") + ")")
@@ -103,17 +103,19 @@ def make_layout(disk: Path | str, image: ImageData, plan: CreatePlan) -> Layout:
 
 
 def install_root(disk: Path | str, image: ImageData, plan: CreatePlan, settings: LibguestfsSettings,
-                 log: Callable[[str], None] = print, *, boot_cache: BootAreaCache | None = None) -> InstallReport:
+                 log: Callable[[str], None] = print, *, boot_cache: BootAreaCache | None = None,
+                 disk_bytes: int | None = None) -> InstallReport:
     """Lay the image onto `disk` as `plan` says, run its steps, install the bootloader.
 
     The plan was checked when it was built; the disk's size is checked here,
-    before the first byte is written.  The plan's data disks are attached after
-    `disk`, so steps reach disk i as session.device(i).  ``boot_cache`` stores
-    what grub-install wrote when the plan asks for it.
+    before the first byte is written (``disk_bytes``: as the request measured
+    it, else read now).  The plan's data disks are attached after `disk`, so
+    steps reach disk i as session.device(i).  ``boot_cache`` stores what
+    grub-install wrote when the plan asks for it.
     """
     disk = as_location(disk)
     layout = make_layout(disk, image, plan)
-    layout.check(disk_size(disk))
+    layout.check(disk_size(disk) if disk_bytes is None else disk_bytes)
     runner = StepRunner(log)
     started = time.monotonic()
     with ExitStack() as stack:

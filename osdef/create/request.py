@@ -40,6 +40,7 @@ class Request:
     variant: variantmod.Variant | None  # create, rename: the OS_VARIANT's
     params: osparams.OsParams
     locations: tuple[str, ...] = ()  # what each instance disk is opened as: a path or a completed URI
+    sizes: tuple[int, ...] = ()  # create, rename: each disk's size in bytes, as check_disk measured it
 
     @property
     def disk0(self) -> str:
@@ -93,13 +94,13 @@ def load(script: str, os_dir: Path, environ: Mapping[str, str]) -> Request:
     variant = _variant(os_dir, config, instance) if script in ("create", "rename") else None
     params = osparams.resolve(instance.os_params, variant_defaults=variant.os_parameters if variant else None,
                               site_defaults=config.os_param_defaults, site_source=_source(config))
-    request = Request(script, os_dir, environ, config, instance, variant, params, locations)
+    sizes: tuple[int, ...] = ()
     if script in ("create", "rename"):
-        sizes = [check_disk(disk, where, disk.location_key(prefer))
-                 for disk, where in zip(instance.disks, locations, strict=True)]
+        sizes = tuple(check_disk(disk, where, disk.location_key(prefer))
+                      for disk, where in zip(instance.disks, locations, strict=True))
         if script == "create":
             _check_swap(params, sizes[0])
-    return request
+    return Request(script, os_dir, environ, config, instance, variant, params, locations, sizes)
 
 
 def verify_problems(os_dir: Path, environ: Mapping[str, str]) -> list[str]:

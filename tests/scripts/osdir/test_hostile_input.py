@@ -121,6 +121,18 @@ def test_disk_larger_than_declared_within_lvm_rounding_is_fine(tmp_path):
         check_disk(genv.Disk(0, str(path), size_mib=13))
 
 
+def test_a_loaded_create_request_carries_each_disks_measured_size(installed_os_dir, disk, tmp_path):
+    """check_disk measures each disk once; create's size check before the first write uses that."""
+    from osdef.create import request as requests
+    data = tmp_path / "disk1"
+    with open(data, "wb") as f:
+        f.truncate(12 * MiB)
+    env = create_env(disk, DISK_COUNT="2", DISK_1_PATH=str(data), DISK_1_SIZE="10")
+    loaded = requests.load("create", installed_os_dir, env)
+    assert loaded.sizes == (disk.stat().st_size, 12 * MiB)
+    assert requests.load("export", installed_os_dir, env).sizes == ()  # export measures its one disk itself
+
+
 # -- pure: the validators match whole strings -------------------------------------------------
 
 @pytest.mark.parametrize("name", ["web1.example.org\n", "web1\n", "-web1", "a" * 64, "a..b"])
