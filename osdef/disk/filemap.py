@@ -67,15 +67,27 @@ def shifted(extents: Iterable[Range], offset: int, size: int) -> Iterator[Range]
             yield lo, hi - lo
 
 
-def merged(extents: Iterable[Range]) -> list[Range]:
-    """The extents sorted, empty ones dropped, overlapping and adjacent ones joined."""
-    out: list[list[int]] = []
-    for offset, length in sorted(e for e in extents if e[1] > 0):
-        if out and offset <= out[-1][0] + out[-1][1]:
-            out[-1][1] = max(out[-1][1], offset + length - out[-1][0])
+def joined(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """[start, end) spans sorted, empty ones dropped, overlapping and adjacent ones joined."""
+    ordered = sorted(s for s in spans if s[0] < s[1])
+    if not ordered:
+        return []
+    out: list[tuple[int, int]] = []
+    start, end = ordered[0]
+    for a, b in ordered:
+        if a <= end:
+            if b > end:
+                end = b
         else:
-            out.append([offset, length])
-    return [(o, n) for o, n in out]
+            out.append((start, end))
+            start, end = a, b
+    out.append((start, end))
+    return out
+
+
+def merged(extents: Iterable[Range]) -> list[Range]:
+    """The (offset, length) extents sorted, empty ones dropped, overlapping and adjacent ones joined."""
+    return [(a, b - a) for a, b in joined((offset, offset + length) for offset, length in extents)]
 
 
 class Filemap:

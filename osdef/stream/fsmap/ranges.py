@@ -6,6 +6,8 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable
 
+from osdef.disk import filemap
+
 MAX_RUNS = 4 << 18  # runs kept before merging: a map more fragmented than this is refused
 
 
@@ -36,14 +38,8 @@ class Runs:
             pos += ones
 
     def merged(self, holes: Iterable[tuple[int, int]] = ()) -> list[tuple[int, int]]:
-        """The runs merged, in order, with the ``holes`` [start, end) cut out."""
-        out: list[list[int]] = []
-        for a, b in sorted(self.runs):
-            if out and a <= out[-1][1]:
-                out[-1][1] = max(out[-1][1], b)
-            else:
-                out.append([a, b])
-        return cut([(a, b) for a, b in out], holes)
+        """The runs joined (osdef.disk.filemap.joined), in order, with the ``holes`` [start, end) cut out."""
+        return cut(filemap.joined(self.runs), holes)
 
 
 def cut(runs: list[tuple[int, int]], holes: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
