@@ -123,7 +123,7 @@ def _cmd_try(args: argparse.Namespace, cfg_loader: ConfigLoader) -> int:
     if args.action == "export" and args.plan:
         if not 0 <= t.index < len(t.disks):
             raise trialmod.TrialError(f"disk index {t.index}: only {len(t.disks)} disk(s) given")
-        return _print_plan(t.disks[t.index].path, count=True)
+        return _print_plan(t.disks[t.index].location, count=True)
     if args.action == "export":
         return trialmod.try_export(t, Path(args.output) if args.output else None)
     if args.action == "import":
@@ -152,8 +152,9 @@ def _add_try_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--os-dir", default=str(active_os_dir()))
     p.add_argument("--variant", "-o", help="OS_VARIANT (default: the OS dir's default variant)")
     p.add_argument("--name", "-n", default="try.example.org", help="INSTANCE_NAME (FQDN)")
-    p.add_argument("--disk", action="append", metavar="PATH[:SIZE]",
-                   help="an instance disk; a missing file is created sparse with SIZE (10G); repeat for more")
+    p.add_argument("--disk", action="append", metavar="PATH[:SIZE]|rbd:POOL/IMAGE",
+                   help="an instance disk; a missing file is created sparse with SIZE (10G); an rbd: URI "
+                        "(an existing image) is passed as DISK_N_URI; repeat for more")
     p.add_argument("--nic", action="append", metavar="mac=..,ip=..,mode=..,link=..,subnet=..,gateway=..",
                    help="a NIC (NIC_N_*); repeat for more")
     p.add_argument("-O", "--os-param", action="append", metavar="NAME=VALUE", help="an OS parameter (OSP_NAME)")

@@ -6,7 +6,10 @@ environment with PATH=/sbin:/bin:/usr/sbin:/usr/bin, cwd = the OS dir, and for
 export/import the extra HOME/LANG/LC_ALL of Ganeti's import-export daemon and
 EXP_SIZE_FD=11 as a pipe whose content is printed.  ``create`` is preceded by
 ``verify parameters``, as ``gnt-instance add`` does.  The only non-Ganeti
-variable passed is OSDEF_CONFIG, when --config is given.
+variable passed is OSDEF_CONFIG, when --config is given.  A ``--disk rbd:pool/image``
+is passed as Ganeti passes a userspace-only disk: DISK_N_URI and EXPORT_DISK_URI /
+IMPORT_DISK_URI, no path (the image must exist; its size is read through librbd
+with the site config's Ceph settings).
 """
 
 from __future__ import annotations
@@ -46,13 +49,23 @@ def parse_size(text: str) -> int:
 
 @dataclass
 class DiskSpec:
-    path: Path
-    size: int | None = None  # create a sparse file of this size if missing
+    path: Path | None  # a file or block device; None for a URI
+    size: int | None = None  # a file: create it sparse with this size if missing; a URI: its size, once read
+    uri: str | None = None  # rbd:pool/image[:id=…][:conf=…]
 
     @classmethod
     def parse(cls, text: str) -> DiskSpec:
+        if text.lower().startswith("rbd:"):
+            return cls(None, uri=text)
+        if "://" in text:
+            raise TrialError(f"--disk {text!r}: only paths and rbd:pool/image URIs are supported")
         path, _, size = text.partition(":")
         return cls(Path(path).absolute(), parse_size(size) if size else None)
+
+    @property
+    def location(self) -> str:
+        """What DISK_N_PATH or DISK_N_URI says."""
+        return self.uri if self.uri is not None else str(self.path)
 
 
 NIC_KEYS = {
@@ -116,7 +129,15 @@ def _disk_size(path: Path) -> int:
 
 
 def prepare_disks(trial: Trial) -> None:
+    """Files: created sparse where missing (with a size), else checked; URIs: sized through librbd."""
+    if any(d.uri is not None for d in trial.disks):
+        _configure_ceph(trial)
     for d in trial.disks:
+        if d.path is None:
+            from osdef.disk import device
+
+            d.size = device.disk_size(d.location, error=TrialError)
+            continue
         if d.path.exists():
             if d.size is not None and _disk_size(d.path) != d.size:
                 raise TrialError(f"{d.path} exists with another size; remove it or drop the :SIZE")
@@ -126,6 +147,15 @@ def prepare_disks(trial: Trial) -> None:
         d.path.parent.mkdir(parents=True, exist_ok=True)
         with open(d.path, "wb") as f:
             f.truncate(d.size)
+
+
+def _configure_ceph(trial: Trial) -> None:
+    """The Ceph user and ceph.conf the scripts will use: the site config's (``--config`` or the OS dir's)."""
+    from osdef import config as siteconfig
+    from osdef.disk import ceph
+
+    environ = {"OSDEF_CONFIG": str(trial.config)} if trial.config is not None else {}
+    ceph.configure(siteconfig.load(trial.os_dir, environ).ceph)
 
 
 def ganeti_environment(trial: Trial, script: str) -> dict[str, str]:
@@ -181,14 +211,15 @@ def ganeti_environment(trial: Trial, script: str) -> dict[str, str]:
 def _disk_variables(trial: Trial) -> dict[str, str]:
     env = {}
     for i, d in enumerate(trial.disks):
-        is_block = stat.S_ISBLK(os.stat(d.path).st_mode)
-        env.update({
-            f"DISK_{i}_PATH": str(d.path),
-            f"DISK_{i}_SIZE": str(_disk_size(d.path) >> 20),
-            f"DISK_{i}_UUID": str(uuid.uuid5(uuid.NAMESPACE_URL, str(d.path))),
-            f"DISK_{i}_ACCESS": "rw",
-            f"DISK_{i}_BACKEND_TYPE": "block" if is_block else "file:loop",
-        })
+        if d.path is None:  # access=userspace: lib/backend.py OSEnvironment passes the URI and no path
+            assert d.size is not None, "prepare_disks sizes a URI disk"
+            located = {f"DISK_{i}_URI": d.location, f"DISK_{i}_SIZE": str(d.size >> 20),
+                       f"DISK_{i}_BACKEND_TYPE": "block"}
+        else:
+            located = {f"DISK_{i}_PATH": str(d.path), f"DISK_{i}_SIZE": str(_disk_size(d.path) >> 20),
+                       f"DISK_{i}_BACKEND_TYPE": "block" if stat.S_ISBLK(os.stat(d.path).st_mode) else "file:loop"}
+        env.update(located)
+        env.update({f"DISK_{i}_UUID": str(uuid.uuid5(uuid.NAMESPACE_URL, d.location)), f"DISK_{i}_ACCESS": "rw"})
     return env
 
 
@@ -209,10 +240,12 @@ def _data_variables(trial: Trial, script: str) -> dict[str, str]:
     """EXPORT_* / IMPORT_*, and what Ganeti's import-export daemon adds to the environment."""
     if not 0 <= trial.index < len(trial.disks):
         raise TrialError(f"disk index {trial.index}: only {len(trial.disks)} disk(s) given")
-    device = str(trial.disks[trial.index].path)
+    disk = trial.disks[trial.index]
     prefix = script.upper()
-    return {f"{prefix}_DEVICE": device, f"{prefix}_DISK_PATH": device,
-            f"{prefix}_INDEX": str(trial.index),
+    # _GetImportExportIoCommand: the device, or for a userspace-only disk its URI
+    located = {f"{prefix}_DEVICE": disk.location, f"{prefix}_DISK_PATH": disk.location} if disk.uri is None \
+        else {f"{prefix}_DISK_URI": disk.location}
+    return {**located, f"{prefix}_INDEX": str(trial.index),
             "HOME": "/root", "LANG": "C.UTF-8", "LC_ALL": "C", "EXP_SIZE_FD": str(EXP_SIZE_FD)}
 
 
@@ -300,7 +333,7 @@ def try_create(trial: Trial) -> int:
     if rc != 0:
         _say(f"verify failed (exit {rc}); Ganeti would refuse the instance")
         return rc
-    _say(f"create {trial.name} on {', '.join(str(d.path) for d in trial.disks)}")
+    _say(f"create {trial.name} on {', '.join(d.location for d in trial.disks)}")
     rc = run_script(trial, "create", stdout=sys.stderr.fileno()).returncode
     _say(f"create exited {rc}")
     return rc

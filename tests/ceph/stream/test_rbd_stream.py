@@ -13,6 +13,7 @@ import hashlib
 import os
 import random
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -262,6 +263,32 @@ def test_export_and_import_through_the_scripts_with_debug_on(images, ceph, rbd_o
         rc, err, _ = run_script(rbd_os_dir, "import", env, stream, subprocess.DEVNULL)
     assert rc == 0 and key not in err, err
     assert images.read(target) == images.read(src)
+
+
+def test_osdef_try_exports_and_imports_rbd_uris(images, ceph, rbd_os_dir, ceph_site_config, tmp_path):
+    """`osdef try` with --disk rbd:…: the scripts get the URI (the size read through librbd), the copy is
+    librbd-identical, EXP_SIZE_FD said the bytes sent, and a missing image is one line."""
+    src = images.create(16 * MiB)
+    images.write(src, 9 * MiB, random.randbytes(MiB))
+    target = images.create(16 * MiB, fill="random")
+    common = ["--os-dir", str(rbd_os_dir), "--config", str(ceph_site_config)]
+
+    def try_(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "osdef.cli", "try", *argv[:1], *common, *argv[1:]],
+                              capture_output=True, text=True, timeout=300)
+
+    plan = try_("export", "--plan", "--disk", uri(ceph, src))
+    assert plan.returncode == 0, plan.stderr
+    out = try_("export", "--disk", uri(ceph, src), "--output", str(tmp_path / "s"))
+    sent = (tmp_path / "s").stat().st_size
+    assert out.returncode == 0 and f"{sent} bytes on stdout; EXP_SIZE_FD (fd 11) said {sent}" in out.stderr, out.stderr
+    assert sent < 4 * MiB + 4096  # the one RADOS object written (diff_iterate is object-granular)
+    imp = try_("import", "--disk", uri(ceph, target), "--input", str(tmp_path / "s"))
+    assert imp.returncode == 0 and "import exited 0" in imp.stderr, imp.stderr
+    assert images.read(target) == images.read(src)
+    missing = try_("export", "--disk", uri(ceph, "no-such-image"), "--output", str(tmp_path / "m"))
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1 and "no-such-image" in missing.stderr, missing.stderr
 
 
 def test_an_xfs_on_an_rbd_image_goes_at_block_level_in_one_line(images, ceph, tmp_path):

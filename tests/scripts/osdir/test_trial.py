@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from osdef.scripts import trial as t
 from tests.ganeti_env import captured
 
@@ -66,3 +68,29 @@ def test_try_create_runs_verify_first(installed_os_dir, tmp_path):
 
 def test_try_size_parsing():
     assert t.parse_size("10G") == 10 << 30 and t.parse_size("512m") == 512 << 20
+
+
+def test_an_rbd_disk_is_passed_as_ganeti_passes_a_userspace_disk(tmp_path):
+    """DISK_N_URI and no DISK_N_PATH (lib/backend.py OSEnvironment); EXPORT_DISK_URI / IMPORT_DISK_URI and no
+    device (_GetImportExportIoCommand); compared with the captured ext-disk environments."""
+    uri = "rbd:pool/web1-disk0:id=ganeti"
+    spec = t.DiskSpec.parse(uri)
+    assert spec.path is None and spec.location == uri
+    spec.size = 3 << 30  # what prepare_disks reads through librbd (tests/ceph: osdef try on a real Ceph)
+    tr = t.Trial(os_dir=tmp_path / "image", variant="debian-12", name="inst1.example.test", disks=[spec])
+    create = t.ganeti_environment(tr, "create")
+    assert create["DISK_0_URI"] == uri and create["DISK_0_SIZE"] == "3072" and "DISK_0_PATH" not in create
+    for script, key in (("export", "EXPORT_DISK_URI"), ("import", "IMPORT_DISK_URI")):
+        env = t.ganeti_environment(tr, script)
+        assert env[key] == uri and not any(k.endswith(("_DEVICE", "_DISK_PATH")) for k in env), script
+        theirs = {k for k in _shape(dict(captured(script)[0][1])) if not k.startswith(("OSP_", "NIC_"))}
+        ours = _shape(env) | {f"{script.upper()}_DEVICE", f"{script.upper()}_DISK_PATH", "DISK_N_PATH"}
+        assert theirs - ours == set(), script
+
+
+def test_disk_arguments_paths_sizes_and_uris(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert t.DiskSpec.parse("disk0.img:10G") == t.DiskSpec(tmp_path / "disk0.img", 10 << 30)  # a path, not a URI
+    assert t.DiskSpec.parse("RBD:pool/img").uri == "RBD:pool/img"
+    with pytest.raises(t.TrialError, match="only paths and rbd:pool/image URIs"):
+        t.DiskSpec.parse("gluster://host/vol/img")
