@@ -8,9 +8,11 @@ The real work lives elsewhere: osdef.create.pipeline for create/rename
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 from pathlib import Path
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from osdef.create import request as requests
 
@@ -43,6 +45,30 @@ def rename(os_dir: Path, environ: Mapping[str, str]) -> int:
     return 0
 
 
+class ExportStopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP during an export (Ganeti aborting the transfer, a lost terminal): raised as ^C is,
+    so that no handler meant for disk errors (OsdefError) can take it for one and carry on."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signal.Signals(signum).name}")
+        self.exit_code = 128 + signum  # as the shell reports a process ended by the signal
+
+
+@contextlib.contextmanager
+def _stop_signals_end_the_export() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise ExportStopped once, so that what the export set up is taken down on the
+    way out (a loop device, osdef.disk.rbdfile's daemon); later ones are ignored, so the cleanup
+    and the one line are never cut short.  (SIGINT already raises KeyboardInterrupt.)"""
+    def stop(signum: int, _frame: object) -> None:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        raise ExportStopped(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+    yield
+
+
 def export(os_dir: Path, environ: Mapping[str, str]) -> int:
     ctx = requests.load("export", os_dir, environ)
     target, where = requests.data_target(ctx)
@@ -55,10 +81,11 @@ def export(os_dir: Path, environ: Mapping[str, str]) -> int:
         "os": ctx.instance.os,
         "variant": ctx.instance.variant,
     }
-    written = export_disk(where, sys.stdout.fileno(), size_fd=target.size_fd,
-                          fmt=ctx.params.export_format,
-                          compression=ctx.params.export_compression, metadata=metadata,
-                          content=ctx.params.export_content, warn=say)
+    with _stop_signals_end_the_export():
+        written = export_disk(where, sys.stdout.fileno(), size_fd=target.size_fd,
+                              fmt=ctx.params.export_format,
+                              compression=ctx.params.export_compression, metadata=metadata,
+                              content=ctx.params.export_content, warn=say)
     say(f"exported disk {target.index}: {written} bytes written")
     return 0
 

@@ -99,9 +99,9 @@ def main(script: str, argv: Sequence[str] | None = None, *, os_dir: str | Path |
     except OsdefError as exc:
         sys.stderr.write(redact(f"{prog}: error: {exc}\n", secrets))
         return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write(f"{prog}: interrupted\n")
-        return 130
+    except KeyboardInterrupt as exc:  # ^C, or a stop signal the script turned into one (actions.ExportStopped)
+        sys.stderr.write(f"{prog}: interrupted" + (f" by {exc}" if str(exc) else "") + "\n")
+        return int(getattr(exc, "exit_code", 130))
     except BrokenPipeError:
         sys.stderr.write(f"{prog}: error: the reading side of the pipe went away\n")
         return 1

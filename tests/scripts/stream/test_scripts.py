@@ -118,6 +118,27 @@ def test_two_sigterms_never_cost_the_import_script_its_line(os_dir, tmp_path):
         assert_wiped(tgt)
 
 
+def test_sigterm_ends_an_export_in_one_line(os_dir, tmp_path):
+    """Ganeti aborting an export: the script stops (128 + SIGTERM) with one line, having taken down
+    what it set up (its with/finally blocks run: actions.ExportStopped), and a second signal is ignored."""
+    import signal
+    import time
+
+    src = fill_random(tmp_path / "disk0", 64 * MiB)
+    proc = subprocess.Popen(["/bin/bash", "-c", f'exec "$0" {SIZE_FD}>/dev/null', "./export"], cwd=os_dir,
+                            env=ganeti_env("export", src, DISK_0_SIZE="64"), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.read(4096)  # it is streaming; nothing more is read, so it blocks on a full pipe
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.stderr.read().decode()  # until it exits (its stdout stays open: no EPIPE to race the signal)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM, err
+    proc.stdout.close()
+    assert err.strip().splitlines() == ["osdef export: interrupted by signal SIGTERM"], err
+
+
 @pytest.mark.blockdev
 def test_export_of_a_loop_device_through_the_script(os_dir, tmp_path, loops):
     src = layout().create(tmp_path / "disk0")
