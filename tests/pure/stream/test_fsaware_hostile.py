@@ -32,7 +32,11 @@ from tests.support.fsdisks import MiB, Part, make_fs, make_tree, mbr
 
 DISK = 8 * MiB
 FS = Part(1 * MiB, 6 * MiB, "ext4")
-HYPO = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# data_too_large: Debian 12's hypothesis (6.67, 8 KiB of choices) overruns on some GPT draws and failed
+# the health check in the Debian 12 root (1 run in 2); an overrun example is only skipped
+HYPO = settings(max_examples=25, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.data_too_large,
+                                       HealthCheck.too_slow])
 
 
 @pytest.fixture(scope="module")
