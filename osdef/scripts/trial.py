@@ -50,7 +50,7 @@ def parse_size(text: str) -> int:
 @dataclass
 class DiskSpec:
     path: Path | None  # a file or block device; None for a URI
-    size: int | None = None  # a file: create it sparse with this size if missing; a URI: its size, once read
+    size: int | None = None  # a file: create it sparse with this size if missing; after prepare_disks: the size
     uri: str | None = None  # rbd:pool/image[:id=…][:conf=…]
 
     @classmethod
@@ -120,33 +120,25 @@ def _default_mac(name: str, index: int) -> str:
     return "aa:00:00:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
-def _disk_size(path: Path) -> int:
-    st = os.stat(path)
-    if stat.S_ISBLK(st.st_mode):
-        with open(path, "rb") as f:
-            return f.seek(0, os.SEEK_END)
-    return st.st_size
-
-
 def prepare_disks(trial: Trial) -> None:
-    """Files: created sparse where missing (with a size), else checked; URIs: sized through librbd."""
+    """Missing files are created sparse with their size; then every disk (file, block device, or
+    rbd: image through librbd) is sized once, as osdef.disk.device sizes it, and checked against
+    the size given with it."""
+    from osdef.disk import device
+
     if any(d.uri is not None for d in trial.disks):
         _configure_ceph(trial)
     for d in trial.disks:
-        if d.path is None:
-            from osdef.disk import device
-
-            d.size = device.disk_size(d.location, error=TrialError)
-            continue
-        if d.path.exists():
-            if d.size is not None and _disk_size(d.path) != d.size:
-                raise TrialError(f"{d.path} exists with another size; remove it or drop the :SIZE")
-            continue
-        if d.size is None:
-            raise TrialError(f"{d.path} does not exist; give a size to create it (--disk {d.path}:10G)")
-        d.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(d.path, "wb") as f:
-            f.truncate(d.size)
+        if d.path is not None and not d.path.exists():
+            if d.size is None:
+                raise TrialError(f"{d.path} does not exist; give a size to create it (--disk {d.path}:10G)")
+            d.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(d.path, "wb") as f:
+                f.truncate(d.size)
+        size = device.disk_size(d.location, error=TrialError)
+        if d.size is not None and size != d.size:
+            raise TrialError(f"{d.path} exists with another size; remove it or drop the :SIZE")
+        d.size = size
 
 
 def _configure_ceph(trial: Trial) -> None:
@@ -211,15 +203,15 @@ def ganeti_environment(trial: Trial, script: str) -> dict[str, str]:
 def _disk_variables(trial: Trial) -> dict[str, str]:
     env = {}
     for i, d in enumerate(trial.disks):
+        assert d.size is not None, "prepare_disks sizes every disk"
         if d.path is None:  # access=userspace: lib/backend.py OSEnvironment passes the URI and no path
-            assert d.size is not None, "prepare_disks sizes a URI disk"
-            located = {f"DISK_{i}_URI": d.location, f"DISK_{i}_SIZE": str(d.size >> 20),
-                       f"DISK_{i}_BACKEND_TYPE": "block"}
+            located = {f"DISK_{i}_URI": d.location, f"DISK_{i}_BACKEND_TYPE": "block"}
         else:
-            located = {f"DISK_{i}_PATH": str(d.path), f"DISK_{i}_SIZE": str(_disk_size(d.path) >> 20),
+            located = {f"DISK_{i}_PATH": str(d.path),
                        f"DISK_{i}_BACKEND_TYPE": "block" if stat.S_ISBLK(os.stat(d.path).st_mode) else "file:loop"}
         env.update(located)
-        env.update({f"DISK_{i}_UUID": str(uuid.uuid5(uuid.NAMESPACE_URL, d.location)), f"DISK_{i}_ACCESS": "rw"})
+        env.update({f"DISK_{i}_SIZE": str(d.size >> 20), f"DISK_{i}_ACCESS": "rw",
+                    f"DISK_{i}_UUID": str(uuid.uuid5(uuid.NAMESPACE_URL, d.location))})
     return env
 
 
