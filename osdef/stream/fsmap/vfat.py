@@ -75,13 +75,22 @@ def used_map(reader: Reader) -> FsMap:
             raise Unusable("its FAT32 FSInfo sector lies outside the reserved sectors", geo.name)
         fat.check_fsinfo(reader.read(sector * geo.bps, 512), geo)
     _check_copies(reader, geo)
+    # FAT32's root directory is a cluster chain from BPB_RootClus: the kernel reads it whatever the FAT
+    # says, so a root cluster the FAT calls free would be lost; such a filesystem goes at block level
+    root = int.from_bytes(boot[44:48], "little") if geo.bits == 32 else None
+    if root is not None and not 2 <= root < geo.clusters + 2:
+        raise Unusable(f"its FAT32 root directory cluster {root} is outside the filesystem", geo.name)
+    root_used = root is None
     ranges: list[tuple[int, int]] = [(0, geo.data_start * geo.bps)]
     cluster_bytes = geo.spc * geo.bps
     for c in _used_clusters(reader, geo):
+        root_used = root_used or c == root
         offset = (geo.data_start + (c - 2) * geo.spc) * geo.bps
         last = ranges[-1]
         if last[0] + last[1] == offset:
             ranges[-1] = (last[0], last[1] + cluster_bytes)
         else:
             ranges.append((offset, cluster_bytes))
+    if not root_used:
+        raise Unusable(f"its FAT32 root directory cluster {root} is free in the FAT", geo.name)
     return FsMap(geo.name, ranges, geo.total * geo.bps, SOURCE)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from tests.support.bytecompare import extract, put
@@ -235,6 +235,8 @@ def test_bpb_mutants(tmp_path, loops, name):
 
     @HYPO
     @given(changes=bpb_changes(boot, t.info["bits"]))
+    # found by CI: BPB_RootClus moved to cluster 336, which the FAT calls free; 7z lists the root from it
+    @example(changes=[(44, b"P\x01\x00\x00")])
     def run(changes):
         _run(tmp_path, loops, t.data, lambda disk: _write(disk, changes, t.part.start))
 
