@@ -29,14 +29,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from osdef.disk import loop
 from osdef.disk.rbduri import RbdUri
 from osdef.errors import OsdefError
 
 DAEMON = "qemu-storage-daemon"
 READY_TIMEOUT = 60.0  # seconds until the export is mounted (a cluster connection included)
 STOP_TIMEOUT = 30.0
-_MOUNTS_ESCAPES = str.maketrans({" ": "\\040", "\t": "\\011", "\n": "\\012", "\\": "\\134"})  # as /proc/mounts
 
 
 class RbdFileError(OsdefError):
@@ -69,8 +67,7 @@ def exposed(uri: RbdUri, size: int) -> Iterator[Path]:
     why = available()
     if why is not None:
         raise RbdFileError(why)
-    # a cleanup error (a mount that would not go) must not fail the export: the map was read
-    with tempfile.TemporaryDirectory(prefix="osdef-rbdfile-", ignore_cleanup_errors=True) as private:
+    with tempfile.TemporaryDirectory(prefix="osdef-rbdfile-") as private:
         path = Path(private) / "image"
         path.touch(mode=0o400)
         # setpriv --pdeathsig: the daemon ends with this process, even one killed without a chance to clean up
@@ -105,14 +102,7 @@ def _wait_mounted(proc: subprocess.Popen[bytes], path: Path, size: int, uri: Rbd
 
 
 def _stop(proc: subprocess.Popen[bytes], path: Path) -> None:
-    """End the daemon (its FUSE mount goes with it); a lazy unmount if the file is still a mount.
-
-    A loop device detached from the file lingers until its last opener closes it, and keeps the file
-    open meanwhile: the daemon is only stopped once none is left (or after STOP_TIMEOUT), so that its
-    unmount does not wait on the loop device's requests."""
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline and _loops_on(path):
-        time.sleep(0.05)
+    """End the daemon (its FUSE mount goes with it); a lazy unmount if the file is still a mount."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -120,23 +110,5 @@ def _stop(proc: subprocess.Popen[bytes], path: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    if _mounted(path):
+    if os.path.ismount(path):
         subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
-
-
-def _loops_on(path: Path) -> bool:
-    try:
-        return bool(loop.devices_of(path))
-    except loop.LoopError:
-        return False
-
-
-def _mounted(path: Path) -> bool:
-    """Is ``path`` a mount point?  From the mount table, not stat(): a FUSE mount whose daemon died
-    answers stat() with ENOTCONN, and os.path.ismount() then says False."""
-    try:
-        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as mounts:
-            escaped = str(path).translate(_MOUNTS_ESCAPES)
-            return any(line.split()[1:2] == [escaped] for line in mounts)
-    except OSError:
-        return os.path.ismount(path)
