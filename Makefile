@@ -31,7 +31,7 @@ APT_RUNTIME := python3-guestfs libguestfs-tools linux-image-amd64 qemu-utils zst
                gdisk fdisk util-linux libguestfs-xfs partclone python3-crc32c
 # Optional at runtime, for disks given as rbd: URIs (Ceph RBD, userspace access): librbd for export,
 # import and create's host-side copy, and qemu's rbd driver for the libguestfs appliance.
-APT_RBD     := python3-rbd python3-rados qemu-block-extra qemu-system-common
+APT_RBD     := python3-rbd python3-rados qemu-block-extra
 APT_BUILD   := debootstrap sudo
 APT_NODE    := $(APT_RUNTIME) $(APT_BUILD)
 # 7zip, mtools: the differential tier's FAT oracle and writer (tests/support/fatoracle.py);

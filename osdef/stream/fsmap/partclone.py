@@ -73,38 +73,18 @@ def _sandboxed(argv: list[str], device: str) -> subprocess.CompletedProcess[byte
 
 
 @contextlib.contextmanager
-def _disk_file(reader: Reader) -> Iterator[str]:
-    """The disk's path; for an RBD image, a read-only file of it (osdef.disk.rbdfile) while the map is read."""
-    volume = reader.disk.volume
-    if volume is None:
-        yield reader.disk.path
-        return
-    from osdef.disk import rbdfile
-    from osdef.disk.rbd import RbdVolume
-
-    if not isinstance(volume, RbdVolume):
-        raise Unusable("its disk is neither a file, a block device nor an RBD image")
-    try:
-        with rbdfile.exposed(volume.uri, reader.disk.size) as path:
-            yield str(path)
-    except rbdfile.RbdFileError as exc:
-        raise Unusable(f"its RBD image could not be read as a file: {exc}") from None
-
-
-@contextlib.contextmanager
 def _partition_device(reader: Reader) -> Iterator[str]:
     """A read-only loop device showing exactly the partition (or the whole disk it fills), detached afterwards."""
-    part = reader.part
-    with _disk_file(reader) as path:
-        try:  # also for a filesystem that fills the disk: the tool gets a read-only device node, nothing else
-            device = loop.attach(path, read_only=True, offset=part.start, sizelimit=part.length)
-        except loop.LoopError:
-            raise Unusable("no read-only loop device for it could be set up") from None
-        try:
-            yield device
-        finally:
-            with contextlib.suppress(loop.LoopError):  # the map is read: a device left attached is no reason to drop it
-                loop.detach(device)
+    disk, part = reader.disk, reader.part
+    try:  # also for a filesystem that fills the disk: the tool gets a read-only device node, nothing else
+        device = loop.attach(disk.path, read_only=True, offset=part.start, sizelimit=part.length)
+    except loop.LoopError:
+        raise Unusable("no read-only loop device for it could be set up") from None
+    try:
+        yield device
+    finally:
+        with contextlib.suppress(loop.LoopError):  # the map is read: a device left attached is no reason to drop it
+            loop.detach(device)
 
 
 def parse_domain(text: str, length: int) -> tuple[list[tuple[int, int]], int]:
@@ -143,6 +123,8 @@ def used_map(reader: Reader) -> FsMap:
     if fs not in ("xfs", "btrfs"):
         raise Unusable(f"partclone maps xfs and btrfs, not {fs}")
     tool = f"partclone.{fs}"
+    if reader.disk.volume is not None:  # an RBD image (osdef.disk.rbd): no device node to sandbox partclone on
+        raise Unusable(f"its {fs} filesystem is on an RBD image, which {tool} cannot read (no kernel device)")
     if shutil.which(tool) is None or any(shutil.which(t) is None for t in TOOLS):
         raise Unusable(f"its {fs} filesystem needs {tool} (package partclone) and util-linux's "
                        f"{', '.join(TOOLS)} for a map", fs)

@@ -140,13 +140,3 @@ def test_site_config_ceph_section(tmp_path):
         path.write_text(f"ceph:\n  {bad}\n")
         with pytest.raises(ConfigError, match=words):
             config.load_file(path)
-
-
-def test_the_rbdfile_daemon_gets_the_image_read_only_with_qemus_quoting():
-    """osdef.disk.rbdfile's --blockdev: every part of the URI, read-only, commas doubled as qemu's option
-    syntax wants (a conf path with a comma must not become a second option)."""
-    from osdef.disk import rbdfile
-
-    uri = rbduri.parse("rbd:pool/ns/img@snap:id=ganeti:conf=/etc/ceph/a,b.conf", "DISK_0_URI")
-    assert rbdfile.blockdev(uri) == ("driver=rbd,node-name=image,pool=pool,image=img,namespace=ns,snapshot=snap,"
-                                     "conf=/etc/ceph/a,,b.conf,user=ganeti,read-only=on,cache.direct=off")
