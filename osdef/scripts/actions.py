@@ -57,7 +57,7 @@ class ExportStopped(KeyboardInterrupt):
 @contextlib.contextmanager
 def _stop_signals_end_the_export() -> Iterator[None]:
     """SIGTERM and SIGHUP raise ExportStopped once, so that what the export set up is taken down on the
-    way out (a loop device, osdef.disk.rbdfile's daemon); later ones are ignored, so the cleanup
+    way out (the read-only loop device partclone reads); later ones are ignored, so the cleanup
     and the one line are never cut short.  (SIGINT already raises KeyboardInterrupt.)"""
     def stop(signum: int, _frame: object) -> None:
         for sig in (signal.SIGTERM, signal.SIGHUP):
