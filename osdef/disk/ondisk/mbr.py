@@ -20,6 +20,14 @@
 * nested labels inside BSD (0xA5, 0xA6, 0xA9), Minix (0x81), UnixWare (0x63)
   and Solaris (0x82, 0xBF) partitions add partitions Linux creates on top;
   they are reported in ``nested`` (the caller cannot map those).
+
+One rule of util-linux's libblkid rather than the kernel's: on a disk larger
+than 1440 KiB it probes every primary partition of type 0x63, 0x81, 0x82,
+0xA5, 0xA6 or 0xA9 for its nested label (``dos.c`` ``dos_nested``), and
+refuses the whole table when such a partition runs past the disk's end
+(``partitions.c`` ``blkid_partitions_do_subprobe``: "overflow detected"),
+where Linux drops or cuts that one partition and keeps the others.  It is
+reported in ``libblkid_refuses``: two readings of the same bytes.
 """
 
 from __future__ import annotations
@@ -38,6 +46,8 @@ MAX_EMPTY_LINKS = 100
 BSD_MAGIC = 0x82564557
 SOLARIS_SANE = 0x600DDEEE
 UNIXWARE_MAGIC, UNIXWARE_MAGIC2 = 0xCA5E600D, 0x600DDEEE
+LIBBLKID_NESTED_TYPES = (0x63, 0x81, 0x82, 0xA5, 0xA6, 0xA9)  # libblkid dos.c dos_nested
+LIBBLKID_TINY = 1440 * 1024  # probe.c BLKID_FL_TINY_DEV: no nested probing at or below this size
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,7 @@ class Slot:
 class MbrReading:
     slots: list[Slot] = field(default_factory=list)
     nested: list[str] = field(default_factory=list)  # one line per nested label Linux would read
+    libblkid_refuses: str | None = None  # why util-linux's libblkid reads no table at all here
 
 
 def entries(sector: bytes) -> list[tuple[int, int, int, int]]:
@@ -93,7 +104,19 @@ def kernel_mbr(read: ReadAt, sector0: bytes, disk_size: int) -> MbrReading | Non
             label = _nested_label(read, kind, first)
             if label:
                 reading.nested.append(f"partition {slot} holds a {label} label")
+    reading.libblkid_refuses = _nested_overflow(table, disk_size)
     return reading
+
+
+def _nested_overflow(table: list[tuple[int, int, int, int]], disk_size: int) -> str | None:
+    """A primary partition libblkid would probe for a nested label that runs past the disk's end."""
+    if disk_size <= LIBBLKID_TINY:
+        return None
+    for slot, (_, kind, first, count) in enumerate(table, 1):
+        if count and kind in LIBBLKID_NESTED_TYPES and (first + count) * SECTOR > disk_size:
+            return (f"partition {slot} (type 0x{kind:02x}) runs past the disk's end, so util-linux's libblkid "
+                    "reads no partition table at all where Linux reads the others")
+    return None
 
 
 class _Numbering:

@@ -24,7 +24,9 @@ bytes allow another plausible reading:
 * a nested label (BSD, Solaris, UnixWare, Minix) or a Windows LDM partition
   (type 0x42): partitions Linux adds that this module does not follow;
 * another kind of label at the start of a disk without an MBR or GPT (AIX,
-  SGI, Sun, Mac, Amiga, OSF): Linux reads those too.
+  SGI, Sun, Mac, Amiga, OSF): Linux reads those too;
+* an MBR that util-linux's libblkid refuses as a whole where Linux reads it
+  (a partition of a nested-label type running past the disk's end: mbr.py).
 
 A filesystem at the start of the whole disk beside a partition table is the
 caller's check (osdef.stream.content asks osdef.disk.ondisk.signatures).
@@ -203,6 +205,7 @@ def read_table(disk: Disk) -> Table:
             _from_mbr(table, reading, disk.size)
             if reading.nested:
                 table.ambiguous = f"its {reading.nested[0]}, which Linux reads as more partitions"
+            table.ambiguous = table.ambiguous or reading.libblkid_refuses
     elif gpt.is_pmbr_valid(sector0):
         table.notes.append("its protective MBR has no valid primary GPT behind it: Linux sees no partitions")
     _mark_overlaps(table)

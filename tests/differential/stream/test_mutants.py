@@ -316,6 +316,9 @@ def test_mbr_mutants(tmp_path, loops):
 
     @HYPO
     @given(changes=mbr_changes(len(t.data) // SECTOR, ebr))
+    # found by the tier: a type 0x82 (Solaris x86 to libblkid) partition past the disk's end; Linux drops it
+    # and reads the rest, libblkid (partx) refuses the whole table, so the disk must arrive as it was
+    @example(changes=[(450, b"\x82"), (ebr * SECTOR + 470, b"\xfcA\x00\x00"), (454, b"\xff\xff\xff\xff")])
     def run(changes):
         _run(tmp_path, loops, t.data, _table_mutant(changes, False))
 

@@ -1,4 +1,4 @@
-"""The partition-table rules of docs/stream.md (P1-P6, A1-A5), one crafted disk each.
+"""The partition-table rules of docs/stream.md (P1-P6, A1-A6), one crafted disk each.
 
 Tables are written with sfdisk/sgdisk and then edited byte by byte where a tool
 would refuse to write them; where Linux and libblkid agree, util-linux's
@@ -183,6 +183,35 @@ def test_a_bsd_label_in_a_bsd_partition_is_not_followed(tmp_path):  # A3
         f.seek((2048 + 1) * 512)
         f.write(struct.pack("<I", 0x82564557))
     _whole_disk_block(disk, "BSD disklabel")
+
+
+@pytest.mark.parametrize("kind", [0x63, 0x81, 0x82, 0xA5, 0xA6, 0xA9])
+@pytest.mark.parametrize("where", ["runs past", "starts past"])
+def test_a_nested_label_type_past_the_end_makes_libblkid_refuse_the_table(tmp_path, kind, where):  # A6
+    disk = _blank(tmp_path)
+    sectors = DISK // 512
+    first = sectors - 2048 if where == "runs past" else sectors + 10
+    _mbr(disk, [(0, 0x83, 2048, 20480), (0, kind, first, 4096)])
+    table = _table(disk)
+    assert _spans(table)[0] == (1, 2048, 20480)  # Linux keeps partition 1 and drops or cuts partition 2
+    assert _partx(disk) == []  # libblkid: "subprobe: overflow detected", no table at all
+    _whole_disk_block(disk, "libblkid reads no partition table")
+
+
+@pytest.mark.parametrize("kind", [0x83, 0xBF])  # 0xBF: Linux probes it for a Solaris label, libblkid does not
+def test_other_types_past_the_end_leave_one_reading(tmp_path, kind):  # P6
+    disk = _blank(tmp_path)
+    _mbr(disk, [(0, 0x83, 2048, 20480), (0, kind, DISK // 512 - 2048, 4096)])
+    table = _table(disk)
+    assert table.ambiguous is None and _spans(table) == [(1, 2048, 20480), (2, DISK // 512 - 2048, 2048)]
+    assert _partx(disk) == [(1, 2048, 20480), (2, DISK // 512 - 2048, 4096)]
+
+
+def test_a_tiny_disk_is_not_probed_for_nested_labels(tmp_path):  # A6: libblkid skips them at 1440 KiB or less
+    disk = _blank(tmp_path, 1440 * 1024)
+    _mbr(disk, [(0, 0x83, 64, 1024), (0, 0x82, 2000, 1000)])
+    table = _table(disk)
+    assert table.ambiguous is None and _partx(disk) == [(1, 64, 1024), (2, 2000, 1000)]
 
 
 def test_a_filesystem_on_the_whole_disk_beside_a_table_is_two_readings(tmp_path):  # A5
