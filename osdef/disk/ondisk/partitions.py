@@ -25,8 +25,9 @@ bytes allow another plausible reading:
   (type 0x42): partitions Linux adds that this module does not follow;
 * another kind of label at the start of a disk without an MBR or GPT (AIX,
   SGI, Sun, Mac, Amiga, OSF): Linux reads those too;
-* an MBR that util-linux's libblkid refuses as a whole where Linux reads it
-  (a partition of a nested-label type running past the disk's end: mbr.py).
+* an MBR that util-linux's libblkid reads otherwise than Linux (a partition
+  of a nested-label type past the disk's end; an extended partition's chain
+  not every reader walks alike: mbr.py).
 
 A filesystem at the start of the whole disk beside a partition table is the
 caller's check (osdef.stream.content asks osdef.disk.ondisk.signatures).
@@ -172,7 +173,7 @@ def _hybrid_conflict(table: Table, sector0: bytes) -> str | None:
 def _foreign_label(read: _Bytes, sector0: bytes) -> str | None:
     """Another partition format Linux reads on a disk with neither MBR nor GPT (block/partitions/*.c)."""
     checks = (
-        (sector0[:4] == b"\xc9\xc2\xd4\xc1", "an AIX label"),
+        (sector0[:4] == mbr.AIX_MAGIC, "an AIX label"),
         (struct.unpack_from(">I", sector0, 0)[0] == 0x0BE5A941, "an SGI disk label"),
         (struct.unpack_from(">H", sector0, 508)[0] == 0xDABE, "a Sun disk label"),
         (sector0[:2] == b"ER" and (read(SECTOR, 2) or b"") == b"PM", "a Mac partition map"),
@@ -205,7 +206,7 @@ def read_table(disk: Disk) -> Table:
             _from_mbr(table, reading, disk.size)
             if reading.nested:
                 table.ambiguous = f"its {reading.nested[0]}, which Linux reads as more partitions"
-            table.ambiguous = table.ambiguous or reading.libblkid_refuses
+            table.ambiguous = table.ambiguous or reading.libblkid_differs
     elif gpt.is_pmbr_valid(sector0):
         table.notes.append("its protective MBR has no valid primary GPT behind it: Linux sees no partitions")
     _mark_overlaps(table)

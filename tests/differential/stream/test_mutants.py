@@ -319,6 +319,9 @@ def test_mbr_mutants(tmp_path, loops):
     # found by the tier: a type 0x82 (Solaris x86 to libblkid) partition past the disk's end; Linux drops it
     # and reads the rest, libblkid (partx) refuses the whole table, so the disk must arrive as it was
     @example(changes=[(450, b"\x82"), (ebr * SECTOR + 470, b"\xfcA\x00\x00"), (454, b"\xff\xff\xff\xff")])
+    # and a logical partition at 2^32 - 1 sectors into the chain: past the disk's end to Linux, one sector before the
+    # EBR to libblkid 2.38 (32-bit sums), over the end of partition 1 (A7)
+    @example(changes=[(ebr * SECTOR + 462, b"\x01"), (ebr * SECTOR + 450, b"\x00"), (ebr * SECTOR + 454, b"\xff" * 4)])
     def run(changes):
         _run(tmp_path, loops, t.data, _table_mutant(changes, False))
 

@@ -1,4 +1,4 @@
-"""The partition-table rules of docs/stream.md (P1-P6, A1-A6), one crafted disk each.
+"""The partition-table rules of docs/stream.md (P1-P6, A1-A7), one crafted disk each.
 
 Tables are written with sfdisk/sgdisk and then edited byte by byte where a tool
 would refuse to write them; where Linux and libblkid agree, util-linux's
@@ -105,6 +105,53 @@ def test_a_looping_chain_ends_at_the_partition_limit(tmp_path):  # P4: Linux rep
     logical = [p for p in table.partitions if p.number >= 5]
     assert len(logical) == 251 and {p.start for p in logical} == {(ext + 2048) * 512}
     assert all(table.block[p.number].startswith("overlaps") for p in logical)
+    assert _partx(disk) == [(1, ext, 20000), (5, ext + 2048, 1024)]  # libblkid skips a zero link: A7
+    _whole_disk_block(disk, "does not follow alike")
+
+
+EXT = 40960
+
+
+def _chain(disk: Path, second: list[tuple[int, int, int, int]]) -> None:
+    """An extended partition at EXT (60000 sectors) whose first boot record holds a logical partition and links
+    to a second one at EXT + 10000 with ``second`` as its entries."""
+    _mbr(disk, [(0, 0x83, 2048, 20480), (0, 0x05, EXT, 60000)])
+    _mbr(disk, [(0, 0x83, 2048, 4096), (0, 0x05, 10000, 20000)], at=EXT * 512)
+    _mbr(disk, second, at=(EXT + 10000) * 512)
+
+
+@pytest.mark.parametrize("case", ["wraps", "duplicate", "wraps in a 3rd entry"])
+def test_a_chain_libblkid_walks_otherwise_is_two_readings(tmp_path, case):  # A7, against libblkid 2.38 (partx)
+    disk = _blank(tmp_path)
+    second = {"wraps": [(0, 0x83, 2 ** 32 - 5000, 1024)],  # Linux: past the disk's end; libblkid 2.38: EXT + 5000
+              "duplicate": [(0, 0x83, 1, 100), (0, 0, 0, 0), (0, 0x83, 1, 50)],  # libblkid drops the 2nd
+              "wraps in a 3rd entry": [(0, 0x83, 2048, 1024), (0, 0, 0, 0), (0, 0x83, 2 ** 32 - 10000 + 6000, 12000)],
+              }[case]
+    _chain(disk, second)
+    table = _table(disk)
+    assert _spans(table) != sorted(e if e[0] != 2 else (2, EXT, 2) for e in _partx(disk))
+    _whole_disk_block(disk, "chain is read otherwise by libblkid")
+
+
+@pytest.mark.parametrize("case", ["outside", "backwards"])
+def test_a_chain_newer_libblkid_walks_otherwise_is_two_readings(tmp_path, case):  # A7: util-linux e9d544d (2.41.5)
+    """libblkid from 2.41.5 on drops logical partitions outside the extended partition and stops at a link that
+    does not advance or leaves it; Debian 12's partx (2.38) still agrees with Linux here."""
+    disk = _blank(tmp_path)
+    second = {"outside": [(0, 0x83, 60000, 1024)],  # EXT + 70000: inside the disk, outside the extended partition
+              "backwards": [(0, 0x83, 2048, 1024), (0, 0x05, 5000, 1000)]}[case]  # links to EXT + 5000 < EXT + 10000
+    _chain(disk, second)
+    if case == "backwards":
+        _mbr(disk, [(0, 0x83, 100, 200)], at=(EXT + 5000) * 512)
+    _whole_disk_block(disk, "chain is read otherwise by libblkid")
+
+
+def test_a_plain_chain_is_one_reading(tmp_path):  # A7: what fdisk, sfdisk and parted write
+    disk = _blank(tmp_path)
+    _chain(disk, [(0, 0x83, 2048, 4096)])
+    table = _table(disk)
+    assert table.ambiguous is None
+    assert _spans(table) == sorted(e if e[0] != 2 else (2, EXT, 2) for e in _partx(disk))
 
 
 def test_a_partition_past_the_end_is_cut_and_one_beyond_it_ignored(tmp_path):  # P6
@@ -212,6 +259,38 @@ def test_a_tiny_disk_is_not_probed_for_nested_labels(tmp_path):  # A6: libblkid 
     _mbr(disk, [(0, 0x83, 64, 1024), (0, 0x82, 2000, 1000)])
     table = _table(disk)
     assert table.ambiguous is None and _partx(disk) == [(1, 64, 1024), (2, 2000, 1000)]
+
+
+def test_an_mbr_that_starts_with_aix_magic_is_two_readings(tmp_path):  # A6
+    disk = _blank(tmp_path)
+    _mbr(disk, [(0, 0x83, 2048, 20480)])
+    with open(disk, "r+b") as f:
+        f.write(b"\xc9\xc2\xd4\xc1")
+    assert _spans(_table(disk)) == [(1, 2048, 20480)]  # Linux: a Linux-type entry, so an MBR after all
+    assert _partx(disk) == []  # libblkid ignores any disk with the AIX magic as an MBR
+    _whole_disk_block(disk, "also an AIX label")
+
+
+def test_an_aix_disk_with_lvm_is_not_read_as_an_mbr(tmp_path):  # P3: msdos.c aix_magic_present
+    disk = _blank(tmp_path)
+    _mbr(disk, [(0, 0x07, 2048, 20480)])
+    with open(disk, "r+b") as f:
+        f.write(b"\xc9\xc2\xd4\xc1")
+        f.seek(7 * 512)
+        f.write(b"_LVM")
+    table = _table(disk)
+    assert table.scheme == "none" and "AIX" in (table.ambiguous or "")
+
+
+@pytest.mark.parametrize("magic", [b"NTFS    ", b"EXFAT   "])
+def test_an_mbr_that_is_also_an_ntfs_or_exfat_boot_sector_is_two_readings(tmp_path, magic):  # A6
+    """libblkid reads no MBR where its NTFS or exFAT prober accepts sector 0; osdef takes the magic alone."""
+    disk = _blank(tmp_path)
+    _mbr(disk, [(0, 0x83, 2048, 20480)])
+    with open(disk, "r+b") as f:
+        f.seek(3)
+        f.write(magic)
+    _whole_disk_block(disk, "boot sector, where util-linux's libblkid reads no MBR")
 
 
 def test_a_filesystem_on_the_whole_disk_beside_a_table_is_two_readings(tmp_path):  # A5
