@@ -78,17 +78,23 @@ def table_scheme(path: Path) -> str:
     return probe(path).get("PTTYPE", "")
 
 
-def _partx(path: Path) -> list[tuple[int, int, int, str]] | None:
-    """partx's rows (number, first sector, sectors, type), or None when libblkid finds no table."""
-    out = subprocess.run(["partx", "--show", "-g", "-o", "NR,START,SECTORS,TYPE", str(path)],
-                         capture_output=True, text=True)
-    if out.returncode != 0:
+PARTX = ["partx", "--show", "-g", "-o", "NR,START,SECTORS,TYPE"]  # + the image; parse_partx reads its output
+
+
+def parse_partx(returncode: int, stdout: str) -> list[tuple[int, int, int, str]] | None:
+    """PARTX's rows (number, first sector, sectors, type), or None when libblkid finds no table."""
+    if returncode != 0:
         return None  # "failed to read partition table"
     rows = []
-    for line in out.stdout.splitlines():
+    for line in stdout.splitlines():
         nr, start, sectors, *kind = line.split()
         rows.append((int(nr), int(start), int(sectors), kind[0].lower() if kind else ""))
     return rows
+
+
+def _partx(path: Path) -> list[tuple[int, int, int, str]] | None:
+    out = subprocess.run([*PARTX, str(path)], capture_output=True, text=True)
+    return parse_partx(out.returncode, out.stdout)
 
 
 def _protective_at_lba1(path: Path) -> bool:
@@ -122,13 +128,18 @@ def partitions(path: Path) -> list[Region]:
     if rows and table_scheme(path) == "gpt":
         if not _protective_at_lba1(path) or _primary_gpt_rows(path) != rows:
             return []
-    regions = []
+    return regions(rows, disk_size)
+
+
+def regions(rows: list[tuple[int, int, int, str]], disk_size: int) -> list[Region]:
+    """Partx's rows as the kernel would add them: no containers, nothing past the end, cut at the end."""
+    found = []
     for nr, start, sectors, kind in rows:
         begin, length = start * SECTOR, sectors * SECTOR
         if kind in CONTAINERS or length == 0 or begin >= disk_size:
             continue
-        regions.append(Region(nr, begin, min(length, disk_size - begin), kind))
-    return sorted(regions, key=lambda r: (r.start, r.number))
+        found.append(Region(nr, begin, min(length, disk_size - begin), kind))
+    return sorted(found, key=lambda r: (r.start, r.number))
 
 
 def outside(regions: list[Region], disk_size: int) -> list[tuple[int, int]]:

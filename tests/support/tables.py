@@ -24,12 +24,63 @@ def mbr_entries(path: Path) -> list[tuple[int, int, int, int]]:
     return [ENTRY.unpack_from(raw, 16 * i) for i in range(4)]
 
 
-def write_mbr(path: Path, entries: list[tuple[int, int, int, int]]) -> None:
-    """Write up to four (status, type, first sector, sectors) entries and the 0x55AA signature."""
+def write_mbr(path: Path, entries: list[tuple[int, int, int, int]], at: int = 0) -> None:
+    """Write up to four (status, type, first sector, sectors) entries and the 0x55AA signature into the boot
+    record at byte ``at`` (the MBR, or an extended boot record)."""
     raw = b"".join(ENTRY.pack(*e) for e in entries).ljust(64, b"\0") + b"\x55\xaa"
     with open(path, "r+b") as f:
-        f.seek(MBR_ENTRIES)
+        f.seek(at + MBR_ENTRIES)
         f.write(raw)
+
+
+# --- MBRs that util-linux's libblkid reads otherwise than Linux (docs/stream.md A6, A7) ----------------------
+
+EXT = 40960  # the extended partition of ``chain``: sectors EXT .. EXT + 60000
+U32 = 1 << 32
+
+
+def chain(path: Path, second: list[tuple[int, int, int, int]]) -> None:
+    """Partition 1, and an extended partition at EXT whose first boot record holds a logical partition and links
+    to a second boot record, at EXT + 10000, with the entries ``second``."""
+    write_mbr(path, [(0, 0x83, 2048, 20480), (0, 0x05, EXT, 60000)])
+    write_mbr(path, [(0, 0x83, 2048, 4096), (0, 0x05, 10000, 20000)], at=EXT * SECTOR)
+    write_mbr(path, second, at=(EXT + 10000) * SECTOR)
+
+
+def _backwards(path: Path) -> None:
+    chain(path, [(0, 0x83, 2048, 1024), (0, 0x05, 5000, 1000)])  # links back to EXT + 5000
+    write_mbr(path, [(0, 0x83, 100, 200)], at=(EXT + 5000) * SECTOR)
+
+
+def _self_link(path: Path) -> None:
+    write_mbr(path, [(0, 0x05, EXT, 20000)])
+    write_mbr(path, [(0, 0x83, 2048, 1024), (0, 0x05, 0, 20000)], at=EXT * SECTOR)  # a zero link: to itself
+
+
+def _aix(path: Path) -> None:
+    write_mbr(path, [(0, 0x83, 2048, 20480)])
+    with open(path, "r+b") as f:
+        f.write(b"\xc9\xc2\xd4\xc1")
+
+
+# name: (how to write it on a blank 64 MiB disk, the libblkid versions that read it otherwise than Linux)
+OTHER_READINGS = {
+    # Linux: past the disk's end; 2.38's 32-bit sum: EXT + 5000
+    "chain: a sum that wraps": (lambda p: chain(p, [(0, 0x83, U32 - 5000, 1024)]), {"2.38"}),
+    "chain: a start taken twice": (lambda p: chain(p, [(0, 0x83, 1, 100), (0, 0, 0, 0), (0, 0x83, 1, 50)]),
+                                   {"2.38", "2.41.5"}),
+    # a 3rd entry Linux skips (it overflows its boot record's span), which 2.38's 32-bit sums take in
+    "chain: a 3rd entry that wraps": (lambda p: chain(p, [(0, 0x83, 2048, 1024), (0, 0, 0, 0),
+                                                          (0, 0x83, U32 - 4000, 12000)]), {"2.38"}),
+    "chain: a partition outside the extended one": (lambda p: chain(p, [(0, 0x83, 60000, 1024)]), {"2.41.5"}),
+    "chain: a link backwards": (_backwards, {"2.41.5"}),
+    "chain: a zero link": (_self_link, {"2.38", "2.41.5"}),  # Linux repeats the partition up to its limit
+    "a swap partition past the disk's end": (lambda p: write_mbr(p, [(0, 0x83, 2048, 20480),
+                                                                     (0, 0x82, 131072 - 2048, 4096)]),
+                                             {"2.38", "2.41.5"}),  # 0x82 is Solaris x86 to libblkid
+    "AIX magic on an MBR": (_aix, {"2.38", "2.41.5"}),
+}
+ONE_READING = {"chain: plain": lambda p: chain(p, [(0, 0x83, 2048, 4096)])}  # what fdisk, sfdisk and parted write
 
 
 def _read(f, offset: int, length: int) -> bytearray:
@@ -62,3 +113,22 @@ def wipe_primary_gpt(path: Path) -> None:
     with open(path, "r+b") as f:
         f.seek(SECTOR)
         f.write(bytes(33 * SECTOR))
+
+
+def linux_reading(path: Path) -> set[tuple[int, int, int]]:
+    """(number, first byte, bytes) of the partitions osdef says Linux creates, extended nodes left out."""
+    from osdef.disk.ondisk.partitions import EXTENDED_NODE, read_table
+    from osdef.stream.blockio import open_disk
+
+    with open_disk(path, write=False) as disk:
+        table = read_table(disk)
+    return {(p.number, p.start, p.length) for p in table.partitions
+            if p.number and table.block.get(p.number) != EXTENDED_NODE}
+
+
+def libblkid_reading(returncode: int, stdout: str, disk_size: int) -> set[tuple[int, int, int]]:
+    """The same, from the output of kernelview.PARTX (libblkid), with the kernel's rules for the disk's end."""
+    from tests.support.kernelview import parse_partx, regions
+
+    rows = parse_partx(returncode, stdout)
+    return {(r.number, r.start, r.length) for r in regions(rows or [], disk_size)}

@@ -249,11 +249,11 @@ MBR_TYPES = [0x00, 0x05, 0x0F, 0x85, 0x83, 0x82, 0xEE, 0xEF, 0x0C, 0x07]
 
 
 @st.composite
-def mbr_changes(draw, disk_sectors: int, ebr: int | None) -> list[tuple[int, bytes]]:
-    """Entry fields of the MBR and (for the MBR template) of the first EBR."""
+def mbr_changes(draw, disk_sectors: int, ebrs: list[int]) -> list[tuple[int, bytes]]:
+    """Entry fields of the MBR and of the extended boot records (sectors ``ebrs``)."""
     changes = []
     for _ in range(draw(st.integers(1, 3))):
-        base = draw(st.sampled_from([0] + ([ebr * SECTOR] if ebr else [])))
+        base = draw(st.sampled_from([0] + [e * SECTOR for e in ebrs]))
         entry = base + 446 + 16 * draw(st.integers(0, 3 if base == 0 else 1))
         what = draw(st.sampled_from(["status", "type", "start", "size"]))
         if what == "status":
@@ -313,9 +313,10 @@ def _table_mutant(changes: list[tuple[int, bytes]], gpt_crcs: bool):
 def test_mbr_mutants(tmp_path, loops):
     t = template("mbr")
     ebr = (t.info["parts"][1].start - MiB) // SECTOR  # fsdisks.mbr puts the extended partition 1 MiB before
+    ebr2 = ebr + struct.unpack_from("<I", t.data, ebr * SECTOR + 446 + 16 + 8)[0]  # the first EBR's link
 
     @HYPO
-    @given(changes=mbr_changes(len(t.data) // SECTOR, ebr))
+    @given(changes=mbr_changes(len(t.data) // SECTOR, [ebr, ebr2]))
     # found by the tier: a type 0x82 (Solaris x86 to libblkid) partition past the disk's end; Linux drops it
     # and reads the rest, libblkid (partx) refuses the whole table, so the disk must arrive as it was
     @example(changes=[(450, b"\x82"), (ebr * SECTOR + 470, b"\xfcA\x00\x00"), (454, b"\xff\xff\xff\xff")])
