@@ -25,9 +25,10 @@ bytes allow another plausible reading:
   (type 0x42): partitions Linux adds that this module does not follow;
 * another kind of label at the start of a disk without an MBR or GPT (AIX,
   SGI, Sun, Mac, Amiga, OSF): Linux reads those too;
-* an MBR that util-linux's libblkid reads otherwise than Linux (a partition
-  of a nested-label type past the disk's end; an extended partition's chain
-  not every reader walks alike: mbr.py).
+* an MBR that util-linux's libblkid reads otherwise than Linux (a first
+  sector with AIX, NTFS or exFAT magic too; a partition of a nested-label
+  type past the disk's end; an extended partition's chain not every reader
+  walks alike: mbr.py).
 
 A filesystem at the start of the whole disk beside a partition table is the
 caller's check (osdef.stream.content asks osdef.disk.ondisk.signatures).
