@@ -99,10 +99,10 @@ def has_signature(sector: bytes | None) -> TypeGuard[bytes]:
 
 def kernel_mbr(read: ReadAt, sector0: bytes, disk_size: int) -> MbrReading | None:
     """The partitions Linux creates from the MBR in ``sector0``; None where Linux does not read it as one."""
-    table = entries(sector0)
-    if _aix(read, sector0, table):
+    if len(sector0) < SECTOR:
         return None
-    if not has_signature(sector0):
+    table = entries(sector0)
+    if _aix(read, sector0, table) or not has_signature(sector0):
         return None
     if any(boot not in (0x00, 0x80) for boot, _, _, _ in table):
         return None

@@ -14,9 +14,12 @@ import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from osdef.stream.blockio import open_disk
 from osdef.stream.content import BLOCK, Segment, plan_content
+from osdef.disk.ondisk import mbr, reader_of
 from osdef.disk.ondisk.partitions import read_table
 from tests.support.fsdisks import MiB, Part, gpt, make_fs, run
 from tests.support.kernelview import PARTX
@@ -287,3 +290,31 @@ def test_a_gpt_entry_ending_before_it_starts_runs_to_the_end(tmp_path):  # P6: u
     table = _table(disk)
     part = next(p for p in table.partitions if p.number == 2)
     assert (part.start, part.end) == (40000 * 512, DISK) and "past the end" in table.block[2]
+
+
+def _boot_record(entries: list[tuple[int, int, int, int]], prefix: bytes) -> bytes:
+    raw = bytearray(512)
+    raw[:len(prefix)] = prefix
+    for i, e in enumerate(entries):
+        struct.pack_into("<B3xB3xII", raw, 446 + 16 * i, *e)
+    raw[510:512] = b"\x55\xaa"
+    return bytes(raw)
+
+
+ENTRY = st.tuples(st.sampled_from([0, 0x80, 1]), st.sampled_from([0, 0x05, 0x0F, 0x82, 0x83, 0xA5, 0xEE, 0x07]),
+                  st.one_of(st.integers(0, 64), st.integers(0, 2 ** 32 - 1)),
+                  st.one_of(st.integers(0, 64), st.integers(0, 2 ** 32 - 1)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(header=st.binary(max_size=1100),
+       records=st.lists(st.tuples(st.lists(ENTRY, max_size=4),
+                                  st.sampled_from([b"", b"\xc9\xc2\xd4\xc1", b"\xeb\x52\x90NTFS    "])),
+                        max_size=3), cut=st.integers(0, 3000))
+def test_any_bytes_give_a_reading_or_none_never_an_error(header, records, cut):  # hostile input
+    """kernel_mbr over arbitrary bytes and over boot records chained in 512-byte steps (AIX and NTFS magic too),
+    whole or cut short."""
+    data = header + b"".join(_boot_record(e, prefix) for e, prefix in records) + bytes(512) + b"_LVM"
+    for disk in (data, data[:cut], data[len(header):], data[len(header):][:cut]):
+        reading = mbr.kernel_mbr(reader_of(disk), disk[:512], len(disk))
+        assert reading is None or all(s.length > 0 for s in reading.slots)
