@@ -104,7 +104,6 @@ def test_a_looping_chain_ends_at_the_partition_limit(tmp_path):  # P4: Linux rep
     assert "libblkid" in table.ambiguous  # A7: libblkid skips a zero link
 
 
-
 @pytest.mark.parametrize("name", sorted(OTHER_READINGS))
 def test_what_libblkid_reads_otherwise_is_two_readings(tmp_path, name):  # A6, A7
     """Each layout sends the whole disk at block level; where Debian 12's libblkid (2.38, this host's partx) is
