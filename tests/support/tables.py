@@ -12,6 +12,10 @@ import struct
 import zlib
 from pathlib import Path
 
+from osdef.disk.ondisk.partitions import EXTENDED_NODE, read_table
+from osdef.stream.blockio import open_disk
+from tests.support.kernelview import parse_partx, regions
+
 SECTOR = 512
 MBR_ENTRIES = 446
 ENTRY = struct.Struct("<B3xB3xII")  # status, (CHS), type, (CHS), first sector, sectors
@@ -117,9 +121,6 @@ def wipe_primary_gpt(path: Path) -> None:
 
 def linux_reading(path: Path) -> set[tuple[int, int, int]]:
     """(number, first byte, bytes) of the partitions osdef says Linux creates, extended nodes left out."""
-    from osdef.disk.ondisk.partitions import EXTENDED_NODE, read_table
-    from osdef.stream.blockio import open_disk
-
     with open_disk(path, write=False) as disk:
         table = read_table(disk)
     return {(p.number, p.start, p.length) for p in table.partitions
@@ -128,7 +129,5 @@ def linux_reading(path: Path) -> set[tuple[int, int, int]]:
 
 def libblkid_reading(returncode: int, stdout: str, disk_size: int) -> set[tuple[int, int, int]]:
     """The same, from the output of kernelview.PARTX (libblkid), with the kernel's rules for the disk's end."""
-    from tests.support.kernelview import parse_partx, regions
-
     rows = parse_partx(returncode, stdout)
     return {(r.number, r.start, r.length) for r in regions(rows or [], disk_size)}
