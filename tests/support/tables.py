@@ -28,13 +28,16 @@ def mbr_entries(path: Path) -> list[tuple[int, int, int, int]]:
     return [ENTRY.unpack_from(raw, 16 * i) for i in range(4)]
 
 
+def table_bytes(entries: list[tuple[int, int, int, int]]) -> bytes:
+    """A boot record's last 66 bytes: up to four (status, type, first sector, sectors) entries and 0x55AA."""
+    return b"".join(ENTRY.pack(*e) for e in entries).ljust(64, b"\0") + b"\x55\xaa"
+
+
 def write_mbr(path: Path, entries: list[tuple[int, int, int, int]], at: int = 0) -> None:
-    """Write up to four (status, type, first sector, sectors) entries and the 0x55AA signature into the boot
-    record at byte ``at`` (the MBR, or an extended boot record)."""
-    raw = b"".join(ENTRY.pack(*e) for e in entries).ljust(64, b"\0") + b"\x55\xaa"
+    """Write ``table_bytes(entries)`` into the boot record at byte ``at`` (the MBR, or an extended boot record)."""
     with open(path, "r+b") as f:
         f.seek(at + MBR_ENTRIES)
-        f.write(raw)
+        f.write(table_bytes(entries))
 
 
 # --- MBRs that util-linux's libblkid reads otherwise than Linux (docs/stream.md A6, A7) ----------------------
@@ -56,7 +59,9 @@ def _backwards(path: Path) -> None:
     write_mbr(path, [(0, 0x83, 100, 200)], at=(EXT + 5000) * SECTOR)
 
 
-def _self_link(path: Path) -> None:
+def self_link(path: Path) -> None:
+    """An extended partition at EXT whose boot record links to itself (a zero link): Linux repeats its logical
+    partition up to its limit."""
     write_mbr(path, [(0, 0x05, EXT, 20000)])
     write_mbr(path, [(0, 0x83, 2048, 1024), (0, 0x05, 0, 20000)], at=EXT * SECTOR)  # a zero link: to itself
 
@@ -78,7 +83,7 @@ OTHER_READINGS = {
                                                           (0, 0x83, U32 - 4000, 12000)]), {"2.38"}),
     "chain: a partition outside the extended one": (lambda p: chain(p, [(0, 0x83, 60000, 1024)]), {"2.41.5"}),
     "chain: a link backwards": (_backwards, {"2.41.5"}),
-    "chain: a zero link": (_self_link, {"2.38", "2.41.5"}),  # Linux repeats the partition up to its limit
+    "chain: a zero link": (self_link, {"2.38", "2.41.5"}),  # Linux repeats the partition up to its limit
     "a swap partition past the disk's end": (lambda p: write_mbr(p, [(0, 0x83, 2048, 20480),
                                                                      (0, 0x82, 131072 - 2048, 4096)]),
                                              {"2.38", "2.41.5"}),  # 0x82 is Solaris x86 to libblkid

@@ -23,7 +23,8 @@ from osdef.disk.ondisk import mbr, reader_of
 from osdef.disk.ondisk.partitions import read_table
 from tests.support.fsdisks import MiB, Part, gpt, make_fs, run
 from tests.support.kernelview import PARTX
-from tests.support.tables import ONE_READING, OTHER_READINGS, libblkid_reading, linux_reading, write_mbr
+from tests.support.tables import (EXT, ONE_READING, OTHER_READINGS, libblkid_reading, linux_reading,
+                                  self_link, table_bytes, write_mbr)
 
 DISK = 64 * MiB
 
@@ -94,12 +95,10 @@ def test_the_extended_chain_follows_the_kernel(tmp_path):  # P4
 
 def test_a_looping_chain_ends_at_the_partition_limit(tmp_path):  # P4: Linux repeats partitions, so do we
     disk = _blank(tmp_path)
-    ext = 40960
-    write_mbr(disk, [(0, 0x05, ext, 20000)])
-    write_mbr(disk, [(0, 0x83, 2048, 1024), (0, 0x05, 0, 20000)], at=ext * 512)  # links to itself
+    self_link(disk)
     table = _table(disk)
     logical = [p for p in table.partitions if p.number >= 5]
-    assert len(logical) == 251 and {p.start for p in logical} == {(ext + 2048) * 512}
+    assert len(logical) == 251 and {p.start for p in logical} == {(EXT + 2048) * 512}
     assert all(table.block[p.number].startswith("overlaps") for p in logical)
     assert "libblkid" in table.ambiguous  # A7: libblkid skips a zero link
 
@@ -292,12 +291,7 @@ def test_a_gpt_entry_ending_before_it_starts_runs_to_the_end(tmp_path):  # P6: u
 
 
 def _boot_record(entries: list[tuple[int, int, int, int]], prefix: bytes) -> bytes:
-    raw = bytearray(512)
-    raw[:len(prefix)] = prefix
-    for i, e in enumerate(entries):
-        struct.pack_into("<B3xB3xII", raw, 446 + 16 * i, *e)
-    raw[510:512] = b"\x55\xaa"
-    return bytes(raw)
+    return prefix + bytes(446 - len(prefix)) + table_bytes(entries)
 
 
 ENTRY = st.tuples(st.sampled_from([0, 0x80, 1]), st.sampled_from([0, 0x05, 0x0F, 0x82, 0x83, 0xA5, 0xEE, 0x07]),

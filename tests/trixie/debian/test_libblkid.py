@@ -36,9 +36,9 @@ def test_libblkid_2_41_reads_otherwise_exactly_where_it_is_said_to(trixie):
                 f.truncate(DISK)
             write(disk)
             out = trixie.run(*PARTX, f"{INSIDE}/libblkid/{i}.img", check=False)
-            seen = libblkid_reading(out.returncode, out.stdout, DISK)
-            if (seen != linux_reading(disk)) != differs:
-                wrong.append(f"{name}: libblkid 2.41.5 reads {sorted(seen)}, Linux {sorted(linux_reading(disk))}")
+            seen, linux = libblkid_reading(out.returncode, out.stdout, DISK), linux_reading(disk)
+            if (seen != linux) != differs:
+                wrong.append(f"{name}: libblkid 2.41.5 reads {sorted(seen)}, Linux {sorted(linux)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     assert not wrong, "\n".join(wrong)
