@@ -227,6 +227,18 @@ class LoopDevices:
                 loop.detach(self.devices.pop())
 
 
+def backing_file_of(dev: str) -> str | None:
+    """The file the kernel shows behind loop device ``dev`` (sysfs), or None once it is unbound.
+
+    Tests run in parallel and ``losetup -f`` hands out the lowest free device: a device just
+    detached may at once hold another test's file, so "detached" means "no longer holds mine".
+    """
+    try:
+        return Path(f"/sys/block/{os.path.basename(dev)}/loop/backing_file").read_text().rstrip("\n")
+    except FileNotFoundError:
+        return None
+
+
 @contextlib.contextmanager
 def unmapped():
     """Every disk without an allocation map (osdef.disk.filemap.NoMap), as an LVM or DRBD volume has none."""

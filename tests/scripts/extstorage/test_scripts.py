@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.support.extstorage import ok, one_error_line
+from tests.support.stream import backing_file_of
 
 pytestmark = pytest.mark.blockdev
 
@@ -29,6 +30,7 @@ def test_volume_lifecycle(provider, vol_name):
 
     dev = ok(provider.run("attach", VOL_NAME=vol_name, VOL_UUID="u0")).strip()
     assert dev.startswith("/dev/loop") and devsize(dev) == 64 * MIB
+    assert backing_file_of(dev) == str(img)
     # idempotent: the same device every time, nothing else on stdout
     for _ in range(3):
         assert ok(provider.run("attach", VOL_NAME=vol_name, VOL_UUID="u0")) == dev + "\n"
@@ -62,8 +64,7 @@ def test_volume_lifecycle(provider, vol_name):
 
     ok(provider.run("close", VOL_NAME=vol_name, VOL_UUID="u0"))
     ok(provider.run("detach", VOL_NAME=vol_name, VOL_UUID="u0"))
-    assert not os.path.exists(f"/sys/block/{os.path.basename(dev)}/loop/backing_file") or \
-        str(img) not in open(f"/sys/block/{os.path.basename(dev)}/loop/backing_file").read()
+    assert backing_file_of(dev) != str(img)
     ok(provider.run("detach", VOL_NAME=vol_name, VOL_UUID="u0"))  # idempotent
     # attached again after a detach, then removed while attached: remove detaches
     ok(provider.run("attach", VOL_NAME=vol_name, VOL_UUID="u0"))
