@@ -22,7 +22,7 @@ kept; its metadata lies inside the filesystem (inside the group without
 flex_bg) and overlaps neither another group's nor a superblock, descriptor or
 reserved-descriptor block (libext2fs's ``ext2fs_check_desc``); its counts are in range; the
 unused-inode count is at most the free-inode count; ``INODE_UNINIT`` means
-every inode free; the last group is not ``BLOCK_UNINIT``; a ``BLOCK_UNINIT``
+every inode free and unused; the last group is not ``BLOCK_UNINIT``; a ``BLOCK_UNINIT``
 group's free count is what its initialisation would leave; the block and
 inode bitmaps (where read) match their free counts and, with
 ``metadata_csum``, their checksums; no in-use inode lies in the unused tail.
@@ -103,6 +103,12 @@ def _check_descriptors(sb: Superblock, groups: list[GroupDesc]) -> list[tuple[in
                            f"({grp.free_inodes})")
         if grp.trusted(BG_INODE_UNINIT) and (grp.free_inodes != sb.inodes_per_group or grp.used_dirs):
             raise Unusable(f"its ext group {g} is marked INODE_UNINIT but has inodes in use")
+        # the flag with part of the table counted in use: two readings (Linux and libext2fs read none of
+        # it, a reader without the flag the head). libext2fs (ext2fs_set_gdt_csum) and Linux's resize
+        # (ext4_setup_new_descs) set INODE_UNINIT only with every inode unused.
+        if grp.trusted(BG_INODE_UNINIT) and grp.itable_unused != sb.inodes_per_group:
+            raise Unusable(f"its ext group {g} is marked INODE_UNINIT but counts {grp.itable_unused} of its "
+                           f"{sb.inodes_per_group} inodes unused")
         if grp.trusted(BG_BLOCK_UNINIT) and g == sb.groups - 1:
             raise Unusable(f"its last ext group ({g}) is marked BLOCK_UNINIT")
         if sb.group_csum:

@@ -161,6 +161,7 @@ def test_group_descriptor_mutants(tmp_path, loops, name):
 
     @HYPO
     @given(commands=descriptor_changes(t.info))
+    @example(commands=["set_bg 3 itable_unused 6", "set_bg 3 checksum calc"])  # INODE_UNINIT, head "in use"
     def run(commands):
         _run(tmp_path, loops, t.data, lambda disk: _debugfs_on_partition(disk, t.part, commands))
 

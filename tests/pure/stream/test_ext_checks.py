@@ -197,3 +197,20 @@ def test_a_superblock_failing_its_checksum_is_not_believed(tmp_path, tree):
         f.write(b"not-the-label")
     plan, warnings = _plan(disk)
     assert plan.mapped_partitions == 0 and "superblock fails its checksum" in warnings[0]
+
+
+def test_inode_uninit_over_a_partly_initialised_inode_table_is_a_second_reading(tmp_path, tree):
+    """INODE_UNINIT says no inode of the group was ever used; bg_itable_unused below the group's inode count says
+    its head was.  Linux and libext2fs follow the flag (none of the table is read), a reader that drops it reads
+    the head; e2fsck -fn calls such a filesystem clean.  A differential mutant (crc16 group checksums)."""
+    disk = _fs(tmp_path, "ext4", "^metadata_csum,uninit_bg", tree=tree)
+    info = run("dumpe2fs", disk).stdout
+    ipg = int(re.search(r"Inodes per group:\s+(\d+)", info).group(1))
+    group = int(re.search(r"^Group (\d+): .*INODE_UNINIT", info, re.M).group(1))
+    plan, warnings = _plan(disk)
+    assert plan.mapped_partitions == 1 and warnings == []
+    _debugfs(disk, f"set_bg {group} itable_unused {ipg - 10}", f"set_bg {group} checksum calc", write=True)
+    run("e2fsck", "-fn", disk)  # exit 0: clean
+    plan, warnings = _plan(disk)
+    assert plan.mapped_partitions == 0
+    assert f"group {group} is marked INODE_UNINIT but counts {ipg - 10} of its {ipg} inodes unused" in warnings[0]
