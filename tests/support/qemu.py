@@ -62,6 +62,18 @@ class Qemu:
         return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)[-1500:]
 
 
+_TIMESTAMPED = re.compile(r"\[\s*\d+\.\d+\] [^\n]*(?:\n|$)")
+
+
+def getty_text(console: str) -> str:
+    """The serial console without the kernel's and journald's timestamped lines.
+
+    The report units print on the console that getty prompts on, and one of their lines can land
+    inside the prompt ("net-x [   72.36] osdef-net-report[395]: ...\nlogin:", seen in CI): look
+    for ``<host> login:`` here, not in the raw console."""
+    return _TIMESTAMPED.sub("", console)
+
+
 def report_unit(description: str, script: str) -> str:
     """A systemd unit that runs ``script`` once the network is up and prints its output on the
     serial console (journald forwards it), for a boot test to read the guest's state from."""

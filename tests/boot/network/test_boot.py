@@ -29,6 +29,7 @@ from osdef.guest.session import GuestSession
 from tests.support.guest import only_steps
 from tests.support.network_cases import NET_A, instance, nic
 from tests.support.network import sparse
+from tests.support.qemu import getty_text
 from tests.boot.network.dhcpnet import stop
 
 pytestmark = [pytest.mark.guestfs, pytest.mark.boot]
@@ -100,13 +101,13 @@ def test_static_and_routed_nics_come_up_at_boot(tmp_path, libguestfs_settings):
     try:
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline and qemu.poll() is None:
-            if b"net-test login:" in serial.read_bytes() if serial.exists() else False:
+            if serial.exists() and "net-test login:" in getty_text(serial.read_bytes().decode(errors="replace")):
                 break
             time.sleep(2)
     finally:
         stop(qemu)
     console = _console(serial)
-    assert "net-test login:" in console, console[-2000:]
+    assert "net-test login:" in getty_text(console), console[-2000:]
     report = console[console.index("OSDEF-NET"):console.index("OSDEF-END")]
     assert re.search(r"nic0\s+UP\s+203\.0\.113\.7/32", report), report
     assert re.search(r"nic1\s+UP\s+198\.51\.100\.10/24 2001:db8:10:0:a800:ff:fe11:2233/64", report), report

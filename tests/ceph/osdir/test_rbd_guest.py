@@ -26,7 +26,7 @@ import pytest
 
 from tests.boot.network.dhcpnet import stop
 from tests.support.ceph import ext_blocks, ext_files, fsck_clean, ganeti_uri_env, last_partition, raw_copy
-from tests.support.qemu import report_unit
+from tests.support.qemu import getty_text, report_unit
 from tests.support.stream import run_script
 
 pytestmark = [pytest.mark.guestfs, pytest.mark.boot]
@@ -250,14 +250,14 @@ def test_the_imported_copy_boots_through_qemus_rbd_driver(guest, ceph, tmp_path)
     try:
         while time.monotonic() - started < BOOT_TIMEOUT and qemu.poll() is None:
             text = serial.read_bytes().decode(errors="replace") if serial.exists() else ""
-            if "OSDEF-RBD-REPORT-END" in text and " login:" in text:
+            if "OSDEF-RBD-REPORT-END" in text and " login:" in getty_text(text):
                 break
             time.sleep(2)
     finally:
         stop(qemu)
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r", "")
     print(f"boot from RBD: {time.monotonic() - started:.0f} s")
-    assert "rbd2 login:" in text, f"no login prompt; qemu: {qemu.stdout.read()[-500:]!r}; console ends:\n{text[-2000:]}"
+    assert "rbd2 login:" in getty_text(text), f"no login prompt; qemu: {qemu.stdout.read()[-500:]!r}; console ends:\n{text[-2000:]}"
     report = text.split("OSDEF-RBD-REPORT\n", 1)[-1].split("OSDEF-RBD-REPORT-END", 1)[0]
     assert "hostname: rbd2" in report, report
     assert "198.51.100.24/24" in report, report
